@@ -1,0 +1,113 @@
+"""Additive combinations of compressions [P5].
+
+The weights are the sum of separately compressed parts, ``w = Δ1(θ1) + Δ2(θ2) + …``, e.g. a
+K = 2 codebook plus a few sparse float corrections (Q+P) or a low-rank matrix plus sparse
+corrections (L+P). The C step ``min Σ ‖w − Σ_i Δi(θi)‖²`` is solved by alternating
+optimization over the parts [P5, §3]: each part's own C step is applied to the residual that the
+other parts leave, ``θi ← Πi(w − Σ_{j≠i} Δj(θj))``, sweep after sweep, until the error stops
+decreasing. Started from the previous C step's Θ (warm start), every part's step is at least as
+good as its current value, so the error never increases over sweeps.
+
+References: [P5] Carreira-Perpiñán & Idelbayev, *Model compression as constrained optimization
+... Part V: combining compressions*, arXiv:2107.04380.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Tuple
+
+import torch
+
+from .base import Compression, Theta, check_finite, check_int
+
+
+def _split(theta: Theta, i: int) -> Theta:
+    prefix = f"{i}."
+    return {k[len(prefix):]: v for k, v in theta.items() if k.startswith(prefix)}
+
+
+@dataclass(frozen=True)
+class AdditiveCombination(Compression):
+    """An additive combination ``Δ(Θ) = Σ_i Δi(θi)`` of any compressions, itself a compression.
+
+    Args:
+        parts: two or more compressions (any mix; an additive part is allowed).
+        max_sweeps: limit on alternation sweeps per C step (≥ 1).
+        tol: stop when a sweep lowers the error by less than ``tol`` times its value (≥ 0).
+
+    Θ: each part's Θ under the key prefix ``"i."`` (``"0.codebook"``, ``"1.indices"``, ...),
+    plus ``"sweep_errors"``: ``(S + 1,)`` float64, the error ‖w − Δ(Θ)‖² after the warm start and
+    after each of the S sweeps of this C step (not counted as storage).
+
+    Storage: the sum of the parts' bits.
+
+    Raises:
+        ValueError/TypeError: if fewer than two parts, a part is not a Compression,
+            ``max_sweeps`` < 1 or ``tol`` < 0.
+    """
+
+    parts: Tuple[Compression, ...]
+    max_sweeps: int = 50
+    tol: float = 1e-6
+
+    def __post_init__(self):
+        object.__setattr__(self, "parts", tuple(self.parts))
+        if len(self.parts) < 2:
+            raise ValueError(f"parts must hold at least two compressions, got {len(self.parts)}")
+        for i, p in enumerate(self.parts):
+            if not isinstance(p, Compression):
+                raise TypeError(f"parts[{i}] must be a Compression, got {type(p).__name__}")
+        check_int("max_sweeps", self.max_sweeps, 1)
+        if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
+            raise ValueError(f"tol must be a number ≥ 0, got tol={self.tol!r}")
+
+    @property
+    def needs_matrix(self) -> bool:  # type: ignore[override]
+        return any(p.needs_matrix for p in self.parts)
+
+    def check_view(self, shape: torch.Size) -> None:
+        for p in self.parts:
+            p.check_view(shape)
+
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+        check_finite(w)
+        w = w.detach()
+        n = len(self.parts)
+        if theta:
+            thetas = [_split(theta, i) for i in range(n)]
+            deltas = [p.decompress(t).reshape(w.shape).to(w.dtype) for p, t in zip(self.parts, thetas)]
+            total = torch.stack(deltas).sum(0)
+        else:
+            # Cold start: compress with each part in turn, on what the earlier parts leave.
+            thetas, deltas, total = [], [], torch.zeros_like(w)
+            for p in self.parts:
+                d, t = p.compress(w - total)
+                thetas.append(t)
+                deltas.append(d)
+                total = total + d
+        errors = [float(((w - total) ** 2).sum())]
+        for _ in range(self.max_sweeps):
+            for i, p in enumerate(self.parts):
+                rest = total - deltas[i]
+                d, t = p.compress(w - rest, thetas[i])
+                deltas[i], thetas[i] = d, t
+                total = rest + d
+            total = torch.stack(deltas).sum(0)  # re-sum to avoid drift from running updates
+            errors.append(float(((w - total) ** 2).sum()))
+            if errors[-2] - errors[-1] <= self.tol * errors[-2]:
+                break
+        out: Theta = {f"{i}.{k}": v for i, t in enumerate(thetas) for k, v in t.items() if k != "sweep_errors"}
+        out["sweep_errors"] = torch.tensor(errors, dtype=torch.float64)
+        return total, out
+
+    def decompress(self, theta: Theta) -> torch.Tensor:
+        deltas = [p.decompress(_split(theta, i)) for i, p in enumerate(self.parts)]
+        shape = deltas[0].shape
+        return torch.stack([d.reshape(shape) for d in deltas]).sum(0)
+
+    def bits(self, theta: Theta) -> int:
+        return sum(p.bits(_split(theta, i)) for i, p in enumerate(self.parts))
+
+    def describe(self) -> str:
+        return " + ".join(p.describe() for p in self.parts)

@@ -1,0 +1,111 @@
+"""The interface every compression implements.
+
+A compression is a small frozen dataclass of hyperparameters (K, κ, rank, ...). Its C step,
+:meth:`Compression.compress`, solves the ℓ2 projection of Part I [P1, eq. (5)]::
+
+    Θ = argmin_Θ ‖w − Δ(Θ)‖²
+
+on torch tensors, on the weight's own device and dtype, and returns the pair ``(Δ(Θ), Θ)``.
+``Θ`` is a dict of tensors (codebook and assignments, indices and values, factors): it warm-starts
+the next C step, gives the storage in bits and is what an exported model stores.
+
+References: [P1] Carreira-Perpiñán, arXiv:1707.01209, §4 (the C step is a compression of the
+weights alone, with no data involved).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import Dict, Optional, Tuple
+
+import torch
+
+Theta = Dict[str, torch.Tensor]
+
+#: Bits of one uncompressed floating-point value (the reference stores float32).
+FLOAT_BITS = 32
+
+
+def check_finite(w: torch.Tensor, name: str = "w") -> None:
+    """Raise ``ValueError`` if ``w`` holds NaN or ±inf.
+
+    Called before any k-means, top-κ or SVD so that a diverged L step fails loudly instead of
+    producing a NaN codebook.
+    """
+    if not torch.is_tensor(w):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(w).__name__}")
+    if w.is_floating_point() and not bool(torch.isfinite(w).all()):
+        bad = int((~torch.isfinite(w)).sum())
+        raise ValueError(
+            f"{name} has {bad} non-finite value(s) (NaN or inf) out of {w.numel()}; the C step "
+            "needs finite weights (did the L step diverge? lower the learning rate or μ)"
+        )
+
+
+class Compression(abc.ABC):
+    """Base class of all compressions (quantization, pruning, low-rank, additive).
+
+    Subclasses are frozen dataclasses whose fields are the hyperparameters. They implement:
+
+    * :meth:`compress` — the C step ``(w, Θ_prev) -> (Δ(Θ), Θ)``;
+    * :meth:`decompress` — ``Θ -> Δ(Θ)``;
+    * :meth:`bits` — the storage of ``Θ`` in bits.
+
+    Attributes:
+        needs_matrix: ``True`` if the C step needs a 2-D weight (low-rank); the task then views a
+            conv weight ``(n_out, n_in, k, k)`` as the matrix ``(n_out, n_in·k·k)``.
+    """
+
+    needs_matrix: bool = False
+
+    @abc.abstractmethod
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+        """C step: the best compressed approximation of ``w``.
+
+        Args:
+            w: the weights to compress, any shape (2-D for low-rank), floating point.
+            theta: the previous ``Θ`` of this compression, used as a warm start where the C step
+                is iterative (k-means); ``None`` for a cold start.
+
+        Returns:
+            ``(delta, theta)``: ``delta`` has the shape, dtype and device of ``w``;
+            ``theta`` is a dict of tensors on ``w``'s device.
+
+        Raises:
+            ValueError: if ``w`` has non-finite values or does not fit the compression
+                (e.g. κ larger than the number of weights).
+        """
+
+    @abc.abstractmethod
+    def decompress(self, theta: Theta) -> torch.Tensor:
+        """Δ(Θ): the dense weights that ``theta`` encodes."""
+
+    @abc.abstractmethod
+    def bits(self, theta: Theta) -> int:
+        """Storage of ``theta`` in bits (see each subclass for its coding scheme)."""
+
+    def check_view(self, shape: torch.Size) -> None:
+        """Raise ``ValueError`` if a weight view of this ``shape`` cannot take this compression.
+
+        Called once when a task is built, so bad settings fail before any training.
+        """
+
+    def describe(self) -> str:
+        """A short human-readable name, e.g. ``"Q(K=2)"``."""
+        return type(self).__name__
+
+
+def ceil_log2(k: int) -> int:
+    """⌈log2 k⌉ for k ≥ 1 (0 for k = 1): bits of one index into k items."""
+    if k < 1:
+        raise ValueError(f"k must be ≥ 1, got {k}")
+    return int(math.ceil(math.log2(k))) if k > 1 else 0
+
+
+def check_int(name: str, value, minimum: int) -> None:
+    """Raise ``ValueError``/``TypeError`` unless ``value`` is an int ≥ ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
+    if value < minimum:
+        raise ValueError(f"{name} must be ≥ {minimum}, got {name}={value}")

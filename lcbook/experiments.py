@@ -1,0 +1,222 @@
+"""Profiles and reference models with provenance.
+
+**Profiles.** One switch, the environment variable ``LCBOOK_PROFILE``, read only here by
+:func:`profile`, picks the scale of every chapter without editing it:
+
+* ``quick`` (default): real data subsets, a few epochs; each chapter runs in minutes on a
+  2-core CPU (this is what CI executes);
+* ``full``: the paper-scale recipes (full data, hundreds of epochs); meant for a GPU.
+
+Chapters write ``choose(quick=..., full=...)`` for every setting that depends on the profile.
+
+**References.** :func:`reference` returns a trained reference model, training it only if its
+checkpoint ``data/references/<model>-<dataset>-<profile>.pt`` is missing. Each checkpoint has a
+JSON record beside it: the command that made it, profile, recipe, epochs, test error, wall
+time, hardware, versions, git commit and date. Files are written atomically.
+
+Command line (to make or remake a reference)::
+
+    python -m lcbook.experiments reference resnet20 --profile quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+from torch import nn
+
+from . import data, models, train
+
+PROFILES = ("quick", "full")
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE_DIR = ROOT / "data" / "references"
+
+
+def profile() -> str:
+    """The active profile: ``$LCBOOK_PROFILE`` (``"quick"`` if unset).
+
+    Raises:
+        ValueError: if ``LCBOOK_PROFILE`` holds anything but ``quick`` or ``full``.
+    """
+    p = os.environ.get("LCBOOK_PROFILE", "quick").strip().lower() or "quick"
+    if p not in PROFILES:
+        raise ValueError(f"LCBOOK_PROFILE must be 'quick' or 'full', got LCBOOK_PROFILE={p!r}")
+    return p
+
+
+def choose(quick: Any, full: Any) -> Any:
+    """``quick`` or ``full`` according to :func:`profile`."""
+    return quick if profile() == "quick" else full
+
+
+def device() -> str:
+    """``"cuda"`` when a GPU is available, else ``"cpu"``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+#: Reference training recipes: (dataset, profile) -> settings of :func:`lcbook.train.train_reference`.
+#: ``train_size``/``None`` = the full training set. The full ResNet recipe is He et al. (2016) as
+#: used by the LC authors (SGD Nesterov 0.9, batch 128, 200 epochs, lr 0.1 ÷10 at 100 and 150,
+#: a 1e-4·Σ‖W‖² loss term = weight decay 2e-4); the quick recipe is a short one-cycle run that a
+#: 2-core CPU finishes in well under an hour.
+RECIPES: Dict[Tuple[str, str], Dict[str, Any]] = {
+    ("lenet300", "quick"): dict(dataset="mnist", train_size=None, epochs=20, batch_size=256, lr=0.1,
+                                schedule="exp", gamma=0.9, weight_decay=0.0, augment=False),
+    ("lenet300", "full"): dict(dataset="mnist", train_size=None, epochs=100, batch_size=256, lr=0.1,
+                               schedule="exp", gamma=0.98, weight_decay=0.0, augment=False),
+    ("resnet20", "quick"): dict(dataset="cifar10", train_size=None, epochs=10, batch_size=128, lr=0.2,
+                                schedule="onecycle", weight_decay=5e-4, augment=True),
+}
+for _depth in (20, 32, 56, 110):
+    RECIPES[(f"resnet{_depth}", "full")] = dict(
+        dataset="cifar10", train_size=None, epochs=200, batch_size=128, lr=0.1, schedule="step",
+        milestones=(100, 150), gamma=0.1, weight_decay=2e-4, augment=True,
+    )
+
+
+def provenance() -> Dict[str, Any]:
+    """Where and with what a result was made: hardware, versions, git commit, date."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return {
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "git_commit": commit or "unknown",
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "hardware": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {platform.machine()})",
+        "threads": torch.get_num_threads(),
+    }
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def atomic_write_json(obj: Any, path: Path) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def batches(dataset: str, split: str, batch_size: int = 256, size: Optional[int] = None,
+            train_mode: bool = False, augment: bool = False, seed: int = 0, dev: Optional[str] = None) -> data.Batches:
+    """:class:`lcbook.data.Batches` over a (class-balanced subset of a) dataset split."""
+    x, y = data.load(dataset)[split]
+    x, y = data.subset(x, y, size, seed=seed)
+    return data.Batches(x, y, dataset, batch_size=batch_size, train=train_mode, augment=augment,
+                        device=dev or device(), seed=seed)
+
+
+def reference_path(name: str, prof: Optional[str] = None) -> Path:
+    prof = prof or profile()
+    ds = RECIPES[(name, prof)]["dataset"] if (name, prof) in RECIPES else "data"
+    return REFERENCE_DIR / f"{name}-{ds}-{prof}.pt"
+
+
+def reference(name: str, prof: Optional[str] = None, progress: bool = True, seed: int = 0,
+              retrain: bool = False) -> Tuple[nn.Module, Dict[str, Any]]:
+    """A trained reference model and its record, trained now only if no checkpoint exists.
+
+    Args:
+        name: a model of :data:`lcbook.models.MODELS` with a recipe in :data:`RECIPES`.
+        prof: ``"quick"`` or ``"full"`` (default: :func:`profile`).
+        retrain: train even if a checkpoint exists (it is replaced only once the new one is saved).
+
+    Returns:
+        ``(model, record)``: the model in eval mode on :func:`device`, and the record dict
+        (recipe, test error in percent, wall time in seconds, provenance).
+
+    Raises:
+        ValueError: no recipe for ``(name, prof)``.
+    """
+    prof = prof or profile()
+    if (name, prof) not in RECIPES:
+        known = sorted({n for n, _ in RECIPES})
+        raise ValueError(f"no reference recipe for model {name!r} in profile {prof!r}; models: {known}")
+    path = reference_path(name, prof)
+    record_path = path.with_suffix(".json")
+    model = models.build(name)
+    if path.is_file() and record_path.is_file() and not retrain:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        record = json.loads(record_path.read_text())
+    else:
+        record = _train(name, prof, model, progress=progress, seed=seed)
+        atomic_save(model.state_dict(), path)
+        atomic_write_json(record, record_path)
+    return model.to(device()).eval(), record
+
+
+def _train(name: str, prof: str, model: nn.Module, progress: bool, seed: int) -> Dict[str, Any]:
+    r = RECIPES[(name, prof)]
+    torch.manual_seed(seed)
+    dev = device()
+    model.to(dev)
+    tr = batches(r["dataset"], "train", r["batch_size"], r["train_size"], train_mode=True, augment=r["augment"], seed=seed, dev=dev)
+    te = batches(r["dataset"], "test", 1000, dev=dev)
+    t0 = time.perf_counter()
+    losses = train.train_reference(
+        model, tr, epochs=r["epochs"], lr=r["lr"], milestones=tuple(r.get("milestones", ())),
+        gamma=r.get("gamma", 0.1), weight_decay=r["weight_decay"], schedule=r["schedule"], progress=progress,
+    )
+    secs = time.perf_counter() - t0
+    ev = train.evaluate(model, te)
+    model.cpu()
+    return {
+        "model": name,
+        "profile": prof,
+        "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in r.items()},
+        "seed": seed,
+        "command": f"python -m lcbook.experiments reference {name} --profile {prof}",
+        "test_error": ev["error"],
+        "test_loss": ev["loss"],
+        "final_train_loss": losses[-1],
+        "train_seconds": secs,
+        **provenance(),
+    }
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lcbook.experiments", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    ref = sub.add_parser("reference", help="train (or show) a reference model")
+    ref.add_argument("model", choices=sorted({n for n, _ in RECIPES}))
+    ref.add_argument("--profile", choices=PROFILES, default=None)
+    ref.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
+    args = ap.parse_args(argv)
+    prof = args.profile or profile()
+    if (args.model, prof) not in RECIPES:
+        ap.error(f"no recipe for {args.model} in profile {prof}")
+    _, record = reference(args.model, prof, retrain=args.retrain)
+    json.dump(record, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,379 @@
+"""The Learning-Compression (LC) algorithm [P1].
+
+Compression is the constrained problem ``min_{w,Θ} L(w) s.t. w = Δ(Θ)``. LC solves it with the
+augmented Lagrangian (or the quadratic penalty, λ ≡ 0) over an increasing schedule of μ
+[P1, §4, Fig. 3]:
+
+* start: ``Θ = Π(w̄)`` — the *direct compression* (DC) of the reference weights; ``λ = 0``;
+* for ``μ = μ0 < μ1 < …``:
+
+  - **L step**: ``w ← argmin_w L(w) + μ/2 ‖w − Δ(Θ) − λ/μ‖²`` (a few epochs of SGD);
+  - **C step**: ``Θ ← argmin_Θ ‖(w − λ/μ) − Δ(Θ)‖²`` (each task's compression);
+  - **multipliers**: ``λ ← λ − μ (w − Δ(Θ))``.
+
+The final model is ``Δ(Θ)``. :class:`Task` binds a compression to parameters by name; a model
+may have any number of tasks, single and additive mixed; one task may span several tensors.
+
+References: [P1] Carreira-Perpiñán, *Model compression as constrained optimization, with
+application to neural nets. Part I: general framework*, arXiv:1707.01209.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import torch
+from torch import nn
+from tqdm.std import tqdm
+
+from .compressions.base import Compression, Theta
+
+log = logging.getLogger(__name__)
+
+_VIEWS = ("auto", "flat", "matrix")
+
+
+@dataclass(frozen=True)
+class Task:
+    """A compression bound to one or more parameters of a model, by fully-qualified name.
+
+    Args:
+        params: a parameter name (``"fc1.weight"``) or a sequence of names compressed jointly
+            (one codebook or one κ over all of them).
+        compression: the :class:`~lcbook.compressions.Compression` to apply.
+        view: how the tensors are seen by the C step: ``"flat"`` concatenates them into one
+            vector (N,); ``"matrix"`` reshapes a single tensor ``(n_out, …)`` to
+            ``(n_out, n_in·k·k)``; ``"auto"`` (default) picks ``"matrix"`` for compressions that
+            need one (low-rank) and ``"flat"`` otherwise.
+        name: a label for tables (default: the parameter names).
+
+    Raises:
+        ValueError/TypeError: empty ``params``, a name that is not a string, a view not in
+            ``("auto", "flat", "matrix")``, or a compression that is not a Compression.
+    """
+
+    params: Union[str, Tuple[str, ...]]
+    compression: Compression
+    view: str = "auto"
+    name: Optional[str] = None
+
+    def __post_init__(self):
+        params = (self.params,) if isinstance(self.params, str) else tuple(self.params)
+        if not params:
+            raise ValueError("params must name at least one parameter, got an empty sequence")
+        for p in params:
+            if not isinstance(p, str):
+                raise TypeError(f"parameter names must be strings, got {p!r}")
+        if len(set(params)) != len(params):
+            raise ValueError(f"params names a parameter twice: {params}")
+        object.__setattr__(self, "params", params)
+        if not isinstance(self.compression, Compression):
+            raise TypeError(f"compression must be a Compression, got {type(self.compression).__name__}")
+        if self.view not in _VIEWS:
+            raise ValueError(f"view must be one of {_VIEWS}, got view={self.view!r}")
+
+    @property
+    def label(self) -> str:
+        return self.name or ",".join(self.params)
+
+
+class _Bound:
+    """A task resolved against a model: the parameter tensors and the view mapping."""
+
+    def __init__(self, task: Task, named: Dict[str, nn.Parameter]):
+        missing = [p for p in task.params if p not in named]
+        if missing:
+            some = ", ".join(list(named)[:8])
+            raise ValueError(
+                f"task {task.label!r}: no parameter named {missing[0]!r} in the model "
+                f"(parameters include: {some}, ...)"
+            )
+        self.task = task
+        self.tensors = [named[p] for p in task.params]
+        view = task.view
+        if view == "auto":
+            view = "matrix" if task.compression.needs_matrix else "flat"
+        if view == "matrix" and len(self.tensors) != 1:
+            raise ValueError(f"task {task.label!r}: view 'matrix' takes exactly one parameter, got {len(self.tensors)}")
+        self.view = view
+        w = self.gather()
+        task.compression.check_view(w.shape)
+        self.theta: Optional[Theta] = None
+        self.delta: Optional[torch.Tensor] = None  # Δ(Θ) in view shape
+        self.lam = torch.zeros_like(w)  # λ in view shape
+
+    def gather(self) -> torch.Tensor:
+        """The weights in the task's view (a detached tensor)."""
+        ts = [t.detach() for t in self.tensors]
+        if self.view == "matrix":
+            return ts[0].reshape(ts[0].shape[0], -1)
+        return ts[0].reshape(-1) if len(ts) == 1 else torch.cat([t.reshape(-1) for t in ts])
+
+    def scatter(self, v: torch.Tensor) -> List[torch.Tensor]:
+        """Split a view-shaped tensor back into tensors shaped like the parameters."""
+        flat = v.reshape(-1)
+        out, i = [], 0
+        for t in self.tensors:
+            out.append(flat[i : i + t.numel()].view_as(t))
+            i += t.numel()
+        return out
+
+    def numel(self) -> int:
+        return sum(t.numel() for t in self.tensors)
+
+
+LStep = Callable[["LCAlgorithm"], Dict[str, float]]
+
+
+def geometric_mu(mu0: float, a: float, steps: int) -> List[float]:
+    """The μ schedule ``μ_k = μ0·a^k`` for k = 0..steps−1 [P1, §6].
+
+    Raises:
+        ValueError: if ``mu0`` ≤ 0, ``a`` < 1 or ``steps`` < 1.
+    """
+    if not (mu0 > 0 and math.isfinite(mu0)):
+        raise ValueError(f"mu0 must be a finite number > 0, got mu0={mu0!r}")
+    if not (a >= 1 and math.isfinite(a)):
+        raise ValueError(f"a must be ≥ 1 (μ must not decrease), got a={a!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be an int ≥ 1, got steps={steps!r}")
+    return [mu0 * a**k for k in range(steps)]
+
+
+class LCAlgorithm:
+    """The LC algorithm on a model with one or more compression tasks.
+
+    Args:
+        model: the network; its current weights are the reference ``w̄``.
+        tasks: one or more :class:`Task`; a parameter may belong to one task only.
+        l_step: the L step, a function ``l_step(lc) -> dict`` that trains ``lc.model`` on
+            ``L(w) + μ/2‖w − Δ(Θ) − λ/μ‖²`` (use :meth:`penalty` or :meth:`add_penalty_grad_`);
+            :class:`lcbook.train.SGDLStep` is the default recipe.
+        mu_schedule: increasing penalty parameters μ_k (see :func:`geometric_mu`).
+        evaluate: optional ``evaluate(model) -> dict`` called on the compressed model Δ(Θ)
+            after each C step (e.g. test error in percent); its entries go into the history.
+        multipliers: ``True`` for the augmented Lagrangian, ``False`` for the quadratic penalty.
+        progress: show a tqdm bar over the μ steps (to stderr).
+
+    Attributes:
+        history: list of per-step records (dicts), the first for direct compression.
+
+    Raises:
+        ValueError/TypeError: empty task list, a parameter in two tasks or missing from the
+            model, a non-increasing or non-positive μ schedule, or a task that does not fit
+            its weights (e.g. κ larger than the number of weights).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tasks: Sequence[Task],
+        l_step: LStep,
+        mu_schedule: Sequence[float],
+        evaluate: Optional[Callable[[nn.Module], Dict[str, float]]] = None,
+        multipliers: bool = True,
+        progress: bool = True,
+    ):
+        tasks = list(tasks) if not isinstance(tasks, Task) else [tasks]
+        if not tasks:
+            raise ValueError("tasks is empty: give at least one Task to compress")
+        for i, t in enumerate(tasks):
+            if not isinstance(t, Task):
+                raise TypeError(f"tasks[{i}] must be a Task, got {type(t).__name__}")
+        seen: Dict[str, str] = {}
+        for t in tasks:
+            for p in t.params:
+                if p in seen:
+                    raise ValueError(f"parameter {p!r} is in two tasks ({seen[p]!r} and {t.label!r}); each weight takes one compression (use AdditiveCombination to combine)")
+                seen[p] = t.label
+        mus = [float(m) for m in mu_schedule]
+        if not mus:
+            raise ValueError("mu_schedule is empty: give at least one μ")
+        if any(not (m > 0 and math.isfinite(m)) for m in mus):
+            raise ValueError(f"mu_schedule must hold finite values > 0, got {mus}")
+        if any(b < a for a, b in zip(mus, mus[1:])):
+            raise ValueError(f"mu_schedule must not decrease, got {mus}")
+        if not callable(l_step):
+            raise TypeError(f"l_step must be callable, got {type(l_step).__name__}")
+        self.model = model
+        named = dict(model.named_parameters())
+        self.tasks = [_Bound(t, named) for t in tasks]
+        self.l_step = l_step
+        self.mu_schedule = mus
+        self.evaluate = evaluate
+        self.multipliers = multipliers
+        self.progress = progress
+        self.step = -1  # index of the last completed μ step; -1: none yet
+        self.mu = 0.0
+        self.history: List[Dict[str, float]] = []
+        self._targets: Optional[List[Tuple[torch.Tensor, torch.Tensor]]] = None
+
+    # --- the steps -------------------------------------------------------------------------
+
+    def c_step(self) -> float:
+        """C step of every task on ``w − λ/μ``; returns its wall time in seconds."""
+        t0 = time.perf_counter()
+        for b in self.tasks:
+            w = b.gather()
+            x = w - b.lam / self.mu if (self.multipliers and self.mu > 0) else w
+            b.delta, b.theta = b.task.compression.compress(x, b.theta)
+        self._targets = None
+        return time.perf_counter() - t0
+
+    def direct_compression(self) -> Dict[str, float]:
+        """Direct compression (DC): Θ = Π(w) of the current weights, λ = 0 [P1, §3].
+
+        Returns the history record of step ``"DC"`` (also appended to :attr:`history`).
+        """
+        for b in self.tasks:
+            b.lam.zero_()
+            b.theta = None
+        self.mu = 0.0
+        secs = self.c_step()
+        rec = self._record("DC", c_seconds=secs, l_seconds=0.0, l_stats={})
+        return rec
+
+    def update_multipliers(self) -> None:
+        """``λ ← λ − μ (w − Δ(Θ))`` (augmented Lagrangian only)."""
+        if not self.multipliers:
+            return
+        for b in self.tasks:
+            b.lam.sub_(self.mu * (b.gather() - b.delta))
+        self._targets = None
+
+    def targets(self) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        """Pairs ``(w_p, Δ_p + λ_p/μ)`` for every compressed parameter tensor, as the L step
+        pulls each ``w_p`` towards its target."""
+        if self._targets is None:
+            pairs = []
+            for b in self.tasks:
+                tgt = b.delta + b.lam / self.mu if self.multipliers else b.delta
+                pairs.extend(zip(b.tensors, [t.detach() for t in b.scatter(tgt)]))
+            self._targets = pairs
+        return self._targets
+
+    def penalty(self) -> torch.Tensor:
+        """``μ/2 Σ ‖w − Δ(Θ) − λ/μ‖²`` as a differentiable scalar (add it to the L step loss)."""
+        return 0.5 * self.mu * sum(((w - t) ** 2).sum() for w, t in self.targets())
+
+    @torch.no_grad()
+    def add_penalty_grad_(self) -> None:
+        """Add the gradient ``μ (w − Δ(Θ) − λ/μ)`` of :meth:`penalty` to each ``w.grad``.
+
+        Equivalent to back-propagating :meth:`penalty`, without building its graph; call it
+        after ``loss.backward()`` and before ``optimizer.step()``.
+        """
+        for w, t in self.targets():
+            g = (w - t).mul_(self.mu)
+            if w.grad is None:
+                w.grad = g
+            else:
+                w.grad.add_(g)
+
+    def distance(self) -> float:
+        """``Σ_tasks ‖w − Δ(Θ)‖²``: how far the weights are from feasible."""
+        return float(sum(((b.gather() - b.delta) ** 2).sum() for b in self.tasks))
+
+    # --- running -------------------------------------------------------------------------
+
+    def run(self) -> List[Dict[str, float]]:
+        """Run DC (if not done yet) and the remaining μ steps; returns :attr:`history`.
+
+        Continues from :attr:`step` so that a run restored by :meth:`load_state_dict` resumes.
+        """
+        if self.tasks[0].theta is None:
+            self.direct_compression()
+        todo = range(self.step + 1, len(self.mu_schedule))
+        bar = tqdm(todo, desc="LC", disable=not self.progress, leave=False)
+        for k in bar:
+            self.mu = self.mu_schedule[k]
+            self._targets = None
+            t0 = time.perf_counter()
+            stats = self.l_step(self) or {}
+            l_secs = time.perf_counter() - t0
+            c_secs = self.c_step()
+            self.update_multipliers()
+            self.step = k
+            rec = self._record(k, c_seconds=c_secs, l_seconds=l_secs, l_stats=stats)
+            bar.set_postfix({k2: f"{v:.3g}" for k2, v in rec.items() if k2 in ("mu", "distance", "test_error")})
+        bar.close()
+        return self.history
+
+    def _record(self, step, c_seconds: float, l_seconds: float, l_stats: Dict[str, float]) -> Dict[str, float]:
+        rec: Dict[str, float] = {"step": step, "mu": self.mu, "distance": self.distance()}
+        rec.update({k: float(v) for k, v in l_stats.items()})
+        if self.evaluate is not None:
+            with self.compressed(), torch.no_grad():
+                rec.update({k: float(v) for k, v in self.evaluate(self.model).items()})
+        rec["bits"] = self.compressed_bits()
+        rec["l_seconds"], rec["c_seconds"] = l_seconds, c_seconds
+        self.history.append(rec)
+        log.info("LC step %s: %s", step, rec)
+        return rec
+
+    # --- the compressed model ------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def compressed(self) -> Iterator[nn.Module]:
+        """Within the block the model's compressed weights are Δ(Θ); on exit the weights and
+        all buffers (e.g. BatchNorm statistics) are restored, even after an exception."""
+        if any(b.delta is None for b in self.tasks):
+            raise RuntimeError("no Θ yet: run direct_compression() or run() first")
+        saved_w = [[t.detach().clone() for t in b.tensors] for b in self.tasks]
+        saved_buf = {k: v.detach().clone() for k, v in self.model.named_buffers()}
+        try:
+            with torch.no_grad():
+                for b in self.tasks:
+                    for t, d in zip(b.tensors, b.scatter(b.delta)):
+                        t.copy_(d)
+            yield self.model
+        finally:
+            with torch.no_grad():
+                for b, ws in zip(self.tasks, saved_w):
+                    for t, w in zip(b.tensors, ws):
+                        t.copy_(w)
+                for k, v in self.model.named_buffers():
+                    v.copy_(saved_buf[k])
+
+    @torch.no_grad()
+    def apply_compression_(self) -> None:
+        """Write Δ(Θ) into the model's weights for good (the final compressed model)."""
+        for b in self.tasks:
+            for t, d in zip(b.tensors, b.scatter(b.delta)):
+                t.copy_(d)
+
+    def compressed_bits(self) -> int:
+        """Bits of all tasks' Θ (excludes the parameters no task compresses)."""
+        return sum(b.task.compression.bits(b.theta) for b in self.tasks)
+
+    # --- state ----------------------------------------------------------------------------
+
+    def state_dict(self) -> Dict:
+        """The LC state: weights, Θ, λ, μ step and history (tensors, numbers and strings only,
+        so it loads with ``torch.load(weights_only=True)``)."""
+        return {
+            "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
+            "step": self.step,
+            "mu": self.mu,
+            "thetas": [dict(b.theta) if b.theta is not None else None for b in self.tasks],
+            "lambdas": [b.lam.clone() for b in self.tasks],
+            "history": [dict(r) for r in self.history],
+        }
+
+    def load_state_dict(self, state: Dict) -> None:
+        """Restore a state from :meth:`state_dict` (same model and tasks)."""
+        if len(state["thetas"]) != len(self.tasks):
+            raise ValueError(f"state has {len(state['thetas'])} tasks, this LC run has {len(self.tasks)}")
+        self.model.load_state_dict(state["model"])
+        self.step, self.mu = int(state["step"]), float(state["mu"])
+        for b, th, lam in zip(self.tasks, state["thetas"], state["lambdas"]):
+            b.theta = dict(th) if th is not None else None
+            b.delta = None if th is None else b.task.compression.decompress(b.theta).reshape(b.lam.shape).to(b.lam.dtype)
+            b.lam = lam.clone()
+        self.history = [dict(r) for r in state["history"]]
+        self._targets = None

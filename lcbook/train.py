@@ -1,0 +1,201 @@
+"""Reference training, evaluation and the default L step.
+
+The L step of LC [P1, §4] minimises ``L(w) + μ/2 ‖w − Δ(Θ) − λ/μ‖²`` over the weights.
+:class:`SGDLStep` does it as the LC authors do in their experiments: a fixed number of epochs of
+SGD with momentum, the learning rate restarted at every L step and decayed within it; the
+penalty's gradient ``μ(w − Δ(Θ) − λ/μ)`` is added to the loss gradient of the compressed weights.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, Iterable, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.std import tqdm
+
+
+def weight_params(model: nn.Module) -> Iterable[nn.Parameter]:
+    """Parameters with more than one dimension (conv and linear weights)."""
+    return [p for p in model.parameters() if p.ndim > 1]
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, torch.Tensor]]) -> Dict[str, float]:
+    """Classification error (percent) and mean cross-entropy loss of ``model`` in eval mode.
+
+    Returns:
+        ``{"error": percent in [0, 100], "loss": nats per example}``.
+    """
+    was_training = model.training
+    model.eval()
+    wrong, total, loss = 0, 0, 0.0
+    for x, y in batches:
+        out = model(x)
+        loss += float(F.cross_entropy(out, y, reduction="sum"))
+        wrong += int((out.argmax(1) != y).sum())
+        total += len(y)
+    model.train(was_training)
+    if total == 0:
+        raise ValueError("evaluate got no batches")
+    return {"error": 100.0 * wrong / total, "loss": loss / total}
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, torch.Tensor]], max_batches: int = 50) -> None:
+    """Re-estimate BatchNorm running statistics of ``model`` on up to ``max_batches`` batches.
+
+    After compression the activations' statistics change; the statistics kept from training the
+    uncompressed weights no longer fit. A no-op for models without BatchNorm.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not bns:
+        return
+    was_training = model.training
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches seen
+    model.train()
+    for i, (x, _) in enumerate(batches):
+        if i >= max_batches:
+            break
+        model(x)
+    for m in bns:
+        m.momentum = 0.1
+    model.train(was_training)
+
+
+def train_epoch(
+    model: nn.Module,
+    batches: Iterable[Tuple[torch.Tensor, torch.Tensor]],
+    optimizer: torch.optim.Optimizer,
+    after_backward=None,
+    after_step=None,
+) -> float:
+    """One pass of SGD over ``batches``; returns the mean training loss (nats per example).
+
+    ``after_backward()`` (e.g. :meth:`lcbook.lc.LCAlgorithm.add_penalty_grad_`) is called after
+    each ``loss.backward()``, ``after_step()`` after each ``optimizer.step()`` (e.g. a per-batch
+    lr scheduler). Raises ``FloatingPointError`` if the loss becomes non-finite.
+    """
+    model.train()
+    total, n = 0.0, 0
+    for x, y in batches:
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        if after_backward is not None:
+            after_backward()
+        optimizer.step()
+        if after_step is not None:
+            after_step()
+        total += float(loss.detach()) * len(y)
+        n += len(y)
+    if not math.isfinite(total):
+        raise FloatingPointError("training loss is not finite; lower the learning rate")
+    return total / max(n, 1)
+
+
+def make_sgd(model: nn.Module, lr: float, momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 0.0):
+    """SGD with (Nesterov) momentum; ``weight_decay`` applies to weights only (not BN or biases).
+
+    A loss term ``c·Σ‖W‖²`` equals ``weight_decay = 2c``.
+    """
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    other = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": other, "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=lr, momentum=momentum, nesterov=nesterov and momentum > 0)
+
+
+def train_reference(
+    model: nn.Module,
+    train_batches,
+    epochs: int,
+    lr: float,
+    milestones: Tuple[int, ...] = (),
+    gamma: float = 0.1,
+    weight_decay: float = 0.0,
+    momentum: float = 0.9,
+    schedule: str = "step",
+    progress: bool = True,
+) -> list:
+    """Train ``model`` from scratch; returns the per-epoch mean training loss.
+
+    Args:
+        epochs: passes over ``train_batches`` (≥ 1).
+        lr: initial learning rate.
+        schedule: ``"step"`` (×``gamma`` at each epoch in ``milestones``, the ResNet recipe of
+            He et al. 2016), ``"exp"`` (×``gamma`` every epoch) or ``"onecycle"`` (linear warm-up
+            over the first 15% of the steps then linear decay to 0: good for short CPU budgets).
+        weight_decay: PyTorch weight decay on conv/linear weights (= 2× a ``c·Σ‖W‖²`` loss term).
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be ≥ 1, got {epochs}")
+    if schedule not in ("step", "exp", "onecycle"):
+        raise ValueError(f"schedule must be 'step', 'exp' or 'onecycle', got {schedule!r}")
+    opt = make_sgd(model, lr, momentum=momentum, weight_decay=weight_decay)
+    per_batch = None
+    if schedule == "onecycle":
+        per_batch = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=lr, total_steps=epochs * len(train_batches), pct_start=0.15,
+            anneal_strategy="linear", cycle_momentum=False,
+        ).step
+    losses = []
+    bar = tqdm(range(epochs), desc="reference", disable=not progress, leave=False)
+    for ep in bar:
+        if schedule != "onecycle":
+            f = gamma ** sum(ep >= m for m in milestones) if schedule == "step" else gamma**ep
+            for g in opt.param_groups:
+                g["lr"] = lr * f
+        losses.append(train_epoch(model, train_batches, opt, after_step=per_batch))
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    return losses
+
+
+@dataclass
+class SGDLStep:
+    """The default L step: SGD on the loss plus the LC penalty [P1, §4; LC-tk recipes].
+
+    Each call (one L step) builds a fresh optimizer, so the learning rate restarts at every L
+    step: epoch ``e`` of L step ``k`` uses ``lr · step_decay^k · epoch_decay^e``.
+
+    Args:
+        batches: training batches (e.g. :class:`lcbook.data.Batches` with ``train=True``).
+        epochs: epochs per L step (≥ 1).
+        lr: learning rate at the start of the first L step (> 0).
+        epoch_decay: factor per epoch within an L step (LC-tk CIFAR runs: 0.99).
+        step_decay: factor per L step (LC-tk LeNet300 runs: 0.98).
+        momentum, nesterov: SGD momentum.
+        weight_decay: PyTorch weight decay on weights (usually 0 during LC: the penalty
+            already pulls the weights).
+
+    Returns (per call): ``{"train_loss": mean loss in nats, "lr": first lr of the step}``.
+    """
+
+    batches: object
+    epochs: int = 1
+    lr: float = 0.01
+    epoch_decay: float = 1.0
+    step_decay: float = 1.0
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 0.0
+
+    def __post_init__(self):
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be an int ≥ 1, got epochs={self.epochs!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a finite number > 0, got lr={self.lr!r}")
+
+    def __call__(self, lc) -> Dict[str, float]:
+        lr0 = self.lr * self.step_decay ** max(lc.step + 1, 0)
+        opt = make_sgd(lc.model, lr0, self.momentum, self.nesterov, self.weight_decay)
+        loss = float("nan")
+        for e in range(self.epochs):
+            for g in opt.param_groups:
+                g["lr"] = lr0 * self.epoch_decay**e
+            loss = train_epoch(lc.model, self.batches, opt, after_backward=lc.add_penalty_grad_)
+        return {"train_loss": loss, "lr": lr0}

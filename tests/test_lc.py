@@ -1,0 +1,209 @@
+"""The LC algorithm on tiny models: convergence to feasibility, tasks, state, bad input."""
+
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from lcbook import (
+    AdaptiveQuantization,
+    AdditiveCombination,
+    ConstraintL0Pruning,
+    LCAlgorithm,
+    LowRank,
+    Task,
+    geometric_mu,
+    storage_report,
+)
+from lcbook.models import LeNet300, resnet20
+
+
+class Regression(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(10, 8)
+        self.b = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x)))
+
+
+def _problem(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(256, 10, generator=g)
+    teacher = Regression()
+    with torch.no_grad():
+        y = teacher(x) + 0.01 * torch.randn(256, 3, generator=g)
+    torch.manual_seed(seed)
+    model = Regression()
+    opt = torch.optim.Adam(model.parameters(), 1e-2)
+    for _ in range(300):
+        opt.zero_grad()
+        ((model(x) - y) ** 2).mean().backward()
+        opt.step()
+    return model, x, y
+
+
+def _l_step(x, y, iters=100, lr=1e-2):
+    def l_step(lc):
+        opt = torch.optim.Adam(lc.model.parameters(), lr)
+        for _ in range(iters):
+            opt.zero_grad()
+            loss = ((lc.model(x) - y) ** 2).mean() + lc.penalty()
+            loss.backward()
+            opt.step()
+        return {"train_loss": float(loss)}
+
+    return l_step
+
+
+def _tasks():
+    return [
+        Task("a.weight", AdaptiveQuantization(2)),
+        Task("b.weight", AdditiveCombination((AdaptiveQuantization(2), ConstraintL0Pruning(kappa=3)))),
+    ]
+
+
+@pytest.mark.parametrize("multipliers", [True, False])
+def test_lc_reaches_feasibility_and_beats_direct_compression(multipliers):
+    model, x, y = _problem()
+    mse = lambda m: {"mse": float(((m(x) - y) ** 2).mean())}
+    lc = LCAlgorithm(model, _tasks(), _l_step(x, y), geometric_mu(1e-2, 2.0, 14), evaluate=mse,
+                     multipliers=multipliers, progress=False)
+    hist = lc.run()
+    assert hist[0]["step"] == "DC" and len(hist) == 15
+    assert hist[-1]["distance"] < 1e-3 * max(hist[1]["distance"], 1e-12) + 1e-6
+    assert hist[-1]["mse"] < hist[0]["mse"]  # LC beats direct compression
+    with lc.compressed() as m:
+        assert torch.unique(m.a.weight).numel() <= 2
+    # Feasibility of the additive task's parts.
+    th = lc.tasks[1].theta
+    assert th["0.codebook"].numel() <= 2 and th["1.indices"].numel() <= 3
+
+
+def test_compressed_context_restores_weights_and_buffers_even_on_error():
+    model = resnet20()
+    tasks = [Task("layer1.0.conv1.weight", AdaptiveQuantization(2))]
+    lc = LCAlgorithm(model, tasks, lambda lc: {}, [1.0], progress=False)
+    lc.direct_compression()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(RuntimeError, match="boom"):
+        with lc.compressed() as m:
+            assert torch.unique(m.layer1[0].conv1.weight).numel() <= 2
+            m.bn1.running_mean.add_(1.0)
+            raise RuntimeError("boom")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_joint_task_shares_one_codebook_and_one_kappa_across_layers():
+    model = LeNet300()
+    names = ["fc1.weight", "fc2.weight", "fc3.weight"]
+    lc = LCAlgorithm(model, [Task(names, AdditiveCombination((AdaptiveQuantization(2), ConstraintL0Pruning(fraction=0.01))))],
+                     lambda lc: {}, [1.0], progress=False)
+    lc.direct_compression()
+    with lc.compressed() as m:
+        ws = torch.cat([m.fc1.weight.flatten(), m.fc2.weight.flatten(), m.fc3.weight.flatten()])
+    n = ws.numel()
+    th = lc.tasks[0].theta
+    assert th["0.codebook"].numel() == 2
+    assert th["1.indices"].numel() == round(0.01 * n)
+    # Every weight is a codebook value plus (for at most κ of them) a sparse correction.
+    c = th["0.codebook"]
+    off = (ws[:, None] - c[None]).abs().min(1).values > 0
+    assert int(off.sum()) <= th["1.indices"].numel()
+
+
+def test_low_rank_task_views_conv_as_matrix():
+    model = resnet20()
+    lc = LCAlgorithm(model, [Task("layer2.0.conv2.weight", LowRank(4))], lambda lc: {}, [1.0], progress=False)
+    lc.direct_compression()
+    assert lc.tasks[0].theta["U"].shape == (32, 4) and lc.tasks[0].theta["V"].shape == (4, 32 * 9)
+    with lc.compressed() as m:
+        w = m.layer2[0].conv2.weight
+        assert w.shape == (32, 32, 3, 3)
+        assert int(torch.linalg.matrix_rank(w.reshape(32, -1), rtol=1e-4)) <= 4
+
+
+def test_storage_report_counts_every_parameter():
+    model = LeNet300()
+    lc = LCAlgorithm(model, [Task(["fc1.weight", "fc2.weight", "fc3.weight"], AdaptiveQuantization(2))],
+                     lambda lc: {}, [1.0], progress=False)
+    lc.direct_compression()
+    rep = storage_report(lc)
+    n_w = 784 * 300 + 300 * 100 + 100 * 10
+    assert rep["compressed_bits"] == n_w * 1 + 2 * 32
+    assert rep["uncompressed_params"] == 300 + 100 + 10
+    assert rep["reference_bits"] == 32 * 266610
+    assert rep["ratio"] == pytest.approx(32 * 266610 / (n_w + 64 + 32 * 410))
+
+
+def test_state_dict_round_trip_and_resume_gives_same_result():
+    model, x, y = _problem(1)
+    mus = geometric_mu(1e-2, 2.0, 6)
+
+    def make(m):
+        return LCAlgorithm(m, _tasks(), _l_step(x, y, iters=20), mus, progress=False)
+
+    torch.manual_seed(0)
+    full = make(Regression())
+    full.model.load_state_dict(model.state_dict())
+    full.run()
+
+    part = make(Regression())
+    part.model.load_state_dict(model.state_dict())
+    part.mu_schedule = mus[:3]
+    part.run()
+    buf = io.BytesIO()
+    torch.save(part.state_dict(), buf)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=True)
+    resumed = make(Regression())
+    resumed.load_state_dict(state)
+    assert resumed.step == 2
+    resumed.run()
+    assert [r["step"] for r in resumed.history] == ["DC", 0, 1, 2, 3, 4, 5]
+    for p, q in zip(full.model.parameters(), resumed.model.parameters()):
+        assert torch.allclose(p, q, atol=1e-6)
+
+
+def test_bad_arguments_name_the_argument():
+    model = LeNet300()
+    ok = lambda lc: {}
+    with pytest.raises(ValueError, match="tasks is empty"):
+        LCAlgorithm(model, [], ok, [1.0])
+    with pytest.raises(ValueError, match="no parameter named 'fc9.weight'"):
+        LCAlgorithm(model, [Task("fc9.weight", AdaptiveQuantization(2))], ok, [1.0])
+    with pytest.raises(ValueError, match="kappa=10000 is larger than the number of weights"):
+        LCAlgorithm(model, [Task("fc3.weight", ConstraintL0Pruning(kappa=10000))], ok, [1.0])
+    with pytest.raises(ValueError, match="'fc1.weight' is in two tasks"):
+        LCAlgorithm(model, [Task("fc1.weight", AdaptiveQuantization(2)), Task("fc1.weight", LowRank(2))], ok, [1.0])
+    with pytest.raises(ValueError, match="mu_schedule must not decrease"):
+        LCAlgorithm(model, [Task("fc1.weight", AdaptiveQuantization(2))], ok, [2.0, 1.0])
+    with pytest.raises(ValueError, match="params must name at least one parameter"):
+        Task([], AdaptiveQuantization(2))
+    with pytest.raises(ValueError, match="view must be one of"):
+        Task("fc1.weight", AdaptiveQuantization(2), view="cube")
+    with pytest.raises(ValueError, match="mu0 must be a finite number > 0, got mu0=0"):
+        geometric_mu(0, 1.1, 3)
+    with pytest.raises(RuntimeError, match="no Θ yet"):
+        with LCAlgorithm(model, [Task("fc1.weight", AdaptiveQuantization(2))], ok, [1.0]).compressed():
+            pass
+
+
+def test_penalty_gradient_matches_autograd():
+    model, x, y = _problem(2)
+    lc = LCAlgorithm(model, _tasks(), lambda lc: {}, [0.5], progress=False)
+    lc.direct_compression()
+    lc.mu = 0.5
+    for b in lc.tasks:
+        b.lam.normal_()
+    lc._targets = None
+    model.zero_grad()
+    lc.penalty().backward()
+    auto = [p.grad.clone() for p in (model.a.weight, model.b.weight)]
+    model.zero_grad()
+    lc.add_penalty_grad_()
+    for a, p in zip(auto, (model.a.weight, model.b.weight)):
+        assert torch.allclose(a, p.grad, atol=1e-6)
