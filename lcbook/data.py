@@ -210,3 +210,10 @@ class Batches:
             if self.train and self.augment:
                 xb = self._augment(xb)
             yield xb, self.y[idx]
+
+
+if __name__ == "__main__":  # python -m lcbook.data: prepare both datasets (extract + cache)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for _name in ("mnist", "cifar10"):
+        _d = load(_name)
+        print(f"{_name}: train {tuple(_d['train'][0].shape)}, test {tuple(_d['test'][0].shape)} in {data_dir()}")

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up everything on a fresh machine (Python 3.11): a virtual environment with the pinned
+# requirements and lcbook, and the datasets as tensor caches under data/datasets/.
+# Idempotent: a second run only checks. Data comes from ../shared/data/*.tar.gz when present
+# (offline), else from torchvision's download (needs internet).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "== creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.requirements.sha256
+want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "== installing requirements (torch from local disk where available; a few minutes)"
+  # pip's warnings about absent local index folders are noise; errors still fail the script.
+  if ! .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt > .venv/pip.log 2>&1; then
+    grep -v "is ignored: it is neither" .venv/pip.log >&2 || true
+    echo "setup: pip install -r requirements.txt failed (full log: .venv/pip.log)" >&2
+    exit 1
+  fi
+  .venv/bin/python -c "import torch, torchvision, lcbook, jupyter_book, nbval" 
+  echo "$want" > "$stamp"
+fi
+echo "== preparing datasets"
+.venv/bin/python -m lcbook.data
