@@ -46,50 +46,65 @@ def kmeans_1d(
 ) -> Tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's algorithm for 1-D k-means, in torch on ``x``'s device.
 
-    Each iteration assigns every value to its nearest centroid (a ``bucketize`` against the
-    midpoints of the sorted codebook, O(N log K)) and moves each centroid to the mean of its
-    values. A centroid whose cluster is empty moves onto the value worst served by the others,
-    so the distortion ``Σ (x − c_z)²`` never increases from the initial codebook.
+    In 1-D every cluster of a sorted codebook is a contiguous run of the sorted values, so after
+    one sort each Lloyd iteration needs only O(K log N) work: the cluster boundaries are a
+    ``searchsorted`` of the codebook midpoints, the cluster sums differences of a prefix sum
+    (float64). The cost is dominated by the sort and one final ``bucketize``: O(N log N).
+
+    Each iteration moves every centroid to the mean of its cluster; a centroid whose cluster is
+    empty moves onto the value worst served by the others. The distortion ``Σ (x − c_z)²``
+    therefore never increases from the initial codebook. Lloyd stops when no boundary moves
+    (a fixed point: every value is at its nearest centroid, every centroid at its cluster's mean).
 
     Args:
         x: ``(N,)`` finite values, N ≥ 1.
-        k: number of centroids, ≥ 1. If ``x`` has fewer than ``k`` distinct values, the result
-            is those distinct values (zero distortion) and has fewer than ``k`` entries.
+        k: number of centroids, ≥ 1. If ``x`` has at most ``k`` distinct values, the result
+            is those distinct values (zero distortion) and may have fewer than ``k`` entries.
         init: ``(k',)`` initial codebook (warm start); if ``None``, the centroids start at the
             (i + ½)/k quantiles of ``x``.
-        max_iter: iteration limit; Lloyd stops earlier when no assignment changes.
+        max_iter: iteration limit.
 
     Returns:
         ``(codebook, assignments)``: ``(K',)`` sorted centroids with K' ≤ k, and ``(N,)`` int64.
+
+    Source: Lloyd (1982); the warm-started C step of adaptive quantization [P2, §4.1].
     """
-    uniq = torch.unique(x)
-    if uniq.numel() <= k:
+    n = x.numel()
+    xs = torch.sort(x).values
+    distinct = torch.ones(n, dtype=torch.bool, device=x.device)
+    distinct[1:] = xs[1:] != xs[:-1]
+    if int(distinct.sum()) <= k:
+        uniq = xs[distinct]
         return uniq, torch.bucketize(x, uniq)  # exact: every value is its own centroid
     if init is None or init.numel() == 0:
-        xs = torch.sort(x).values
-        pos = ((torch.arange(k, device=x.device, dtype=x.dtype) + 0.5) * (x.numel() / k)).long()
-        c = xs[pos.clamp_(max=x.numel() - 1)]
+        pos = ((torch.arange(k, device=x.device, dtype=torch.float64) + 0.5) * (n / k)).long()
+        c = xs[pos.clamp_(max=n - 1)]
     else:
         c = torch.sort(init.to(device=x.device, dtype=x.dtype).flatten()).values
-    z = assign_nearest(x, c)
+    csum = torch.zeros(n + 1, dtype=torch.float64, device=x.device)
+    csum[1:] = torch.cumsum(xs.to(torch.float64), 0)
+    ends = torch.tensor([n], device=x.device)
+    zero = torch.zeros(1, dtype=torch.long, device=x.device)
+    bounds = None
     for _ in range(max_iter):
-        sums = torch.zeros_like(c).scatter_add_(0, z, x)
-        counts = torch.bincount(z, minlength=c.numel()).to(x.dtype)
-        c = torch.where(counts > 0, sums / counts.clamp(min=1), c)
+        # Cluster j holds the sorted values in [bounds[j], bounds[j+1]), as assign_nearest does.
+        new = torch.cat([zero, torch.searchsorted(xs, (c[1:] + c[:-1]) / 2, right=True), ends])
+        if bounds is not None and torch.equal(new, bounds):
+            break
+        bounds = new
+        counts = (bounds[1:] - bounds[:-1]).to(torch.float64)
+        sums = csum[bounds[1:]] - csum[bounds[:-1]]
+        c = torch.where(counts > 0, sums / counts.clamp(min=1), c.to(torch.float64)).to(x.dtype)
         empty = counts == 0
         if bool(empty.any()):
             # Move each empty centroid onto one of the worst-served values: that value's error
             # drops to 0 and no other value gets worse, so the distortion still decreases.
-            err = (x - c[z]) ** 2
+            err = (xs - torch.repeat_interleave(c, (bounds[1:] - bounds[:-1]))) ** 2
             worst = torch.topk(err, int(empty.sum())).indices
             c = c.clone()
-            c[empty] = x[worst]
+            c[empty] = xs[worst]
         c = torch.sort(c).values
-        z_new = assign_nearest(x, c)
-        if torch.equal(z_new, z):
-            break
-        z = z_new
-    return c, z
+    return c, assign_nearest(x, c)
 
 
 @dataclass(frozen=True)
