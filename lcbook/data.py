@@ -154,8 +154,9 @@ class Batches:
 
     Iterating yields ``(x, y)`` with ``x`` float32 ``(B, C, H, W)`` normalised by the dataset's
     channel mean/std. With ``train=True`` the order is reshuffled every pass and, if
-    ``augment``, each image is randomly shifted by up to 4 pixels (zero padding, as "random crop
-    32 with padding 4") and flipped horizontally with probability ½.
+    ``augment``, each image is randomly shifted by up to 4 pixels (a random 32×32 crop of the
+    image padded by 4 pixels; the padding is 0 after normalisation, i.e. the mean colour) and
+    flipped horizontally with probability ½.
 
     Args:
         x: ``(N, C, H, W)`` uint8 images.

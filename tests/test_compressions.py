@@ -319,3 +319,72 @@ def test_random_shapes_low_rank(m, n, r, seed):
     d, th = LowRank(r).compress(w)
     assert d.shape == w.shape and bool(torch.isfinite(d).all())
     assert numrank(d) <= r
+
+
+# --- binarization, ternarization, fixed codebooks ------------------------------------------
+
+from lcbook.compressions import FixedCodebook, ScaledBinarization, ScaledTernarization  # noqa: E402
+
+
+def _best_scaled(w, levels):
+    """Brute force over every assignment of the values to the given level pattern: for each
+    assignment the optimal scale is closed-form; return the least error."""
+    best = math.inf
+    for z in itertools.product(levels, repeat=w.numel()):
+        z = torch.tensor(z, dtype=w.dtype)
+        if float((z * z).sum()) == 0:
+            err = float((w**2).sum())
+        else:
+            a = max(float((w * z).sum() / (z * z).sum()), 0.0)
+            err = float(((w - a * z) ** 2).sum())
+        best = min(best, err)
+    return best
+
+
+@pytest.mark.parametrize("comp,levels", [(ScaledBinarization(), (-1, 1)), (ScaledTernarization(), (-1, 0, 1))])
+def test_scaled_binary_and_ternary_optimal_on_tiny_inputs(comp, levels):
+    torch.manual_seed(6)
+    for _ in range(10):
+        w = torch.randn(6, dtype=torch.float64)
+        delta, theta = comp.compress(w)
+        assert sq(w, delta) <= _best_scaled(w, levels) + 1e-12
+        assert torch.unique(delta.abs()).numel() <= (1 if levels == (-1, 1) else 2)
+        assert torch.allclose(comp.decompress(theta), delta)
+
+
+@pytest.mark.parametrize("comp", [ScaledBinarization(), ScaledTernarization(), FixedCodebook((-1, 0, 1))])
+def test_fixed_forms_keep_shape_dtype_and_are_idempotent(comp):
+    for dtype in DTYPES + [torch.bfloat16]:
+        w = torch.randn(4, 3, 3, 3).to(dtype)
+        delta, theta = comp.compress(w)
+        assert delta.shape == w.shape and delta.dtype == dtype
+        again, _ = comp.compress(delta)  # idempotent up to the rounding of the scale's mean
+        assert torch.allclose(again.double(), delta.double(), rtol=4 * torch.finfo(dtype).eps, atol=0)
+    assert torch.equal(ScaledTernarization().compress(torch.zeros(5))[0], torch.zeros(5))
+
+
+def test_fixed_codebook_bits_and_bad_values():
+    _, th = FixedCodebook((-1, 1)).compress(torch.randn(100))
+    assert FixedCodebook((-1, 1)).bits(th) == 100
+    _, th = FixedCodebook((-1, 0, 1)).compress(torch.randn(100))
+    assert FixedCodebook((-1, 0, 1)).bits(th) == 200
+    with pytest.raises(ValueError, match="non-empty, distinct and finite"):
+        FixedCodebook((1, 1))
+    with pytest.raises(ValueError, match="non-empty, distinct and finite"):
+        FixedCodebook(())
+
+
+def test_fixed_codebook_plus_sparse_is_exact_against_brute_force():
+    torch.manual_seed(7)
+    c = (-1.0, 0.0, 1.0)
+    for _ in range(10):
+        w = 2 * torch.randn(6, dtype=torch.float64)
+        for kappa in range(4):
+            best = math.inf
+            for keep in itertools.combinations(range(6), kappa):
+                err = sum(min((float(w[i]) - v) ** 2 for v in c) for i in range(6) if i not in keep)
+                best = min(best, err)
+            add = AdditiveCombination((FixedCodebook(c), ConstraintL0Pruning(kappa=kappa)))
+            delta, theta = add.compress(w)
+            assert sq(w, delta) == pytest.approx(best, abs=1e-12)
+            assert theta["1.indices"].numel() <= kappa

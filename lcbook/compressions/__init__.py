@@ -4,13 +4,16 @@ from .additive import AdditiveCombination
 from .base import Compression, Theta, check_finite
 from .low_rank import LowRank
 from .pruning import ConstraintL0Pruning, sparse_bits
-from .quantization import AdaptiveQuantization, kmeans_1d
+from .quantization import AdaptiveQuantization, FixedCodebook, ScaledBinarization, ScaledTernarization, kmeans_1d
 
 __all__ = [
     "AdaptiveQuantization",
     "AdditiveCombination",
     "Compression",
     "ConstraintL0Pruning",
+    "FixedCodebook",
+    "ScaledBinarization",
+    "ScaledTernarization",
     "LowRank",
     "Theta",
     "check_finite",

@@ -8,6 +8,10 @@ other parts leave, ``θi ← Πi(w − Σ_{j≠i} Δj(θj))``, sweep after sweep
 decreasing. Started from the previous C step's Θ (warm start), every part's step is at least as
 good as its current value, so the error never increases over sweeps.
 
+For a fixed codebook followed by ℓ0-constraint sparse corrections (``(FixedCodebook(...),
+ConstraintL0Pruning(...))``) the C step is solved exactly in one pass instead [P5]: each weight
+to its nearest codebook value, then the κ largest residuals become the sparse part.
+
 References: [P5] Carreira-Perpiñán & Idelbayev, *Model compression as constrained optimization
 ... Part V: combining compressions*, arXiv:2107.04380.
 """
@@ -20,6 +24,8 @@ from typing import Optional, Tuple
 import torch
 
 from .base import Compression, Theta, check_finite, check_int
+from .pruning import ConstraintL0Pruning
+from .quantization import FixedCodebook
 
 
 def _split(theta: Theta, i: int) -> Theta:
@@ -70,10 +76,25 @@ class AdditiveCombination(Compression):
         for p in self.parts:
             p.check_view(shape)
 
+    def _is_fixed_plus_sparse(self) -> bool:
+        return (len(self.parts) == 2 and isinstance(self.parts[0], FixedCodebook)
+                and isinstance(self.parts[1], ConstraintL0Pruning))
+
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
         w = w.detach()
         n = len(self.parts)
+        if self._is_fixed_plus_sparse():
+            # Exact in one pass [P5]: a weight in the sparse set costs nothing, any other costs
+            # its distance to the nearest codebook value; so quantize every weight to its nearest
+            # value and spend the κ corrections on the κ largest residuals.
+            dq, tq = self.parts[0].compress(w)
+            dp, tp = self.parts[1].compress(w - dq)
+            total = dq + dp
+            out = {f"0.{k}": v for k, v in tq.items()}
+            out.update({f"1.{k}": v for k, v in tp.items()})
+            out["sweep_errors"] = torch.tensor([float(((w - total) ** 2).sum())], dtype=torch.float64)
+            return total, out
         if theta:
             thetas = [_split(theta, i) for i in range(n)]
             deltas = [p.decompress(t).reshape(w.shape).to(w.dtype) for p, t in zip(self.parts, thetas)]

@@ -156,3 +156,122 @@ class AdaptiveQuantization(Compression):
 
     def describe(self) -> str:
         return f"Q(K={self.k})"
+
+
+def _shape_of(theta: Theta) -> Tuple[int, ...]:
+    return tuple(int(s) for s in theta["shape"])
+
+
+@dataclass(frozen=True)
+class ScaledBinarization(Compression):
+    """Scaled binarization: every weight is −a or +a, with one learned scale a ≥ 0 [P2, §4.2].
+
+    C step (exact): ``θ_i = a·sign(w_i)`` with ``a = mean |w_i|`` (sign(0) taken as +1).
+
+    Θ: ``scale`` ``(1,)``, ``signs`` ``(N,)`` bool (True for +a), ``shape``.
+    Storage: ``N + 32`` bits.
+    """
+
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+        check_finite(w)
+        x = w.detach().reshape(-1).to(_work_dtype(w))
+        a = x.abs().mean()
+        pos = x >= 0
+        delta = torch.where(pos, a, -a).reshape(w.shape).to(w.dtype)
+        return delta, {"scale": a.reshape(1).to(w.dtype), "signs": pos, "shape": torch.tensor(w.shape, dtype=torch.long)}
+
+    def decompress(self, theta: Theta) -> torch.Tensor:
+        a = theta["scale"][0]
+        return torch.where(theta["signs"], a, -a).reshape(_shape_of(theta))
+
+    def bits(self, theta: Theta) -> int:
+        return int(theta["signs"].numel()) + FLOAT_BITS
+
+    def describe(self) -> str:
+        return "Q{−a,+a}"
+
+
+@dataclass(frozen=True)
+class ScaledTernarization(Compression):
+    """Scaled ternarization: every weight is −a, 0 or +a, with one learned scale a ≥ 0 [P2, §4.2].
+
+    C step (exact, O(N log N)): with |w| sorted in decreasing order, keeping the j largest as
+    ±a_j with ``a_j`` the mean of those j magnitudes lowers the error by ``S_j²/j`` (``S_j``
+    their sum); the best j maximises it, and the rest become 0.
+
+    Θ: ``scale`` ``(1,)``, ``codes`` ``(N,)`` int8 in {−1, 0, +1}, ``shape``.
+    Storage: ``2N + 32`` bits (⌈log2 3⌉ = 2 bits per weight).
+    """
+
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+        check_finite(w)
+        x = w.detach().reshape(-1).to(_work_dtype(w))
+        mags, order = torch.sort(x.abs(), descending=True)
+        s = torch.cumsum(mags.to(torch.float64), 0)
+        j = torch.arange(1, x.numel() + 1, device=x.device, dtype=torch.float64)
+        best = int(torch.argmax(s * s / j)) + 1
+        a = (s[best - 1] / best).to(x.dtype)
+        codes = torch.zeros(x.numel(), dtype=torch.int8, device=x.device)
+        keep = order[:best]
+        codes[keep] = torch.where(x[keep] >= 0, 1, -1).to(torch.int8)
+        if float(a) == 0.0:
+            codes.zero_()
+        delta = (codes.to(x.dtype) * a).reshape(w.shape).to(w.dtype)
+        return delta, {"scale": a.reshape(1).to(w.dtype), "codes": codes, "shape": torch.tensor(w.shape, dtype=torch.long)}
+
+    def decompress(self, theta: Theta) -> torch.Tensor:
+        return (theta["codes"].to(theta["scale"].dtype) * theta["scale"][0]).reshape(_shape_of(theta))
+
+    def bits(self, theta: Theta) -> int:
+        return 2 * int(theta["codes"].numel()) + FLOAT_BITS
+
+    def describe(self) -> str:
+        return "Q{−a,0,+a}"
+
+
+@dataclass(frozen=True)
+class FixedCodebook(Compression):
+    """Quantization to a fixed, user-given codebook (e.g. {−1, +1} or {−1, 0, +1}) [P2, §4.2].
+
+    C step (exact): each weight to its nearest codebook value.
+
+    Args:
+        values: the codebook, a non-empty sequence of distinct finite numbers.
+
+    Θ: ``assignments`` ``(N,)`` int64 indices into the sorted codebook, ``shape``.
+    Storage: ``N·⌈log2 K⌉`` bits; the codebook is fixed in advance and costs nothing.
+
+    Raises:
+        ValueError: empty, repeated or non-finite ``values``.
+    """
+
+    values: Tuple[float, ...]
+
+    def __post_init__(self):
+        try:
+            vals = tuple(float(v) for v in self.values)
+        except (TypeError, ValueError):
+            raise ValueError(f"values must be a sequence of numbers, got values={self.values!r}") from None
+        if not vals or len(set(vals)) != len(vals) or not all(torch.isfinite(torch.tensor(vals))):
+            raise ValueError(f"values must be non-empty, distinct and finite, got values={self.values!r}")
+        object.__setattr__(self, "values", tuple(sorted(vals)))
+
+    def codebook(self, like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(self.values, dtype=_work_dtype(like), device=like.device)
+
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+        check_finite(w)
+        x = w.detach().reshape(-1).to(_work_dtype(w))
+        c = self.codebook(x)
+        z = assign_nearest(x, c)
+        return c[z].reshape(w.shape).to(w.dtype), {"assignments": z, "shape": torch.tensor(w.shape, dtype=torch.long)}
+
+    def decompress(self, theta: Theta) -> torch.Tensor:
+        c = torch.tensor(self.values, device=theta["assignments"].device)
+        return c[theta["assignments"]].reshape(_shape_of(theta))
+
+    def bits(self, theta: Theta) -> int:
+        return int(theta["assignments"].numel()) * ceil_log2(len(self.values))
+
+    def describe(self) -> str:
+        return "Q{" + ",".join(f"{v:g}" for v in self.values) + "}"
