@@ -128,23 +128,35 @@ def load(name: str, download: bool = True) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=root, suffix=".tmp")
     os.close(fd)
-    torch.save(data, tmp)
-    os.replace(tmp, cache)  # atomic: a killed run never leaves a half-written cache
+    try:
+        torch.save(data, tmp)
+        os.replace(tmp, cache)  # atomic: a killed run never leaves a half-written cache
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
     return data
 
 
 def subset(x: torch.Tensor, y: torch.Tensor, n: Optional[int], seed: int = 0) -> Tuple[torch.Tensor, torch.Tensor]:
-    """A class-balanced random subset of ``n`` examples (all of them if ``n`` is None or ≥ N)."""
+    """A class-balanced random subset of exactly ``n`` examples (all if ``n`` is None or ≥ N).
+
+    Classes get ⌊n/C⌋ or ⌈n/C⌉ examples each; a class with too few examples gives all it has and
+    the others make up the difference.
+    """
+    if len(x) != len(y):
+        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if n is None or n >= len(y):
         return x, y
-    if n < 1:
-        raise ValueError(f"n must be ≥ 1, got n={n}")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int ≥ 1 or None, got n={n!r}")
     g = torch.Generator().manual_seed(seed)
     classes = torch.unique(y)
     per = [torch.nonzero(y == c).flatten() for c in classes]
     per = [p[torch.randperm(len(p), generator=g)] for p in per]
-    take = [p[: n // len(classes) + (1 if i < n % len(classes) else 0)] for i, p in enumerate(per)]
-    idx = torch.sort(torch.cat(take)).values
+    # Deal examples class by class (round robin), so every class gets n/C unless it runs out.
+    rank = torch.cat([torch.arange(len(p)) for p in per])
+    order = torch.argsort(rank * len(classes) + torch.cat([torch.full((len(p),), i) for i, p in enumerate(per)]))
+    idx = torch.sort(torch.cat(per)[order[:n]]).values
     return x[idx], y[idx]
 
 
@@ -179,8 +191,13 @@ class Batches:
     seed: int = 0
 
     def __post_init__(self):
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be ≥ 1, got {self.batch_size}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be an int ≥ 1, got batch_size={self.batch_size!r}")
+        if self.dataset not in STATS:
+            raise ValueError(f"dataset must be one of {sorted(STATS)}, got dataset={self.dataset!r}")
+        if self.x.dtype != torch.uint8 or len(self.x) != len(self.y):
+            raise ValueError(f"x must be uint8 images with one label each in y, got x {self.x.dtype} "
+                             f"{tuple(self.x.shape)} and y {tuple(self.y.shape)}")
         mean, std = STATS[self.dataset]
         self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
         self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import numbers
 import time
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -100,6 +101,9 @@ class _Bound:
             view = "matrix" if task.compression.needs_matrix else "flat"
         if view == "matrix" and len(self.tensors) != 1:
             raise ValueError(f"task {task.label!r}: view 'matrix' takes exactly one parameter, got {len(self.tensors)}")
+        if view == "matrix" and self.tensors[0].ndim < 2:
+            raise ValueError(f"task {task.label!r}: view 'matrix' (needed by {task.compression.describe()}) takes a "
+                             f"parameter with ≥ 2 dimensions, got shape {tuple(self.tensors[0].shape)}")
         self.view = view
         w = self.gather()
         task.compression.check_view(w.shape)
@@ -129,6 +133,9 @@ class _Bound:
 
 LStep = Callable[["LCAlgorithm"], Dict[str, float]]
 
+#: History keys written by the LC loop itself; an L step or evaluate may not return them.
+_RESERVED = frozenset({"step", "mu", "distance", "bits", "l_seconds", "c_seconds"})
+
 
 def geometric_mu(mu0: float, a: float, steps: int) -> List[float]:
     """The μ schedule ``μ_k = μ0·a^k`` for k = 0..steps−1 [P1, §6].
@@ -136,13 +143,19 @@ def geometric_mu(mu0: float, a: float, steps: int) -> List[float]:
     Raises:
         ValueError: if ``mu0`` ≤ 0, ``a`` < 1 or ``steps`` < 1.
     """
+    for name, v in (("mu0", mu0), ("a", a)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{name} must be a real number, got {name}={v!r}")
     if not (mu0 > 0 and math.isfinite(mu0)):
         raise ValueError(f"mu0 must be a finite number > 0, got mu0={mu0!r}")
     if not (a >= 1 and math.isfinite(a)):
         raise ValueError(f"a must be ≥ 1 (μ must not decrease), got a={a!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int ≥ 1, got steps={steps!r}")
-    return [mu0 * a**k for k in range(steps)]
+    mus = [float(mu0) * float(a) ** k for k in range(steps)]
+    if not math.isfinite(mus[-1]):
+        raise ValueError(f"mu0·a^(steps−1) overflows: mu0={mu0!r}, a={a!r}, steps={steps}")
+    return mus
 
 
 class LCAlgorithm:
@@ -165,7 +178,7 @@ class LCAlgorithm:
 
     Raises:
         ValueError/TypeError: empty task list, a parameter in two tasks or missing from the
-            model, a non-increasing or non-positive μ schedule, or a task that does not fit
+            model, a decreasing or non-positive μ schedule, or a task that does not fit
             its weights (e.g. κ larger than the number of weights).
     """
 
@@ -179,7 +192,13 @@ class LCAlgorithm:
         multipliers: bool = True,
         progress: bool = True,
     ):
-        tasks = list(tasks) if not isinstance(tasks, Task) else [tasks]
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if isinstance(tasks, Task):
+            tasks = [tasks]
+        if tasks is None or isinstance(tasks, (str, bytes)) or not hasattr(tasks, "__iter__"):
+            raise TypeError(f"tasks must be a sequence of Task, got {type(tasks).__name__}")
+        tasks = list(tasks)
         if not tasks:
             raise ValueError("tasks is empty: give at least one Task to compress")
         for i, t in enumerate(tasks):
@@ -191,7 +210,13 @@ class LCAlgorithm:
                 if p in seen:
                     raise ValueError(f"parameter {p!r} is in two tasks ({seen[p]!r} and {t.label!r}); each weight takes one compression (use AdditiveCombination to combine)")
                 seen[p] = t.label
-        mus = [float(m) for m in mu_schedule]
+        if isinstance(mu_schedule, (str, bytes)) or not hasattr(mu_schedule, "__iter__"):
+            raise TypeError(f"mu_schedule must be a sequence of numbers, got {mu_schedule!r}")
+        mus = list(mu_schedule)
+        for m in mus:
+            if isinstance(m, bool) or not isinstance(m, numbers.Real):
+                raise TypeError(f"mu_schedule must hold real numbers, got {m!r}")
+        mus = [float(m) for m in mus]
         if not mus:
             raise ValueError("mu_schedule is empty: give at least one μ")
         if any(not (m > 0 and math.isfinite(m)) for m in mus):
@@ -200,13 +225,15 @@ class LCAlgorithm:
             raise ValueError(f"mu_schedule must not decrease, got {mus}")
         if not callable(l_step):
             raise TypeError(f"l_step must be callable, got {type(l_step).__name__}")
+        if evaluate is not None and not callable(evaluate):
+            raise TypeError(f"evaluate must be callable or None, got {type(evaluate).__name__}")
         self.model = model
         named = dict(model.named_parameters())
         self.tasks = [_Bound(t, named) for t in tasks]
         self.l_step = l_step
         self.mu_schedule = mus
         self.evaluate = evaluate
-        self.multipliers = multipliers
+        self.multipliers = bool(multipliers)
         self.progress = progress
         self.step = -1  # index of the last completed μ step; -1: none yet
         self.mu = 0.0
@@ -221,19 +248,23 @@ class LCAlgorithm:
         for b in self.tasks:
             w = b.gather()
             x = w - b.lam / self.mu if (self.multipliers and self.mu > 0) else w
-            b.delta, b.theta = b.task.compression.compress(x, b.theta)
+            try:
+                b.delta, b.theta = b.task.compression.compress(x, b.theta)
+            except (ValueError, TypeError) as e:
+                raise type(e)(f"task {b.task.label!r}: {e}") from e
         self._targets = None
         return time.perf_counter() - t0
 
     def direct_compression(self) -> Dict[str, float]:
         """Direct compression (DC): Θ = Π(w) of the current weights, λ = 0 [P1, §3].
 
-        Returns the history record of step ``"DC"`` (also appended to :attr:`history`).
+        Restarts the run: the history is cleared and begins with the record of step ``"DC"``,
+        which is returned.
         """
         for b in self.tasks:
             b.lam.zero_()
             b.theta = None
-        self.mu = 0.0
+        self.mu, self.step, self.history = 0.0, -1, []
         secs = self.c_step()
         rec = self._record("DC", c_seconds=secs, l_seconds=0.0, l_stats={})
         return rec
@@ -242,17 +273,23 @@ class LCAlgorithm:
         """``λ ← λ − μ (w − Δ(Θ))`` (augmented Lagrangian only)."""
         if not self.multipliers:
             return
+        self._require_theta()
         for b in self.tasks:
             b.lam.sub_(self.mu * (b.gather() - b.delta))
         self._targets = None
 
+    def _require_theta(self) -> None:
+        if any(b.delta is None for b in self.tasks):
+            raise RuntimeError("no Θ yet: run direct_compression() or run() first")
+
     def targets(self) -> List[Tuple[torch.Tensor, torch.Tensor]]:
         """Pairs ``(w_p, Δ_p + λ_p/μ)`` for every compressed parameter tensor, as the L step
         pulls each ``w_p`` towards its target."""
+        self._require_theta()
         if self._targets is None:
             pairs = []
             for b in self.tasks:
-                tgt = b.delta + b.lam / self.mu if self.multipliers else b.delta
+                tgt = b.delta + b.lam / self.mu if (self.multipliers and self.mu > 0) else b.delta
                 pairs.extend(zip(b.tensors, [t.detach() for t in b.scatter(tgt)]))
             self._targets = pairs
         return self._targets
@@ -277,6 +314,7 @@ class LCAlgorithm:
 
     def distance(self) -> float:
         """``Σ_tasks ‖w − Δ(Θ)‖²``: how far the weights are from feasible."""
+        self._require_theta()
         return float(sum(((b.gather() - b.delta) ** 2).sum() for b in self.tasks))
 
     # --- running -------------------------------------------------------------------------
@@ -306,10 +344,14 @@ class LCAlgorithm:
 
     def _record(self, step, c_seconds: float, l_seconds: float, l_stats: Dict[str, float]) -> Dict[str, float]:
         rec: Dict[str, float] = {"step": step, "mu": self.mu, "distance": self.distance()}
-        rec.update({k: float(v) for k, v in l_stats.items()})
+        extra = dict(l_stats)
         if self.evaluate is not None:
             with self.compressed(), torch.no_grad():
-                rec.update({k: float(v) for k, v in self.evaluate(self.model).items()})
+                extra.update(self.evaluate(self.model))
+        clash = _RESERVED.intersection(extra)
+        if clash:
+            raise ValueError(f"the L step or evaluate returned reserved history keys {sorted(clash)}; rename them")
+        rec.update({k: float(v) for k, v in extra.items()})
         rec["bits"] = self.compressed_bits()
         rec["l_seconds"], rec["c_seconds"] = l_seconds, c_seconds
         self.history.append(rec)
@@ -320,12 +362,12 @@ class LCAlgorithm:
 
     @contextlib.contextmanager
     def compressed(self) -> Iterator[nn.Module]:
-        """Within the block the model's compressed weights are Δ(Θ); on exit the weights and
-        all buffers (e.g. BatchNorm statistics) are restored, even after an exception."""
-        if any(b.delta is None for b in self.tasks):
-            raise RuntimeError("no Θ yet: run direct_compression() or run() first")
-        saved_w = [[t.detach().clone() for t in b.tensors] for b in self.tasks]
-        saved_buf = {k: v.detach().clone() for k, v in self.model.named_buffers()}
+        """Within the block the model's compressed weights are Δ(Θ); on exit every parameter,
+        every buffer (e.g. BatchNorm statistics) and the train/eval mode are restored, even after
+        an exception."""
+        self._require_theta()
+        saved = {k: v.detach().clone() for k, v in self.model.state_dict(keep_vars=True).items()}
+        modes = [(m, m.training) for m in self.model.modules()]
         try:
             with torch.no_grad():
                 for b in self.tasks:
@@ -334,21 +376,22 @@ class LCAlgorithm:
             yield self.model
         finally:
             with torch.no_grad():
-                for b, ws in zip(self.tasks, saved_w):
-                    for t, w in zip(b.tensors, ws):
-                        t.copy_(w)
-                for k, v in self.model.named_buffers():
-                    v.copy_(saved_buf[k])
+                for k, v in self.model.state_dict(keep_vars=True).items():
+                    v.copy_(saved[k])
+            for m, mode in modes:
+                m.training = mode
 
     @torch.no_grad()
     def apply_compression_(self) -> None:
         """Write Δ(Θ) into the model's weights for good (the final compressed model)."""
+        self._require_theta()
         for b in self.tasks:
             for t, d in zip(b.tensors, b.scatter(b.delta)):
                 t.copy_(d)
 
     def compressed_bits(self) -> int:
         """Bits of all tasks' Θ (excludes the parameters no task compresses)."""
+        self._require_theta()
         return sum(b.task.compression.bits(b.theta) for b in self.tasks)
 
     # --- state ----------------------------------------------------------------------------
@@ -366,14 +409,57 @@ class LCAlgorithm:
         }
 
     def load_state_dict(self, state: Dict) -> None:
-        """Restore a state from :meth:`state_dict` (same model and tasks)."""
-        if len(state["thetas"]) != len(self.tasks):
+        """Restore a state from :meth:`state_dict` (same model architecture and tasks).
+
+        Everything is checked before anything changes, so a bad state leaves the run as it was.
+
+        Raises:
+            ValueError/TypeError: a missing key, a different number of tasks, a model entry of the
+                wrong name or shape, a Θ that does not decompress to its task's view, a λ of the
+                wrong shape, or a step outside the μ schedule.
+        """
+        if not isinstance(state, dict):
+            raise TypeError(f"state must be a dict from LCAlgorithm.state_dict(), got {type(state).__name__}")
+        missing = {"model", "step", "mu", "thetas", "lambdas", "history"} - set(state)
+        if missing:
+            raise ValueError(f"state lacks the keys {sorted(missing)}")
+        own = self.model.state_dict()
+        if set(state["model"]) != set(own):
+            diff = sorted(set(state["model"]) ^ set(own))[:5]
+            raise ValueError(f"state['model'] does not match the model's entries (differences include {diff})")
+        for k, v in own.items():
+            if tuple(state["model"][k].shape) != tuple(v.shape):
+                raise ValueError(f"state['model'][{k!r}] has shape {tuple(state['model'][k].shape)}, the model {tuple(v.shape)}")
+        if len(state["thetas"]) != len(self.tasks) or len(state["lambdas"]) != len(self.tasks):
             raise ValueError(f"state has {len(state['thetas'])} tasks, this LC run has {len(self.tasks)}")
-        self.model.load_state_dict(state["model"])
-        self.step, self.mu = int(state["step"]), float(state["mu"])
+        step, mu = int(state["step"]), float(state["mu"])
+        if not -1 <= step < len(self.mu_schedule):
+            raise ValueError(f"state step={step} is outside this run's μ schedule of {len(self.mu_schedule)} steps")
+        if not (math.isfinite(mu) and mu >= 0):
+            raise ValueError(f"state mu={mu!r} must be finite and ≥ 0")
+        deltas = []
         for b, th, lam in zip(self.tasks, state["thetas"], state["lambdas"]):
+            if tuple(lam.shape) != tuple(b.lam.shape):
+                raise ValueError(f"task {b.task.label!r}: λ has shape {tuple(lam.shape)}, expected {tuple(b.lam.shape)}")
+            if th is None:
+                deltas.append(None)
+                continue
+            try:
+                d = b.task.compression.decompress(dict(th))
+            except (KeyError, IndexError, RuntimeError, TypeError) as e:
+                raise ValueError(f"task {b.task.label!r}: Θ does not fit {b.task.compression.describe()} ({e!r})") from e
+            if d.numel() != b.lam.numel():
+                raise ValueError(f"task {b.task.label!r}: Θ decompresses to {d.numel()} values, the task has {b.lam.numel()}")
+            k = getattr(b.task.compression, "k", None)
+            if k is not None and "codebook" in th and th["codebook"].numel() > k:
+                raise ValueError(f"task {b.task.label!r}: Θ has a codebook of {th['codebook'].numel()} values, K={k}")
+            deltas.append(d.reshape(b.lam.shape).to(b.lam.dtype))
+        # All checked: apply.
+        self.model.load_state_dict(state["model"])
+        self.step, self.mu = step, mu
+        for b, th, lam, d in zip(self.tasks, state["thetas"], state["lambdas"], deltas):
             b.theta = dict(th) if th is not None else None
-            b.delta = None if th is None else b.task.compression.decompress(b.theta).reshape(b.lam.shape).to(b.lam.dtype)
-            b.lam = lam.clone()
+            b.delta = d
+            b.lam = lam.clone().to(b.lam.device)
         self.history = [dict(r) for r in state["history"]]
         self._targets = None

@@ -35,6 +35,8 @@ def storage_report(lc) -> Dict[str, Any]:
     Raises:
         RuntimeError: if no task has Θ yet.
     """
+    if not hasattr(lc, "tasks") or not hasattr(lc, "model"):
+        raise TypeError(f"lc must be an LCAlgorithm, got {type(lc).__name__}")
     if any(b.theta is None for b in lc.tasks):
         raise RuntimeError("no Θ yet: run direct_compression() or run() first")
     rows = []
@@ -47,7 +49,7 @@ def storage_report(lc) -> Dict[str, Any]:
             "compression": b.task.compression.describe(),
             "weights": n,
             "bits": bits,
-            "bits_per_weight": bits / n,
+            "bits_per_weight": bits / n if n else 0.0,
         })
         covered.update(id(t) for t in b.tensors)
     all_params = list(lc.model.parameters())
@@ -65,5 +67,5 @@ def storage_report(lc) -> Dict[str, Any]:
         "total_bits": total,
         "reference_bits": ref,
         "ratio": ref / total if total else float("inf"),
-        "bits_per_weight": comp_bits / n_comp,
+        "bits_per_weight": comp_bits / n_comp if n_comp else 0.0,
     }

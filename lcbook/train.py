@@ -18,6 +18,12 @@ from torch import nn
 from tqdm.std import tqdm
 
 
+def _check_positive(name: str, v, allow_zero: bool = False) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        bound = "≥ 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be a finite number {bound}, got {name}={v!r}")
+
+
 def weight_params(model: nn.Module) -> Iterable[nn.Parameter]:
     """Parameters with more than one dimension (conv and linear weights)."""
     return [p for p in model.parameters() if p.ndim > 1]
@@ -94,9 +100,11 @@ def train_epoch(
             after_step()
         total += float(loss.detach()) * len(y)
         n += len(y)
+    if n == 0:
+        raise ValueError("batches is empty: nothing to train on")
     if not math.isfinite(total):
         raise FloatingPointError("training loss is not finite; lower the learning rate")
-    return total / max(n, 1)
+    return total / n
 
 
 def make_sgd(model: nn.Module, lr: float, momentum: float = 0.9, nesterov: bool = True, weight_decay: float = 0.0):
@@ -132,8 +140,9 @@ def train_reference(
             over the first 15% of the steps then linear decay to 0: good for short CPU budgets).
         weight_decay: PyTorch weight decay on conv/linear weights (= 2× a ``c·Σ‖W‖²`` loss term).
     """
-    if epochs < 1:
-        raise ValueError(f"epochs must be ≥ 1, got {epochs}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be an int ≥ 1, got epochs={epochs!r}")
+    _check_positive("lr", lr)
     if schedule not in ("step", "exp", "onecycle"):
         raise ValueError(f"schedule must be 'step', 'exp' or 'onecycle', got {schedule!r}")
     opt = make_sgd(model, lr, momentum=momentum, weight_decay=weight_decay)
@@ -187,8 +196,17 @@ class SGDLStep:
     def __post_init__(self):
         if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
             raise ValueError(f"epochs must be an int ≥ 1, got epochs={self.epochs!r}")
-        if not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a finite number > 0, got lr={self.lr!r}")
+        _check_positive("lr", self.lr)
+        _check_positive("epoch_decay", self.epoch_decay)
+        _check_positive("step_decay", self.step_decay)
+        _check_positive("weight_decay", self.weight_decay, allow_zero=True)
+        _check_positive("momentum", self.momentum, allow_zero=True)
+        if self.momentum >= 1:
+            raise ValueError(f"momentum must be in [0, 1), got momentum={self.momentum!r}")
+        if not isinstance(self.nesterov, bool):
+            raise TypeError(f"nesterov must be a bool, got nesterov={self.nesterov!r}")
+        if not hasattr(self.batches, "__iter__"):
+            raise TypeError(f"batches must be an iterable of (x, y) batches, got {type(self.batches).__name__}")
 
     def __call__(self, lc) -> Dict[str, float]:
         lr0 = self.lr * self.step_decay ** max(lc.step + 1, 0)

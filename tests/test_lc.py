@@ -53,7 +53,7 @@ def _l_step(x, y, iters=100, lr=1e-2):
             loss = ((lc.model(x) - y) ** 2).mean() + lc.penalty()
             loss.backward()
             opt.step()
-        return {"train_loss": float(loss)}
+        return {"train_loss": float(loss.detach())}
 
     return l_step
 
@@ -207,3 +207,105 @@ def test_penalty_gradient_matches_autograd():
     lc.add_penalty_grad_()
     for a, p in zip(auto, (model.a.weight, model.b.weight)):
         assert torch.allclose(a, p.grad, atol=1e-6)
+
+
+# --- regressions found by trying to break the API ----------------------------------------
+
+
+def _lin_lc(tasks=None, **kw):
+    model = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2))
+    tasks = tasks or [Task("0.weight", AdaptiveQuantization(2))]
+    return LCAlgorithm(model, tasks, lambda lc: {}, [1.0, 2.0, 4.0], progress=False, **kw)
+
+
+def test_warm_started_codebook_grows_back_to_k():
+    lc = _lin_lc([Task("0.weight", AdaptiveQuantization(4))])
+    with torch.no_grad():
+        lc.model[0].weight.copy_(torch.where(lc.model[0].weight > 0, 0.1, -0.1))  # 2 distinct values at DC
+
+    def l_step(lc):
+        with torch.no_grad():
+            lc.model[0].weight.add_(0.05 * torch.randn_like(lc.model[0].weight))
+        return {}
+
+    lc.l_step = l_step
+    lc.run()
+    assert lc.tasks[0].theta["codebook"].numel() == 4
+
+
+def test_load_state_dict_checks_before_changing_anything():
+    a = _lin_lc()
+    a.run()
+    b = _lin_lc([Task("0.weight", ConstraintL0Pruning(kappa=2))])
+    b.direct_compression()
+    before = {k: v.clone() for k, v in b.model.state_dict().items()}
+    with pytest.raises(ValueError, match="Θ does not fit"):
+        b.load_state_dict(a.state_dict())
+    assert b.step == -1 and all(torch.equal(v, before[k]) for k, v in b.model.state_dict().items())
+    c = _lin_lc()
+    bad = a.state_dict()
+    bad["lambdas"][0] = torch.zeros(5)
+    with pytest.raises(ValueError, match="λ has shape"):
+        c.load_state_dict(bad)
+    bad = a.state_dict()
+    bad["step"] = 99
+    with pytest.raises(ValueError, match="outside this run's μ schedule"):
+        c.load_state_dict(bad)
+    with pytest.raises(ValueError, match="lacks the keys"):
+        c.load_state_dict({})
+
+
+def test_penalty_after_direct_compression_is_finite():
+    lc = _lin_lc()
+    lc.direct_compression()
+    assert torch.isfinite(lc.penalty())
+
+
+def test_methods_before_direct_compression_raise_clearly():
+    lc = _lin_lc()
+    for f in (lc.distance, lc.compressed_bits, lc.penalty, lc.add_penalty_grad_, lc.apply_compression_):
+        with pytest.raises(RuntimeError, match="no Θ yet"):
+            f()
+
+
+def test_reserved_history_keys_are_refused():
+    lc = LCAlgorithm(nn.Linear(4, 3), [Task("weight", AdaptiveQuantization(2))], lambda lc: {"mu": 1.0}, [1.0], progress=False)
+    with pytest.raises(ValueError, match="reserved history keys"):
+        lc.run()
+
+
+def test_compressed_restores_every_parameter_and_the_mode():
+    lc = _lin_lc()
+    lc.direct_compression()
+    lc.model.train()
+    before = {k: v.clone() for k, v in lc.model.state_dict().items()}
+    with lc.compressed() as m:
+        m[2].weight.data.add_(100.0)  # not in any task
+        m.eval()
+    assert lc.model.training
+    assert all(torch.equal(v, before[k]) for k, v in lc.model.state_dict().items())
+
+
+def test_low_rank_on_a_bias_is_refused_and_errors_name_the_task():
+    with pytest.raises(ValueError, match="≥ 2 dimensions"):
+        _lin_lc([Task("0.bias", LowRank(1))])
+    lc = _lin_lc()
+    with torch.no_grad():
+        lc.model[0].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="task '0.weight': w has 1 non-finite"):
+        lc.direct_compression()
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_additive_sweep_errors_never_increase_in_half_precision(dtype):
+    torch.manual_seed(8)
+    for _ in range(10):
+        w = torch.randn(6, 5).to(dtype)
+        _, th = AdditiveCombination((AdaptiveQuantization(2), AdaptiveQuantization(2))).compress(w)
+        e = th["sweep_errors"]
+        assert bool((e[1:] <= e[:-1]).all()), e
+
+
+def test_integer_weights_are_refused():
+    with pytest.raises(TypeError, match="floating-point tensor, got dtype=torch.int64"):
+        AdaptiveQuantization(2).compress(torch.arange(4))

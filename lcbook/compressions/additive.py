@@ -28,6 +28,11 @@ from .pruning import ConstraintL0Pruning
 from .quantization import FixedCodebook
 
 
+def _sqerr(w: torch.Tensor, d: torch.Tensor) -> float:
+    """‖w − d‖² accumulated in float64 (so that half-precision weights compare reliably)."""
+    return float(((w.to(torch.float64) - d.to(torch.float64)) ** 2).sum())
+
+
 def _split(theta: Theta, i: int) -> Theta:
     prefix = f"{i}."
     return {k[len(prefix):]: v for k, v in theta.items() if k.startswith(prefix)}
@@ -93,7 +98,7 @@ class AdditiveCombination(Compression):
             total = dq + dp
             out = {f"0.{k}": v for k, v in tq.items()}
             out.update({f"1.{k}": v for k, v in tp.items()})
-            out["sweep_errors"] = torch.tensor([float(((w - total) ** 2).sum())], dtype=torch.float64)
+            out["sweep_errors"] = torch.tensor([_sqerr(w, total)], dtype=torch.float64)
             return total, out
         if theta:
             thetas = [_split(theta, i) for i in range(n)]
@@ -107,15 +112,20 @@ class AdditiveCombination(Compression):
                 thetas.append(t)
                 deltas.append(d)
                 total = total + d
-        errors = [float(((w - total) ** 2).sum())]
+        errors = [_sqerr(w, total)]
         for _ in range(self.max_sweeps):
+            new_thetas, new_deltas, running = list(thetas), list(deltas), total
             for i, p in enumerate(self.parts):
-                rest = total - deltas[i]
-                d, t = p.compress(w - rest, thetas[i])
-                deltas[i], thetas[i] = d, t
-                total = rest + d
-            total = torch.stack(deltas).sum(0)  # re-sum to avoid drift from running updates
-            errors.append(float(((w - total) ** 2).sum()))
+                rest = running - new_deltas[i]
+                d, t = p.compress(w - rest, new_thetas[i])
+                new_deltas[i], new_thetas[i] = d, t
+                running = rest + d
+            running = torch.stack(new_deltas).sum(0)  # re-sum to avoid drift from running updates
+            err = _sqerr(w, running)
+            if err > errors[-1]:
+                break  # rounding (half precision) made the sweep worse: keep the previous iterate
+            thetas, deltas, total = new_thetas, new_deltas, running
+            errors.append(err)
             if errors[-2] - errors[-1] <= self.tol * errors[-2]:
                 break
         out: Theta = {f"{i}.{k}": v for i, t in enumerate(thetas) for k, v in t.items() if k != "sweep_errors"}

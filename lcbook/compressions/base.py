@@ -28,14 +28,17 @@ FLOAT_BITS = 32
 
 
 def check_finite(w: torch.Tensor, name: str = "w") -> None:
-    """Raise ``ValueError`` if ``w`` holds NaN or ±inf.
+    """Raise ``TypeError`` unless ``w`` is a floating-point tensor, ``ValueError`` if it holds
+    NaN or ±inf.
 
     Called before any k-means, top-κ or SVD so that a diverged L step fails loudly instead of
     producing a NaN codebook.
     """
     if not torch.is_tensor(w):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(w).__name__}")
-    if w.is_floating_point() and not bool(torch.isfinite(w).all()):
+    if not w.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype={w.dtype}")
+    if not bool(torch.isfinite(w).all()):
         bad = int((~torch.isfinite(w)).sum())
         raise ValueError(
             f"{name} has {bad} non-finite value(s) (NaN or inf) out of {w.numel()}; the C step "

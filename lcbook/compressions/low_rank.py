@@ -49,8 +49,8 @@ class LowRank(Compression):
             raise ValueError(f"LowRank needs a 2-D weight view, got shape {tuple(shape)}")
 
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
-        self.check_view(w.shape)
         check_finite(w)
+        self.check_view(w.shape)
         m, n = w.shape
         r = min(self.rank, m, n)
         x = w.detach().to(torch.float64 if w.dtype == torch.float64 else torch.float32)
@@ -59,11 +59,15 @@ class LowRank(Compression):
         else:
             uu, s, vh = torch.linalg.svd(x, full_matrices=False)
             u, v = uu[:, :r] * s[:r], vh[:r]
-        delta = (u @ v).to(w.dtype)
-        return delta, {"U": u.to(w.dtype), "V": v.to(w.dtype)}
+        u, v = u.to(w.dtype), v.to(w.dtype)
+        delta = (u @ v) if w.dtype in (torch.float32, torch.float64) else (u.float() @ v.float()).to(w.dtype)
+        return delta, {"U": u, "V": v}
 
     def decompress(self, theta: Theta) -> torch.Tensor:
-        return theta["U"] @ theta["V"]
+        u, v = theta["U"], theta["V"]
+        if u.dtype in (torch.float32, torch.float64):
+            return u @ v
+        return (u.float() @ v.float()).to(u.dtype)  # same arithmetic as compress for half types
 
     def bits(self, theta: Theta) -> int:
         (m, r), n = theta["U"].shape, theta["V"].shape[1]

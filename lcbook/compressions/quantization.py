@@ -60,8 +60,9 @@ def kmeans_1d(
         x: ``(N,)`` finite values, N ≥ 1.
         k: number of centroids, ≥ 1. If ``x`` has at most ``k`` distinct values, the result
             is those distinct values (zero distortion) and may have fewer than ``k`` entries.
-        init: ``(k',)`` initial codebook (warm start); if ``None``, the centroids start at the
-            (i + ½)/k quantiles of ``x``.
+        init: ``(k',)`` initial codebook (warm start); if ``None`` or larger than ``k``, the
+            centroids start at the (i + ½)/k quantiles of ``x``; if shorter than ``k``, the
+            missing centroids are added at the values worst served by it.
         max_iter: iteration limit.
 
     Returns:
@@ -69,18 +70,29 @@ def kmeans_1d(
 
     Source: Lloyd (1982); the warm-started C step of adaptive quantization [P2, §4.1].
     """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int ≥ 1, got k={k!r}")
+    if x.ndim != 1:
+        raise ValueError(f"x must be 1-D, got shape {tuple(x.shape)}")
+    check_finite(x, "x")
     n = x.numel()
+    if n == 0:
+        return x.new_empty(0), torch.zeros(0, dtype=torch.long, device=x.device)
     xs = torch.sort(x).values
     distinct = torch.ones(n, dtype=torch.bool, device=x.device)
     distinct[1:] = xs[1:] != xs[:-1]
     if int(distinct.sum()) <= k:
         uniq = xs[distinct]
         return uniq, torch.bucketize(x, uniq)  # exact: every value is its own centroid
-    if init is None or init.numel() == 0:
+    if init is None or init.numel() == 0 or init.numel() > k:
         pos = ((torch.arange(k, device=x.device, dtype=torch.float64) + 0.5) * (n / k)).long()
         c = xs[pos.clamp_(max=n - 1)]
     else:
         c = torch.sort(init.to(device=x.device, dtype=x.dtype).flatten()).values
+        if c.numel() < k:
+            # Too few centroids (e.g. the weights had < k distinct values at the last C step):
+            # duplicates of c[0] get empty clusters, which the loop moves to the worst-served values.
+            c = torch.cat([c[:1].expand(k - c.numel()), c])
     csum = torch.zeros(n + 1, dtype=torch.float64, device=x.device)
     csum[1:] = torch.cumsum(xs.to(torch.float64), 0)
     ends = torch.tensor([n], device=x.device)
@@ -120,7 +132,8 @@ class AdaptiveQuantization(Compression):
     Θ: ``codebook`` ``(K,)`` in the weight's dtype, sorted; ``assignments`` ``(N,)`` int64;
     ``shape`` the weight's shape (int64).
 
-    Storage: ``N·⌈log2 K⌉ + 32·K`` bits.
+    Storage: ``N·⌈log2 K'⌉ + 32·K'`` bits, K' ≤ K the size of the codebook found (smaller than
+    K only when the weights have fewer than K distinct values).
 
     Raises:
         ValueError/TypeError: if ``k`` < 1 or not an int, or ``max_iter`` < 1.
@@ -175,7 +188,7 @@ class ScaledBinarization(Compression):
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
         x = w.detach().reshape(-1).to(_work_dtype(w))
-        a = x.abs().mean()
+        a = (x.abs().to(torch.float64).sum() / max(x.numel(), 1)).to(x.dtype)
         pos = x >= 0
         delta = torch.where(pos, a, -a).reshape(w.shape).to(w.dtype)
         return delta, {"scale": a.reshape(1).to(w.dtype), "signs": pos, "shape": torch.tensor(w.shape, dtype=torch.long)}
@@ -206,6 +219,9 @@ class ScaledTernarization(Compression):
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
         x = w.detach().reshape(-1).to(_work_dtype(w))
+        if x.numel() == 0:
+            return w.detach().clone(), {"scale": w.new_zeros(1), "codes": torch.zeros(0, dtype=torch.int8, device=w.device),
+                                        "shape": torch.tensor(w.shape, dtype=torch.long)}
         mags, order = torch.sort(x.abs(), descending=True)
         s = torch.cumsum(mags.to(torch.float64), 0)
         j = torch.arange(1, x.numel() + 1, device=x.device, dtype=torch.float64)
