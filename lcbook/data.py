@@ -230,8 +230,9 @@ class Batches:
             yield xb, self.y[idx]
 
 
-if __name__ == "__main__":  # python -m lcbook.data: prepare both datasets (extract + cache)
+def prepare() -> None:
+    """Make the tensor caches of both datasets (extracting or downloading them as needed)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for _name in ("mnist", "cifar10"):
-        _d = load(_name)
-        print(f"{_name}: train {tuple(_d['train'][0].shape)}, test {tuple(_d['test'][0].shape)} in {data_dir()}")
+    for name in ("mnist", "cifar10"):
+        d = load(name)
+        log.info("%s: train %s, test %s in %s", name, tuple(d["train"][0].shape), tuple(d["test"][0].shape), data_dir())

@@ -24,4 +24,4 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 echo "== preparing datasets"
-.venv/bin/python -m lcbook.data
+.venv/bin/python -c "import lcbook.data as d; d.prepare()"
