@@ -24,11 +24,6 @@ def _check_positive(name: str, v, allow_zero: bool = False) -> None:
         raise ValueError(f"{name} must be a finite number {bound}, got {name}={v!r}")
 
 
-def weight_params(model: nn.Module) -> Iterable[nn.Parameter]:
-    """Parameters with more than one dimension (conv and linear weights)."""
-    return [p for p in model.parameters() if p.ndim > 1]
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, torch.Tensor]]) -> Dict[str, float]:
     """Classification error (percent) and mean cross-entropy loss of ``model`` in eval mode.

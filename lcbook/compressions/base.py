@@ -27,6 +27,11 @@ Theta = Dict[str, torch.Tensor]
 FLOAT_BITS = 32
 
 
+def work_dtype(w: torch.Tensor) -> torch.dtype:
+    """Arithmetic precision of a C step: float64 stays, every other float type runs in float32."""
+    return torch.float64 if w.dtype == torch.float64 else torch.float32
+
+
 def check_finite(w: torch.Tensor, name: str = "w") -> None:
     """Raise ``TypeError`` unless ``w`` is a floating-point tensor, ``ValueError`` if it holds
     NaN or ±inf.

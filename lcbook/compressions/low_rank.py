@@ -17,7 +17,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .base import FLOAT_BITS, Compression, Theta, check_finite, check_int
+from .base import FLOAT_BITS, Compression, Theta, check_finite, check_int, work_dtype
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ class LowRank(Compression):
         self.check_view(w.shape)
         m, n = w.shape
         r = min(self.rank, m, n)
-        x = w.detach().to(torch.float64 if w.dtype == torch.float64 else torch.float32)
+        x = w.detach().to(work_dtype(w))
         if r == 0:
             u, v = x.new_zeros(m, 0), x.new_zeros(0, n)
         else:

@@ -17,12 +17,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .base import FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int
-
-
-def _work_dtype(w: torch.Tensor) -> torch.dtype:
-    """Arithmetic precision of a C step: float64 stays, everything else runs in float32."""
-    return torch.float64 if w.dtype == torch.float64 else torch.float32
+from .base import FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int, work_dtype
 
 
 def assign_nearest(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -148,7 +143,7 @@ class AdaptiveQuantization(Compression):
 
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
-        x = w.detach().reshape(-1).to(_work_dtype(w))
+        x = w.detach().reshape(-1).to(work_dtype(w))
         init = theta.get("codebook") if theta else None
         c, z = kmeans_1d(x, self.k, init=init, max_iter=self.max_iter)
         delta = c[z].reshape(w.shape).to(w.dtype)
@@ -187,7 +182,7 @@ class ScaledBinarization(Compression):
 
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
-        x = w.detach().reshape(-1).to(_work_dtype(w))
+        x = w.detach().reshape(-1).to(work_dtype(w))
         a = (x.abs().to(torch.float64).sum() / max(x.numel(), 1)).to(x.dtype)
         pos = x >= 0
         delta = torch.where(pos, a, -a).reshape(w.shape).to(w.dtype)
@@ -218,7 +213,7 @@ class ScaledTernarization(Compression):
 
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
-        x = w.detach().reshape(-1).to(_work_dtype(w))
+        x = w.detach().reshape(-1).to(work_dtype(w))
         if x.numel() == 0:
             return w.detach().clone(), {"scale": w.new_zeros(1), "codes": torch.zeros(0, dtype=torch.int8, device=w.device),
                                         "shape": torch.tensor(w.shape, dtype=torch.long)}
@@ -273,11 +268,11 @@ class FixedCodebook(Compression):
         object.__setattr__(self, "values", tuple(sorted(vals)))
 
     def codebook(self, like: torch.Tensor) -> torch.Tensor:
-        return torch.tensor(self.values, dtype=_work_dtype(like), device=like.device)
+        return torch.tensor(self.values, dtype=work_dtype(like), device=like.device)
 
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
-        x = w.detach().reshape(-1).to(_work_dtype(w))
+        x = w.detach().reshape(-1).to(work_dtype(w))
         c = self.codebook(x)
         z = assign_nearest(x, c)
         return c[z].reshape(w.shape).to(w.dtype), {"assignments": z, "shape": torch.tensor(w.shape, dtype=torch.long)}
