@@ -11,7 +11,7 @@ from .compressions import (
     ConstraintL0Pruning,
     LowRank,
 )
-from .experiments import choose, profile
+from .profiles import choose, profile
 from .lc import LCAlgorithm, Task, geometric_mu
 from .storage import storage_report
 from .train import SGDLStep

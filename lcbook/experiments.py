@@ -37,27 +37,9 @@ import torch
 from torch import nn
 
 from . import data, models, train
-
-PROFILES = ("quick", "full")
+from .profiles import PROFILES, choose, profile  # noqa: F401  (re-exported)
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = ROOT / "data" / "references"
-
-
-def profile() -> str:
-    """The active profile: ``$LCBOOK_PROFILE`` (``"quick"`` if unset).
-
-    Raises:
-        ValueError: if ``LCBOOK_PROFILE`` holds anything but ``quick`` or ``full``.
-    """
-    p = os.environ.get("LCBOOK_PROFILE", "quick").strip().lower() or "quick"
-    if p not in PROFILES:
-        raise ValueError(f"LCBOOK_PROFILE must be 'quick' or 'full', got LCBOOK_PROFILE={p!r}")
-    return p
-
-
-def choose(quick: Any, full: Any) -> Any:
-    """``quick`` or ``full`` according to :func:`profile`."""
-    return quick if profile() == "quick" else full
 
 
 def device() -> str:

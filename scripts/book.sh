@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+source scripts/cache_guard.sh
 echo "== building the book (profile: ${LCBOOK_PROFILE:-quick})"
 .venv/bin/jupyter-book build . --all -W -n --keep-going
-echo "== done: open _build/html/chapters/01_lenet300_mnist.html (or serve _build/html with: python -m http.server -d _build/html)"
+echo "== done: open _build/html/index.html, or serve it: .venv/bin/python -m http.server -d _build/html (http://localhost:8000)"

@@ -10,5 +10,6 @@ echo "== unit tests"
 echo "== nbval: executing every chapter (profile: $LCBOOK_PROFILE)"
 .venv/bin/python -m pytest --nbval-lax -p no:cacheprovider chapters
 echo "== strict book build"
+source scripts/cache_guard.sh
 .venv/bin/jupyter-book build . --all -W -n --keep-going
 echo "== all tests passed"

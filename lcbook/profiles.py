@@ -1,0 +1,30 @@
+"""The profile switch: one environment variable, ``LCBOOK_PROFILE``, read only here.
+
+* ``quick`` (default): real data subsets, a few epochs; each chapter runs in minutes on a
+  2-core CPU (this is what CI executes);
+* ``full``: the paper-scale recipes (full data, hundreds of epochs); meant for a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+PROFILES = ("quick", "full")
+
+
+def profile() -> str:
+    """The active profile: ``$LCBOOK_PROFILE`` (``"quick"`` if unset).
+
+    Raises:
+        ValueError: if ``LCBOOK_PROFILE`` holds anything but ``quick`` or ``full``.
+    """
+    p = os.environ.get("LCBOOK_PROFILE", "quick").strip().lower() or "quick"
+    if p not in PROFILES:
+        raise ValueError(f"LCBOOK_PROFILE must be 'quick' or 'full', got LCBOOK_PROFILE={p!r}")
+    return p
+
+
+def choose(quick: Any, full: Any) -> Any:
+    """``quick`` or ``full`` according to :func:`profile`."""
+    return quick if profile() == "quick" else full
