@@ -7,13 +7,21 @@ algorithm (:mod:`lcbook.lc`), models, data, training and storage accounting.
 from .compressions import (
     AdaptiveQuantization,
     AdditiveCombination,
+    Binarization,
     Compression,
     ConstraintL0Pruning,
+    ConstraintL1Pruning,
+    FixedCodebook,
     LowRank,
+    PenaltyL0Pruning,
+    PenaltyL1Pruning,
+    RankSelection,
+    ScaledBinarization,
+    ScaledTernarization,
 )
 from .profiles import choose, profile
 from .lc import LCAlgorithm, Task, geometric_mu
-from .storage import storage_report
+from .storage import layer_positions, storage_report
 from .train import SGDLStep
 
 __version__ = "0.1.0"
@@ -21,14 +29,23 @@ __version__ = "0.1.0"
 __all__ = [
     "AdaptiveQuantization",
     "AdditiveCombination",
+    "Binarization",
     "Compression",
     "ConstraintL0Pruning",
+    "ConstraintL1Pruning",
+    "FixedCodebook",
     "LCAlgorithm",
     "LowRank",
+    "PenaltyL0Pruning",
+    "PenaltyL1Pruning",
+    "RankSelection",
     "SGDLStep",
+    "ScaledBinarization",
+    "ScaledTernarization",
     "Task",
     "choose",
     "geometric_mu",
+    "layer_positions",
     "profile",
     "storage_report",
 ]

@@ -36,7 +36,7 @@ from .compressions.base import Compression, Theta
 
 log = logging.getLogger(__name__)
 
-_VIEWS = ("auto", "flat", "matrix")
+_VIEWS = ("auto", "flat", "matrix", "matrix_hw")
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,16 @@ class Task:
         compression: the :class:`~lcbook.compressions.Compression` to apply.
         view: how the tensors are seen by the C step: ``"flat"`` concatenates them into one
             vector (N,); ``"matrix"`` reshapes a single tensor ``(n_out, …)`` to
-            ``(n_out, n_in·k·k)``; ``"auto"`` (default) picks ``"matrix"`` for compressions that
-            need one (low-rank) and ``"flat"`` otherwise.
+            ``(n_out, n_in·k_h·k_w)``; ``"matrix_hw"`` views a single conv weight
+            ``(n_out, n_in, k_h, k_w)`` as ``(n_out·k_h, n_in·k_w)`` (a low-rank factorization
+            then is a 1×k_w conv followed by a k_h×1 conv; Jaderberg et al., BMVC 2014);
+            ``"auto"`` (default) picks ``"matrix"`` for compressions that need one (low-rank)
+            and ``"flat"`` otherwise.
         name: a label for tables (default: the parameter names).
 
     Raises:
         ValueError/TypeError: empty ``params``, a name that is not a string, a view not in
-            ``("auto", "flat", "matrix")``, or a compression that is not a Compression.
+            ``("auto", "flat", "matrix", "matrix_hw")``, or a compression that is not a Compression.
     """
 
     params: Union[str, Tuple[str, ...]]
@@ -99,11 +102,14 @@ class _Bound:
         view = task.view
         if view == "auto":
             view = "matrix" if task.compression.needs_matrix else "flat"
-        if view == "matrix" and len(self.tensors) != 1:
-            raise ValueError(f"task {task.label!r}: view 'matrix' takes exactly one parameter, got {len(self.tensors)}")
+        if view.startswith("matrix") and len(self.tensors) != 1:
+            raise ValueError(f"task {task.label!r}: view {view!r} takes exactly one parameter, got {len(self.tensors)}")
         if view == "matrix" and self.tensors[0].ndim < 2:
             raise ValueError(f"task {task.label!r}: view 'matrix' (needed by {task.compression.describe()}) takes a "
                              f"parameter with ≥ 2 dimensions, got shape {tuple(self.tensors[0].shape)}")
+        if view == "matrix_hw" and self.tensors[0].ndim != 4:
+            raise ValueError(f"task {task.label!r}: view 'matrix_hw' takes a conv weight (n_out, n_in, k_h, k_w), "
+                             f"got shape {tuple(self.tensors[0].shape)}")
         self.view = view
         w = self.gather()
         task.compression.check_view(w.shape)
@@ -116,10 +122,16 @@ class _Bound:
         ts = [t.detach() for t in self.tensors]
         if self.view == "matrix":
             return ts[0].reshape(ts[0].shape[0], -1)
+        if self.view == "matrix_hw":
+            o, i, kh, kw = ts[0].shape
+            return ts[0].permute(0, 2, 1, 3).reshape(o * kh, i * kw)
         return ts[0].reshape(-1) if len(ts) == 1 else torch.cat([t.reshape(-1) for t in ts])
 
     def scatter(self, v: torch.Tensor) -> List[torch.Tensor]:
         """Split a view-shaped tensor back into tensors shaped like the parameters."""
+        if self.view == "matrix_hw":
+            o, i, kh, kw = self.tensors[0].shape
+            return [v.reshape(o, kh, i, kw).permute(0, 2, 1, 3)]
         flat = v.reshape(-1)
         out, i = [], 0
         for t in self.tensors:
@@ -243,13 +255,18 @@ class LCAlgorithm:
     # --- the steps -------------------------------------------------------------------------
 
     def c_step(self) -> float:
-        """C step of every task on ``w − λ/μ``; returns its wall time in seconds."""
+        """C step of every task on ``w − λ/μ``; returns its wall time in seconds.
+
+        Penalty forms (ℓ0/ℓ1 penalty pruning, rank selection) get the current μ; in direct
+        compression (μ = 0) they get the first μ of the schedule.
+        """
         t0 = time.perf_counter()
+        mu = self.mu if self.mu > 0 else self.mu_schedule[0]
         for b in self.tasks:
             w = b.gather()
             x = w - b.lam / self.mu if (self.multipliers and self.mu > 0) else w
             try:
-                b.delta, b.theta = b.task.compression.compress(x, b.theta)
+                b.delta, b.theta = b.task.compression.compress(x, b.theta, mu=mu)
             except (ValueError, TypeError) as e:
                 raise type(e)(f"task {b.task.label!r}: {e}") from e
         self._targets = None

@@ -15,57 +15,137 @@ the papers); they add 2 floats per channel to a deployed model.
 
 from __future__ import annotations
 
-from typing import Any, Dict
+import math
+from typing import Any, Dict, Optional
+
+import torch
+from torch import nn
 
 from .compressions.base import FLOAT_BITS
 
 
-def storage_report(lc) -> Dict[str, Any]:
-    """Per-task and total storage of the compressed model of an LC run.
+def layer_positions(model: nn.Module, example_input: torch.Tensor) -> Dict[str, int]:
+    """Output positions per example of every conv and linear weight, by parameter name.
+
+    One forward pass (in eval mode, without gradients; the mode is restored) of
+    ``example_input`` records, for each ``nn.Conv1d/2d/3d`` and ``nn.Linear``, how many output
+    positions its weight is applied at for one example (H_out·W_out for a 2-D conv, 1 for a
+    linear layer on a vector). Multiply-accumulates of a dense layer are then
+    ``positions · weight.numel()``.
+
+    Args:
+        model: the network.
+        example_input: a batch ``(B, …)`` the model accepts (B ≥ 1; counts are per example).
+
+    Returns:
+        ``{"layer1.0.conv1.weight": 1024, "fc.weight": 1, …}``.
+    """
+    if not torch.is_tensor(example_input) or example_input.ndim < 1 or example_input.shape[0] < 1:
+        raise ValueError(f"example_input must be a batch tensor (B ≥ 1, …), got {example_input!r:.80}")
+    found: Dict[str, int] = {}
+    hooks = []
+    batch = example_input.shape[0]
+    for mname, mod in model.named_modules():
+        if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
+            def hook(m, inp, out, key=(mname + "." if mname else "") + "weight"):
+                per_channel = out.numel() // (out.shape[1] if isinstance(m, nn.modules.conv._ConvNd) else out.shape[-1])
+                found[key] = per_channel // batch
+            hooks.append(mod.register_forward_hook(hook))
+    modes = [(m, m.training) for m in model.modules()]
+    try:
+        model.eval()
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+        for m, mode in modes:
+            m.training = mode
+    return found
+
+
+def storage_report(lc, example_input: Optional[torch.Tensor] = None) -> Dict[str, Any]:
+    """Per-task, per-layer and total storage (and optionally MACs) of the compressed model.
 
     Args:
         lc: an :class:`lcbook.lc.LCAlgorithm` after direct compression or a run.
+        example_input: optional batch ``(B, …)`` for the model; if given, multiply-accumulates
+            per example are counted for every conv and linear weight (see :func:`layer_positions`):
+            the reference dense, the compressed as its compression's
+            :meth:`~lcbook.compressions.Compression.macs` (low-rank: the two factors; pruning:
+            the kept weights; quantization: dense).
 
     Returns:
-        dict with ``tasks``: a list of ``{"task", "compression", "weights", "bits",
-        "bits_per_weight"}``; ``compressed_bits`` (all tasks); ``uncompressed_params`` and
-        ``uncompressed_bits`` (32 each); ``total_bits``; ``reference_bits`` (32 × all
-        parameters); ``ratio`` (reference / total); ``bits_per_weight`` over compressed weights.
+        dict with
+
+        * ``tasks``: ``{"task", "compression", "weights", "bits", "bits_per_weight"}`` per task;
+        * ``layers``: per parameter ``{"param", "shape", "weights", "task", "compression",
+          "bits", "bits_per_weight", "shared"}``; uncompressed parameters have task ``None`` and
+          32 bits each; a task spanning several tensors (one codebook or one κ for many layers)
+          splits its bits over them in proportion to their sizes and marks them ``shared``;
+          with ``example_input`` also ``"reference_macs"`` and ``"macs"`` (conv/linear only);
+        * ``compressed_bits`` (all tasks); ``uncompressed_params`` and ``uncompressed_bits``;
+          ``total_bits``; ``reference_bits`` (32 × all parameters); ``ratio`` (reference /
+          total); ``bits_per_weight`` over compressed weights;
+        * with ``example_input``: ``reference_macs`` and ``macs`` totals over conv/linear layers.
 
     Raises:
+        TypeError: ``lc`` is not an LCAlgorithm.
         RuntimeError: if no task has Θ yet.
     """
     if not hasattr(lc, "tasks") or not hasattr(lc, "model"):
         raise TypeError(f"lc must be an LCAlgorithm, got {type(lc).__name__}")
     if any(b.theta is None for b in lc.tasks):
         raise RuntimeError("no Θ yet: run direct_compression() or run() first")
-    rows = []
-    covered = set()
+    positions = layer_positions(lc.model, example_input) if example_input is not None else None
+    rows, layer_of = [], {}
     for b in lc.tasks:
-        bits = b.task.compression.bits(b.theta)
+        comp = b.task.compression
+        bits = comp.bits(b.theta)
         n = b.numel()
         rows.append({
             "task": b.task.label,
-            "compression": b.task.compression.describe(),
+            "compression": comp.describe(),
             "weights": n,
             "bits": bits,
             "bits_per_weight": bits / n if n else 0.0,
         })
-        covered.update(id(t) for t in b.tensors)
-    all_params = list(lc.model.parameters())
-    n_total = sum(p.numel() for p in all_params)
-    n_unc = sum(p.numel() for p in all_params if id(p) not in covered)
+        for name, t in zip(b.task.params, b.tensors):
+            share = t.numel() / n if n else 0.0
+            macs = None
+            if positions is not None and name in positions:
+                pos = positions[name]
+                macs = comp.macs(b.theta, pos) if len(b.tensors) == 1 else pos * t.numel()
+            layer_of[id(t)] = (b.task.label, comp.describe(), bits * share, len(b.tensors) > 1, macs)
+    layers = []
+    n_unc = 0
+    for name, p in lc.model.named_parameters():
+        task, comp, bits, shared, macs = layer_of.get(id(p), (None, None, FLOAT_BITS * p.numel(), False, None))
+        if task is None:
+            n_unc += p.numel()
+        row = {"param": name, "shape": tuple(p.shape), "weights": p.numel(), "task": task, "compression": comp,
+               "bits": bits, "bits_per_weight": bits / p.numel() if p.numel() else 0.0, "shared": shared}
+        if positions is not None and name in positions:
+            row["reference_macs"] = positions[name] * p.numel()
+            row["macs"] = macs if macs is not None else row["reference_macs"]
+        layers.append(row)
+    n_total = sum(p.numel() for p in lc.model.parameters())
     comp_bits = sum(r["bits"] for r in rows)
     n_comp = sum(r["weights"] for r in rows)
     total = comp_bits + FLOAT_BITS * n_unc
     ref = FLOAT_BITS * n_total
-    return {
+    out = {
         "tasks": rows,
+        "layers": layers,
         "compressed_bits": comp_bits,
         "uncompressed_params": n_unc,
         "uncompressed_bits": FLOAT_BITS * n_unc,
         "total_bits": total,
         "reference_bits": ref,
-        "ratio": ref / total if total else float("inf"),
+        "ratio": ref / total if total else math.inf,
         "bits_per_weight": comp_bits / n_comp if n_comp else 0.0,
     }
+    if positions is not None:
+        out["reference_macs"] = sum(r.get("reference_macs", 0) for r in layers)
+        out["macs"] = sum(r.get("macs", 0) for r in layers)
+    return out

@@ -77,6 +77,13 @@ class AdditiveCombination(Compression):
     def needs_matrix(self) -> bool:  # type: ignore[override]
         return any(p.needs_matrix for p in self.parts)
 
+    @property
+    def needs_mu(self) -> bool:  # type: ignore[override]
+        return any(p.needs_mu for p in self.parts)
+
+    def macs(self, theta: Theta, positions: int = 1) -> int:
+        return sum(p.macs(_split(theta, i), positions) for i, p in enumerate(self.parts))
+
     def check_view(self, shape: torch.Size) -> None:
         for p in self.parts:
             p.check_view(shape)
@@ -85,7 +92,7 @@ class AdditiveCombination(Compression):
         return (len(self.parts) == 2 and isinstance(self.parts[0], FixedCodebook)
                 and isinstance(self.parts[1], ConstraintL0Pruning))
 
-    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
         w = w.detach()
         n = len(self.parts)
@@ -93,8 +100,8 @@ class AdditiveCombination(Compression):
             # Exact in one pass [P5]: a weight in the sparse set costs nothing, any other costs
             # its distance to the nearest codebook value; so quantize every weight to its nearest
             # value and spend the κ corrections on the κ largest residuals.
-            dq, tq = self.parts[0].compress(w)
-            dp, tp = self.parts[1].compress(w - dq)
+            dq, tq = self.parts[0].compress(w, mu=mu)
+            dp, tp = self.parts[1].compress(w - dq, mu=mu)
             total = dq + dp
             out = {f"0.{k}": v for k, v in tq.items()}
             out.update({f"1.{k}": v for k, v in tp.items()})
@@ -108,7 +115,7 @@ class AdditiveCombination(Compression):
             # Cold start: compress with each part in turn, on what the earlier parts leave.
             thetas, deltas, total = [], [], torch.zeros_like(w)
             for p in self.parts:
-                d, t = p.compress(w - total)
+                d, t = p.compress(w - total, mu=mu)
                 thetas.append(t)
                 deltas.append(d)
                 total = total + d
@@ -117,7 +124,7 @@ class AdditiveCombination(Compression):
             new_thetas, new_deltas, running = list(thetas), list(deltas), total
             for i, p in enumerate(self.parts):
                 rest = running - new_deltas[i]
-                d, t = p.compress(w - rest, new_thetas[i])
+                d, t = p.compress(w - rest, new_thetas[i], mu=mu)
                 new_deltas[i], new_thetas[i] = d, t
                 running = rest + d
             running = torch.stack(new_deltas).sum(0)  # re-sum to avoid drift from running updates

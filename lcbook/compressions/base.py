@@ -66,15 +66,20 @@ class Compression(abc.ABC):
     """
 
     needs_matrix: bool = False
+    #: ``True`` for penalty forms (ℓ0/ℓ1 penalty pruning, rank selection), whose C step
+    #: ``min_Θ α·C(Θ) + μ/2‖w − Δ(Θ)‖²`` depends on μ; their :meth:`compress` needs ``mu``.
+    needs_mu: bool = False
 
     @abc.abstractmethod
-    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
         """C step: the best compressed approximation of ``w``.
 
         Args:
             w: the weights to compress, any shape (2-D for low-rank), floating point.
             theta: the previous ``Θ`` of this compression, used as a warm start where the C step
                 is iterative (k-means); ``None`` for a cold start.
+            mu: the current penalty parameter μ > 0; used only by compressions with
+                :attr:`needs_mu` (the others ignore it).
 
         Returns:
             ``(delta, theta)``: ``delta`` has the shape, dtype and device of ``w``;
@@ -93,6 +98,16 @@ class Compression(abc.ABC):
     def bits(self, theta: Theta) -> int:
         """Storage of ``theta`` in bits (see each subclass for its coding scheme)."""
 
+    def macs(self, theta: Theta, positions: int = 1) -> int:
+        """Multiply-accumulates of one forward pass of a layer that uses ``Δ(Θ)`` as its weight.
+
+        ``positions`` is the number of output positions the weight is applied at (H_out·W_out
+        for a conv, 1 for a linear layer on one example). The default is the dense count
+        ``positions · numel(Δ(Θ))``; pruning counts only the kept weights, low-rank its two
+        factors.
+        """
+        return int(positions) * int(self.decompress(theta).numel())
+
     def check_view(self, shape: torch.Size) -> None:
         """Raise ``ValueError`` if a weight view of this ``shape`` cannot take this compression.
 
@@ -102,6 +117,32 @@ class Compression(abc.ABC):
     def describe(self) -> str:
         """A short human-readable name, e.g. ``"Q(K=2)"``."""
         return type(self).__name__
+
+
+def shape_of(theta: Theta) -> Tuple[int, ...]:
+    """The weight shape recorded in ``theta["shape"]`` as a tuple of ints."""
+    return tuple(int(s) for s in theta["shape"])
+
+
+def shape_tensor(shape) -> torch.Tensor:
+    """A weight shape as the int64 tensor kept in Θ (so Θ holds tensors only)."""
+    return torch.tensor(tuple(shape), dtype=torch.long)
+
+
+def check_mu(mu, who: str) -> float:
+    """Return ``mu`` as a float, raising ``ValueError`` unless it is a finite number > 0."""
+    if mu is None or isinstance(mu, bool) or not isinstance(mu, (int, float)) or not (math.isfinite(mu) and mu > 0):
+        raise ValueError(f"{who} is a penalty form whose C step depends on μ: pass mu > 0 to compress(), got mu={mu!r}")
+    return float(mu)
+
+
+def check_real(name: str, value, minimum: float = 0.0, strict: bool = False) -> float:
+    """Return ``value`` as a float, raising unless it is a finite real ≥ ``minimum`` (> if strict)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite real number, got {name}={value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise ValueError(f"{name} must be {'>' if strict else '≥'} {minimum:g}, got {name}={value!r}")
+    return float(value)
 
 
 def ceil_log2(k: int) -> int:

@@ -2,9 +2,18 @@
 
 ``min_{U, V} ‖W − U Vᵀ‖²_F`` with ``U`` of shape (m, r) and ``V`` of shape (n, r) is solved by
 the truncated SVD (Eckart–Young); [CVPR20, §3] uses it as the C step of LC low-rank compression.
-A conv weight ``(n_out, n_in, k, k)`` is viewed as the matrix ``(n_out, n_in·k·k)`` by the task.
+A conv weight ``(n_out, n_in, k_h, k_w)`` is viewed by the task as the matrix
+``(n_out, n_in·k_h·k_w)`` (view ``"matrix"``: a k×k conv into r channels, then a 1×1 conv) or
+``(n_out·k_h, n_in·k_w)`` (view ``"matrix_hw"``: a 1×k_w conv into r channels, then a k_h×1 conv;
+Jaderberg, Vedaldi & Zisserman, BMVC 2014, scheme 2).
 
-Storage: ``32·r·(m + n)`` bits for the two factors (r = min(rank, m, n)).
+Rank selection [CVPR20, §3, eq. (4)]: ``min_r α·C(r) + μ/2 ‖W − W_r‖²`` with ``W_r`` the best
+rank-r matrix, so ``‖W − W_r‖² = Σ_{i>r} s_i²`` over the singular values; every r in 0..min(m, n)
+is scored from one SVD. C(r) is the storage (parameters) or the FLOPs (multiply-accumulates) of
+the layer at rank r.
+
+Storage: ``32·min(r·(m + n), m·n)`` bits: the two factors, or the dense matrix when a rank is so
+high that the factors would be larger (r = min(rank, m, n)).
 
 References: [CVPR20] Idelbayev & Carreira-Perpiñán, *Low-rank compression of neural nets:
 learning the rank of each layer*, CVPR 2020.
@@ -17,7 +26,28 @@ from typing import Optional, Tuple
 
 import torch
 
-from .base import FLOAT_BITS, Compression, Theta, check_finite, check_int, work_dtype
+from .base import FLOAT_BITS, Compression, Theta, check_finite, check_int, check_mu, check_real, work_dtype
+
+
+def factor_params(r: int, m: int, n: int) -> int:
+    """Parameters of an (m, n) matrix stored at rank r: ``min(r·(m + n), m·n)``."""
+    return min(r * (m + n), m * n)
+
+
+def _truncated_svd(x: torch.Tensor, r: int, svd=None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Factors ``U (m, r)`` (singular vectors scaled by the singular values) and ``V (r, n)``
+    of the best rank-r approximation of ``x`` (Eckart–Young); ``svd`` reuses a computed SVD."""
+    m, n = x.shape
+    if r == 0:
+        return x.new_zeros(m, 0), x.new_zeros(0, n)
+    uu, s, vh = svd if svd is not None else torch.linalg.svd(x, full_matrices=False)
+    return uu[:, :r] * s[:r], vh[:r]
+
+
+def _product(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    if u.dtype in (torch.float32, torch.float64):
+        return u @ v
+    return (u.float() @ v.float()).to(u.dtype)  # half types: multiply in float32
 
 
 @dataclass(frozen=True)
@@ -48,30 +78,103 @@ class LowRank(Compression):
         if len(shape) != 2:
             raise ValueError(f"LowRank needs a 2-D weight view, got shape {tuple(shape)}")
 
-    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
         self.check_view(w.shape)
         m, n = w.shape
         r = min(self.rank, m, n)
         x = w.detach().to(work_dtype(w))
-        if r == 0:
-            u, v = x.new_zeros(m, 0), x.new_zeros(0, n)
-        else:
-            uu, s, vh = torch.linalg.svd(x, full_matrices=False)
-            u, v = uu[:, :r] * s[:r], vh[:r]
+        u, v = _truncated_svd(x, r)
         u, v = u.to(w.dtype), v.to(w.dtype)
-        delta = (u @ v) if w.dtype in (torch.float32, torch.float64) else (u.float() @ v.float()).to(w.dtype)
-        return delta, {"U": u, "V": v}
+        return _product(u, v), {"U": u, "V": v}
 
     def decompress(self, theta: Theta) -> torch.Tensor:
-        u, v = theta["U"], theta["V"]
-        if u.dtype in (torch.float32, torch.float64):
-            return u @ v
-        return (u.float() @ v.float()).to(u.dtype)  # same arithmetic as compress for half types
+        return _product(theta["U"], theta["V"])
 
     def bits(self, theta: Theta) -> int:
         (m, r), n = theta["U"].shape, theta["V"].shape[1]
-        return FLOAT_BITS * r * (m + n)
+        return FLOAT_BITS * factor_params(r, m, n)
+
+    def macs(self, theta: Theta, positions: int = 1) -> int:
+        (m, r), n = theta["U"].shape, theta["V"].shape[1]
+        return int(positions) * factor_params(r, m, n)
 
     def describe(self) -> str:
         return f"L(r={self.rank})"
+
+
+_COSTS = ("storage", "flops")
+
+
+@dataclass(frozen=True)
+class RankSelection(Compression):
+    """Low-rank compression that learns the rank of the layer [CVPR20].
+
+    C step (exact over r): ``r* = argmin_{0 ≤ r ≤ min(m,n)} α·C(r) + μ/2·Σ_{i>r} s_i²``, then the
+    truncated SVD at r*. As μ grows the error term weighs more and the rank rises; a larger α
+    gives smaller ranks. One α shared by every layer trades error for cost across the network.
+
+    Args:
+        alpha: α ≥ 0, the loss cost of one unit of C(r) (one parameter or one MAC).
+        cost: ``"storage"``: C(r) = min(r(m+n), m·n) parameters; ``"flops"``: C(r) = that
+            times ``positions`` (multiply-accumulates of the layer at rank r).
+        positions: number of output positions the layer's weight is applied at (H_out·W_out
+            for a conv, 1 for a linear layer); used by ``cost="flops"``.
+
+    Θ: ``U`` ``(m, r*)`` and ``V`` ``(r*, n)`` as :class:`LowRank`. Storage: ``32·min(r*(m+n), m·n)`` bits.
+
+    Raises:
+        ValueError/TypeError: ``alpha`` not a finite real ≥ 0, ``cost`` not ``"storage"`` or
+            ``"flops"``, ``positions`` < 1; at compress time, ``mu`` missing or ≤ 0, a weight
+            that is not 2-D or not finite.
+    """
+
+    alpha: float
+    cost: str = "storage"
+    positions: int = 1
+    needs_matrix = True
+    needs_mu = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "alpha", check_real("alpha", self.alpha, 0.0))
+        if self.cost not in _COSTS:
+            raise ValueError(f"cost must be one of {_COSTS}, got cost={self.cost!r}")
+        check_int("positions", self.positions, 1)
+
+    def check_view(self, shape: torch.Size) -> None:
+        if len(shape) != 2:
+            raise ValueError(f"RankSelection needs a 2-D weight view, got shape {tuple(shape)}")
+
+    def costs(self, m: int, n: int, device=None) -> torch.Tensor:
+        """``(min(m,n)+1,)`` float64: C(r) for r = 0..min(m, n)."""
+        r = torch.arange(min(m, n) + 1, dtype=torch.float64, device=device)
+        c = torch.minimum(r * (m + n), torch.tensor(float(m * n), dtype=torch.float64, device=device))
+        return c * (self.positions if self.cost == "flops" else 1)
+
+    def objective(self, s: torch.Tensor, m: int, n: int, mu: float) -> torch.Tensor:
+        """``(min(m,n)+1,)`` float64: α·C(r) + μ/2·Σ_{i>r} s_i² for every rank r, given the
+        singular values ``s`` (descending)."""
+        s2 = s.to(torch.float64) ** 2
+        tail = torch.cat([torch.flip(torch.cumsum(torch.flip(s2, [0]), 0), [0]), s2.new_zeros(1)])
+        return self.alpha * self.costs(m, n, s.device) + 0.5 * mu * tail
+
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
+        mu = check_mu(mu, self.describe())
+        check_finite(w)
+        self.check_view(w.shape)
+        m, n = w.shape
+        x = w.detach().to(work_dtype(w))
+        if min(m, n) == 0:
+            return w.detach().clone(), {"U": w.new_zeros(m, 0), "V": w.new_zeros(0, n)}
+        svd = torch.linalg.svd(x, full_matrices=False)
+        r = int(torch.argmin(self.objective(svd[1], m, n, mu)))  # first minimum: the smallest best rank
+        u, v = _truncated_svd(x, r, svd)
+        u, v = u.to(w.dtype), v.to(w.dtype)
+        return _product(u, v), {"U": u, "V": v}
+
+    decompress = LowRank.decompress
+    bits = LowRank.bits
+    macs = LowRank.macs
+
+    def describe(self) -> str:
+        return f"L(rank selection, α={self.alpha:g}, {self.cost})"

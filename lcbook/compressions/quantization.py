@@ -12,12 +12,13 @@ References: [P2] Carreira-Perpiñán & Idelbayev, *Model compression as constrai
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
 import torch
 
-from .base import FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int, work_dtype
+from .base import (FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int, shape_of, shape_tensor,
+                   work_dtype)
 
 
 def assign_nearest(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
@@ -114,6 +115,112 @@ def kmeans_1d(
     return c, assign_nearest(x, c)
 
 
+def _segment_cost(s1: torch.Tensor, s2: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    """Σ (x − mean)² over the sorted values x[i:j] (i < j), from float64 prefix sums."""
+    cnt = (j - i).to(torch.float64)
+    d1 = s1[j] - s1[i]
+    return (s2[j] - s2[i] - d1 * d1 / cnt).clamp_(min=0.0)
+
+
+def optimal_quantization_1d(x: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The globally optimal K-level quantization of ``x`` (exact 1-D k-means), in torch.
+
+    In 1-D an optimal partition is a split of the sorted values into K contiguous runs, so
+    ``D_m(j) = min_{i<j} D_{m−1}(i) + cost(i, j)`` over the first j sorted values (cost: the
+    squared error of a run about its mean, O(1) from prefix sums) gives the optimum (Bellman
+    1973; Wang & Song, *Ckmeans.1d.dp*, R Journal 2011). The best split point is monotone in j,
+    so each row ``D_m`` is solved by divide and conquer over j (the middle j first, its optimum
+    bounds both halves): O(N log N) per row, **O(K·N log N) time and O(K·N) memory** in all,
+    plus one sort. All subproblems of one recursion depth run as one batch of tensor ops, so
+    the Python loop has only K·⌈log2 N⌉ iterations and the work runs on ``x``'s device.
+
+    Args:
+        x: ``(N,)`` finite values, N ≥ 1.
+        k: number of levels K ≥ 1. If ``x`` has at most K distinct values, the result is those
+            values (zero error) and may have fewer than K entries.
+
+    Returns:
+        ``(codebook, assignments)``: ``(K',)`` sorted levels (K' ≤ K), each the mean of its run,
+        and ``(N,)`` int64 indices of the nearest level (ties to the lower one).
+
+    Raises:
+        ValueError: ``k`` not an int ≥ 1, ``x`` not 1-D or not finite.
+    """
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int ≥ 1, got k={k!r}")
+    if x.ndim != 1:
+        raise ValueError(f"x must be 1-D, got shape {tuple(x.shape)}")
+    check_finite(x, "x")
+    n, dev = x.numel(), x.device
+    if n == 0:
+        return x.new_empty(0), torch.zeros(0, dtype=torch.long, device=dev)
+    xs = torch.sort(x).values
+    distinct = torch.ones(n, dtype=torch.bool, device=dev)
+    distinct[1:] = xs[1:] != xs[:-1]
+    if int(distinct.sum()) <= k:
+        uniq = xs[distinct]
+        return uniq, torch.bucketize(x, uniq)
+    xd = xs.to(torch.float64)
+    xd = xd - xd.mean()  # centred: smaller prefix sums, less cancellation in the costs
+    s1 = torch.zeros(n + 1, dtype=torch.float64, device=dev)
+    s2 = torch.zeros(n + 1, dtype=torch.float64, device=dev)
+    s1[1:] = torch.cumsum(xd, 0)
+    s2[1:] = torch.cumsum(xd * xd, 0)
+    idx_dtype = torch.int32 if n < 2**31 - 1 else torch.long
+    pos = torch.arange(n + 1, device=dev)
+    inf = torch.tensor(float("inf"), dtype=torch.float64, device=dev)
+    # prev[j]: best error of the first j sorted values in m − 1 runs (inf where j < m − 1).
+    prev = torch.where(pos >= 1, _segment_cost(s1, s2, torch.zeros_like(pos), pos.clamp(min=1)), inf)
+    prev[0] = 0.0
+    splits = []  # splits[m − 2][j]: start of the last run in the best m-run split of x[:j]
+    big = torch.iinfo(torch.long).max
+    for m in range(2, k + 1):
+        cur = torch.full((n + 1,), float("inf"), dtype=torch.float64, device=dev)
+        arg = torch.zeros(n + 1, dtype=idx_dtype, device=dev)
+        table = torch.stack([s1, s2, prev], 1)  # one gather per level fetches all three at i
+        # Segments of the divide and conquer: j in [jl, jr], candidate split i in [il, ir].
+        jl = torch.tensor([m], device=dev)
+        jr = torch.tensor([n], device=dev)
+        il = torch.tensor([m - 1], device=dev)
+        ir = torch.tensor([n - 1], device=dev)
+        while jl.numel():
+            mid = (jl + jr) // 2
+            lengths = torch.minimum(ir, mid - 1) - il + 1
+            seg = torch.repeat_interleave(torch.arange(mid.numel(), device=dev), lengths)
+            # per segment: i offset, s1[j], s2[j], j — fetched for every candidate by one gather
+            per = torch.stack([(il - torch.cumsum(lengths, 0) + lengths).to(torch.float64),
+                               s1[mid], s2[mid], mid.to(torch.float64)], 1).index_select(0, seg)
+            i = per[:, 0].long() + torch.arange(seg.numel(), device=dev)
+            at_i = table.index_select(0, i)
+            d1 = per[:, 1] - at_i[:, 0]
+            vals = at_i[:, 2] + (per[:, 2] - at_i[:, 1] - d1 * d1 / (per[:, 3] - i)).clamp_(min=0.0)
+            best = torch.full((mid.numel(),), float("inf"), dtype=torch.float64, device=dev)
+            best = best.scatter_reduce(0, seg, vals, reduce="amin")
+            cand = torch.where(vals <= best.index_select(0, seg), i, big)
+            opt = torch.full_like(mid, big).scatter_reduce(0, seg, cand, reduce="amin")
+            cur[mid] = best
+            arg[mid] = opt.to(idx_dtype)
+            left = jl <= mid - 1
+            right = mid + 1 <= jr
+            jl, jr, il, ir = (torch.cat([jl[left], (mid + 1)[right]]), torch.cat([(mid - 1)[left], jr[right]]),
+                              torch.cat([il[left], opt[right]]), torch.cat([opt[left], ir[right]]))
+        splits.append(arg)
+        prev = cur
+    # Walk the split points back from j = N.
+    bounds = [n]
+    j = n
+    for arg in reversed(splits):
+        j = int(arg[j])
+        bounds.append(j)
+    bounds.append(0)
+    b = torch.tensor(bounds[::-1], device=dev)
+    sums = torch.zeros(n + 1, dtype=torch.float64, device=dev)
+    sums[1:] = torch.cumsum(xs.to(torch.float64), 0)
+    c = ((sums[b[1:]] - sums[b[:-1]]) / (b[1:] - b[:-1]).to(torch.float64)).to(x.dtype)
+    c = torch.sort(c).values
+    return c, assign_nearest(x, c)
+
+
 @dataclass(frozen=True)
 class AdaptiveQuantization(Compression):
     """Adaptive quantization with a learned codebook of K values [P2].
@@ -122,7 +229,11 @@ class AdaptiveQuantization(Compression):
 
     Args:
         k: codebook size K ≥ 1 (K = 2 is 1 bit per weight).
-        max_iter: Lloyd iteration limit per C step (≥ 1).
+        max_iter: Lloyd iteration limit per C step (≥ 1; used by ``method="kmeans"``).
+        method: ``"kmeans"`` (default): Lloyd's algorithm warm-started from the previous
+            codebook, O(N log N) per C step, a local optimum [P2, §4.1]; ``"exact"``: the global
+            optimum by dynamic programming (:func:`optimal_quantization_1d`), O(K·N log N) time
+            and O(K·N) memory, cold-started each C step.
 
     Θ: ``codebook`` ``(K,)`` in the weight's dtype, sorted; ``assignments`` ``(N,)`` int64;
     ``shape`` the weight's shape (int64).
@@ -131,31 +242,37 @@ class AdaptiveQuantization(Compression):
     K only when the weights have fewer than K distinct values).
 
     Raises:
-        ValueError/TypeError: if ``k`` < 1 or not an int, or ``max_iter`` < 1.
+        ValueError/TypeError: if ``k`` < 1 or not an int, ``max_iter`` < 1, or ``method`` is
+            not ``"kmeans"`` or ``"exact"``.
     """
 
     k: int
     max_iter: int = 100
+    method: str = "kmeans"
 
     def __post_init__(self):
         check_int("k", self.k, 1)
         check_int("max_iter", self.max_iter, 1)
+        if self.method not in ("kmeans", "exact"):
+            raise ValueError(f"method must be 'kmeans' or 'exact', got method={self.method!r}")
 
-    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
         x = w.detach().reshape(-1).to(work_dtype(w))
-        init = theta.get("codebook") if theta else None
-        c, z = kmeans_1d(x, self.k, init=init, max_iter=self.max_iter)
+        if self.method == "exact":
+            c, z = optimal_quantization_1d(x, self.k)
+        else:
+            init = theta.get("codebook") if theta else None
+            c, z = kmeans_1d(x, self.k, init=init, max_iter=self.max_iter)
         delta = c[z].reshape(w.shape).to(w.dtype)
         return delta, {
             "codebook": c.to(w.dtype),
             "assignments": z,
-            "shape": torch.tensor(w.shape, dtype=torch.long),
+            "shape": shape_tensor(w.shape),
         }
 
     def decompress(self, theta: Theta) -> torch.Tensor:
-        shape = tuple(int(s) for s in theta["shape"])
-        return theta["codebook"][theta["assignments"]].reshape(shape)
+        return theta["codebook"][theta["assignments"]].reshape(shape_of(theta))
 
     def bits(self, theta: Theta) -> int:
         k = int(theta["codebook"].numel())
@@ -163,11 +280,7 @@ class AdaptiveQuantization(Compression):
         return n * ceil_log2(max(k, 1)) + FLOAT_BITS * k
 
     def describe(self) -> str:
-        return f"Q(K={self.k})"
-
-
-def _shape_of(theta: Theta) -> Tuple[int, ...]:
-    return tuple(int(s) for s in theta["shape"])
+        return f"Q(K={self.k})" if self.method == "kmeans" else f"Q(K={self.k}, exact)"
 
 
 @dataclass(frozen=True)
@@ -180,17 +293,17 @@ class ScaledBinarization(Compression):
     Storage: ``N + 32`` bits.
     """
 
-    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
         x = w.detach().reshape(-1).to(work_dtype(w))
         a = (x.abs().to(torch.float64).sum() / max(x.numel(), 1)).to(x.dtype)
         pos = x >= 0
         delta = torch.where(pos, a, -a).reshape(w.shape).to(w.dtype)
-        return delta, {"scale": a.reshape(1).to(w.dtype), "signs": pos, "shape": torch.tensor(w.shape, dtype=torch.long)}
+        return delta, {"scale": a.reshape(1).to(w.dtype), "signs": pos, "shape": shape_tensor(w.shape)}
 
     def decompress(self, theta: Theta) -> torch.Tensor:
         a = theta["scale"][0]
-        return torch.where(theta["signs"], a, -a).reshape(_shape_of(theta))
+        return torch.where(theta["signs"], a, -a).reshape(shape_of(theta))
 
     def bits(self, theta: Theta) -> int:
         return int(theta["signs"].numel()) + FLOAT_BITS
@@ -211,12 +324,12 @@ class ScaledTernarization(Compression):
     Storage: ``2N + 32`` bits (⌈log2 3⌉ = 2 bits per weight).
     """
 
-    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
         x = w.detach().reshape(-1).to(work_dtype(w))
         if x.numel() == 0:
             return w.detach().clone(), {"scale": w.new_zeros(1), "codes": torch.zeros(0, dtype=torch.int8, device=w.device),
-                                        "shape": torch.tensor(w.shape, dtype=torch.long)}
+                                        "shape": shape_tensor(w.shape)}
         mags, order = torch.sort(x.abs(), descending=True)
         s = torch.cumsum(mags.to(torch.float64), 0)
         j = torch.arange(1, x.numel() + 1, device=x.device, dtype=torch.float64)
@@ -228,10 +341,10 @@ class ScaledTernarization(Compression):
         if float(a) == 0.0:
             codes.zero_()
         delta = (codes.to(x.dtype) * a).reshape(w.shape).to(w.dtype)
-        return delta, {"scale": a.reshape(1).to(w.dtype), "codes": codes, "shape": torch.tensor(w.shape, dtype=torch.long)}
+        return delta, {"scale": a.reshape(1).to(w.dtype), "codes": codes, "shape": shape_tensor(w.shape)}
 
     def decompress(self, theta: Theta) -> torch.Tensor:
-        return (theta["codes"].to(theta["scale"].dtype) * theta["scale"][0]).reshape(_shape_of(theta))
+        return (theta["codes"].to(theta["scale"].dtype) * theta["scale"][0]).reshape(shape_of(theta))
 
     def bits(self, theta: Theta) -> int:
         return 2 * int(theta["codes"].numel()) + FLOAT_BITS
@@ -270,19 +383,30 @@ class FixedCodebook(Compression):
     def codebook(self, like: torch.Tensor) -> torch.Tensor:
         return torch.tensor(self.values, dtype=work_dtype(like), device=like.device)
 
-    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None) -> Tuple[torch.Tensor, Theta]:
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
         x = w.detach().reshape(-1).to(work_dtype(w))
         c = self.codebook(x)
         z = assign_nearest(x, c)
-        return c[z].reshape(w.shape).to(w.dtype), {"assignments": z, "shape": torch.tensor(w.shape, dtype=torch.long)}
+        return c[z].reshape(w.shape).to(w.dtype), {"assignments": z, "shape": shape_tensor(w.shape)}
 
     def decompress(self, theta: Theta) -> torch.Tensor:
         c = torch.tensor(self.values, device=theta["assignments"].device)
-        return c[theta["assignments"]].reshape(_shape_of(theta))
+        return c[theta["assignments"]].reshape(shape_of(theta))
 
     def bits(self, theta: Theta) -> int:
         return int(theta["assignments"].numel()) * ceil_log2(len(self.values))
 
     def describe(self) -> str:
         return "Q{" + ",".join(f"{v:g}" for v in self.values) + "}"
+
+
+@dataclass(frozen=True)
+class Binarization(FixedCodebook):
+    """Binarization: every weight is −1 or +1 (the fixed codebook {−1, +1}) [P2, §4.2].
+
+    C step (exact): ``θ_i = sign(w_i)`` (a weight at exactly 0, equally far from both, goes to −1).
+    Θ and storage as :class:`FixedCodebook`: N bits, no codebook.
+    """
+
+    values: Tuple[float, ...] = field(default=(-1.0, 1.0), init=False)
