@@ -5,10 +5,13 @@ Parameter counts (checked by the tests):
 * :class:`LeNet300` (784-300-100-10): 266,610 parameters.
 * :func:`resnet20` ≈ 0.27M, :func:`resnet32` ≈ 0.46M, :func:`resnet56` ≈ 0.85M,
   :func:`resnet110` ≈ 1.7M parameters.
+* :func:`vgg16` (CIFAR, BatchNorm): 15,251,402 parameters ≈ 15M.
 
 References: LeCun et al., *Gradient-based learning applied to document recognition*, 1998
 (LeNet300); He, Zhang, Ren & Sun, *Deep residual learning for image recognition*, CVPR 2016,
-§4.2 (CIFAR ResNets: 3 stages of 16/32/64 channels, 6n+2 layers, option-A shortcuts).
+§4.2 (CIFAR ResNets: 3 stages of 16/32/64 channels, 6n+2 layers, option-A shortcuts);
+Simonyan & Zisserman, *Very deep convolutional networks*, ICLR 2015 (VGG-16, configuration D)
+with BatchNorm (Ioffe & Szegedy 2015) as adapted to CIFAR-10 in the LC experiments [P5].
 """
 
 from __future__ import annotations
@@ -120,7 +123,57 @@ def resnet110(num_classes: int = 10) -> CifarResNet:
     return CifarResNet(110, num_classes)
 
 
-MODELS = {"lenet300": LeNet300, "resnet20": resnet20, "resnet32": resnet32, "resnet56": resnet56, "resnet110": resnet110}
+#: VGG-16 (configuration D): 13 conv layers; "M" is a 2×2 max-pool.
+_VGG16 = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+
+class CifarVGG(nn.Module):
+    """VGG-16 with BatchNorm for 32×32 CIFAR images.
+
+    13 conv layers (3×3, padding 1, each followed by BatchNorm and ReLU; 5 max-pools take
+    32×32 to 1×1), then a classifier ``Dropout → Linear(512, 512) → BatchNorm → ReLU → Dropout →
+    Linear(512, 512) → BatchNorm → ReLU → Linear(512, num_classes)``. The output is the raw logits
+    (no ReLU on them). Input ``(B, 3, 32, 32)``, output ``(B, num_classes)``.
+
+    Args:
+        num_classes: output classes.
+        dropout: dropout probability in the classifier, in [0, 1).
+    """
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.5):
+        super().__init__()
+        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+            raise ValueError(f"dropout must be in [0, 1), got dropout={dropout!r}")
+        layers: List[nn.Module] = []
+        c_in = 3
+        for v in _VGG16:
+            if v == "M":
+                layers.append(nn.MaxPool2d(2))
+            else:
+                layers += [nn.Conv2d(c_in, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
+                c_in = v
+        self.features = nn.Sequential(*layers)
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
+            nn.Linear(512, num_classes),
+        )
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x).flatten(1))
+
+
+def vgg16(num_classes: int = 10) -> CifarVGG:
+    """VGG-16 with BatchNorm for CIFAR (15,251,402 parameters ≈ 15M)."""
+    return CifarVGG(num_classes)
+
+
+MODELS = {"lenet300": LeNet300, "vgg16": vgg16, "resnet20": resnet20, "resnet32": resnet32, "resnet56": resnet56, "resnet110": resnet110}
 
 
 def build(name: str) -> nn.Module:
