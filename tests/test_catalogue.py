@@ -347,11 +347,15 @@ def test_non_finite_weights_raise_for_every_new_c_step():
 def test_new_c_steps_keep_shape_dtype_device(dtype, device):
     w = torch.randn(8, 6, device=device).to(dtype)
     for c in (ConstraintL1Pruning(3.0), PenaltyL0Pruning(0.05), PenaltyL1Pruning(0.05), RankSelection(0.01),
-              ScaledTernarization(), FixedCodebook((-0.5, 0.0, 0.5))):
+              ScaledTernarization(), FixedCodebook((-0.1, 0.0, 0.3)), LowRank(2), AdaptiveQuantization(3),
+              AdaptiveQuantization(3, method="exact"), ConstraintL0Pruning(kappa=7), Binarization(),
+              AdditiveCombination((AdaptiveQuantization(2), ConstraintL0Pruning(kappa=3))),
+              AdditiveCombination((FixedCodebook((-0.5, 0.5)), ConstraintL0Pruning(kappa=3))),
+              AdditiveCombination((LowRank(1), PenaltyL1Pruning(0.01)))):
         d, th = c.compress(w, mu=1.0)
         assert d.shape == w.shape and d.dtype == dtype and d.device == w.device, c
         back = c.decompress(th).reshape(w.shape)
-        assert torch.allclose(back.double().cpu(), d.double().cpu(), atol=1e-2 if dtype == torch.bfloat16 else 1e-6), c
+        assert back.dtype == dtype and torch.equal(back, d), c  # Δ(Θ) is exactly what the C step returned
 
 
 # --- storage and MACs ---------------------------------------------------------------------------

@@ -29,68 +29,221 @@ def assign_nearest(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
         codebook: ``(K,)`` values sorted ascending.
 
     Returns:
-        ``(N,)`` int64 indices into ``codebook``; ties go to the lower value.
+        ``(N,)`` int64 indices into ``codebook``; ties go to the lower value. The index is the
+        number of codebook midpoints below ``x``: counted by comparisons for K ≤ 8 (faster
+        than a binary search for few levels), by ``bucketize`` above.
     """
-    if codebook.numel() == 1:
+    k = codebook.numel()
+    if k == 1:
         return torch.zeros_like(x, dtype=torch.long)
     mid = (codebook[1:] + codebook[:-1]) / 2
+    if k == 2:
+        return (x > mid[0]).long()
+    if k <= 8:
+        return (x.unsqueeze(-1) > mid).sum(-1)
     return torch.bucketize(x, mid, right=False)
 
 
-def kmeans_1d(
-    x: torch.Tensor, k: int, init: Optional[torch.Tensor] = None, max_iter: int = 100
-) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Lloyd's algorithm for 1-D k-means, in torch on ``x``'s device.
-
-    In 1-D every cluster of a sorted codebook is a contiguous run of the sorted values, so after
-    one sort each Lloyd iteration needs only O(K log N) work: the cluster boundaries are a
-    ``searchsorted`` of the codebook midpoints, the cluster sums differences of a prefix sum
-    (float64). The cost is dominated by the sort and one final ``bucketize``: O(N log N).
-
-    Each iteration moves every centroid to the mean of its cluster; a centroid whose cluster is
-    empty moves onto the value worst served by the others. The distortion ``Σ (x − c_z)²``
-    therefore never increases from the initial codebook. Lloyd stops when no boundary moves
-    (a fixed point: every value is at its nearest centroid, every centroid at its cluster's mean).
-
-    Args:
-        x: ``(N,)`` finite values, N ≥ 1.
-        k: number of centroids, ≥ 1. If ``x`` has at most ``k`` distinct values, the result
-            is those distinct values (zero distortion) and may have fewer than ``k`` entries.
-        init: ``(k',)`` initial codebook (warm start); if ``None`` or larger than ``k``, the
-            centroids start at the (i + ½)/k quantiles of ``x``; if shorter than ``k``, the
-            missing centroids are added at the values worst served by it.
-        max_iter: iteration limit.
-
-    Returns:
-        ``(codebook, assignments)``: ``(K',)`` sorted centroids with K' ≤ k, and ``(N,)`` int64.
-
-    Source: Lloyd (1982); the warm-started C step of adaptive quantization [P2, §4.1].
-    """
+def _check_1d(x: torch.Tensor, k) -> None:
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be an int ≥ 1, got k={k!r}")
     if x.ndim != 1:
         raise ValueError(f"x must be 1-D, got shape {tuple(x.shape)}")
     check_finite(x, "x")
+
+
+def _prefix(v: torch.Tensor) -> torch.Tensor:
+    """``(len(v)+1,)`` float64 prefix sums, starting at 0."""
+    out = torch.zeros(v.numel() + 1, dtype=torch.float64, device=v.device)
+    torch.cumsum(v.to(torch.float64), 0, out=out[1:])
+    return out
+
+
+def _dp_runs(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, k: int) -> torch.Tensor:
+    """Optimal split of G sorted groups into k contiguous runs (dynamic programming).
+
+    ``c0, c1, c2`` are ``(G+1,)`` float64 prefix sums of the groups' counts, sums and sums of
+    squares; the error of a run of groups [i, j) about its mean is
+    ``(c2[j]−c2[i]) − (c1[j]−c1[i])²/(c0[j]−c0[i])``. ``D_m(j) = min_{i<j} D_{m−1}(i) + cost(i, j)``;
+    the best i is monotone in j, so each row is solved by divide and conquer over j, every
+    subproblem of one recursion depth in one batch of tensor ops: O(G log G) per row,
+    O(k·G log G) time and O(k·G) memory in all. Requires G ≥ k.
+
+    Returns:
+        ``(k+1,)`` int64 run boundaries ``0 = b_0 < b_1 < … < b_k = G`` (in groups).
+    """
+    g, dev = c0.numel() - 1, c0.device
+
+    def cost(i, j):
+        d1 = c1[j] - c1[i]
+        return (c2[j] - c2[i] - d1 * d1 / (c0[j] - c0[i])).clamp_(min=0.0)
+
+    pos = torch.arange(g + 1, device=dev)
+    prev = cost(torch.zeros_like(pos), pos.clamp(min=1))  # one run: D_1(j)
+    prev[0] = 0.0
+    splits = []  # splits[m − 2][j]: start of the last run in the best m-run split of groups [0, j)
+    big = torch.iinfo(torch.long).max
+    idx_dtype = torch.int32 if g < 2**31 - 1 else torch.long
+    for m in range(2, k + 1):
+        cur = torch.full((g + 1,), float("inf"), dtype=torch.float64, device=dev)
+        arg = torch.zeros(g + 1, dtype=idx_dtype, device=dev)
+        table = torch.stack([c0, c1, c2, prev], 1)  # one gather per level fetches all four at i
+        # Segments of the divide and conquer: j in [jl, jr], candidate split i in [il, ir].
+        jl, jr = torch.tensor([m], device=dev), torch.tensor([g], device=dev)
+        il, ir = torch.tensor([m - 1], device=dev), torch.tensor([g - 1], device=dev)
+        while jl.numel():
+            mid = (jl + jr) // 2
+            lengths = torch.minimum(ir, mid - 1) - il + 1
+            seg = torch.repeat_interleave(torch.arange(mid.numel(), device=dev), lengths)
+            # per segment: first candidate minus its flat offset, and c0/c1/c2 at j = mid
+            per = torch.stack([(il - torch.cumsum(lengths, 0) + lengths).to(torch.float64),
+                               c0[mid], c1[mid], c2[mid]], 1).index_select(0, seg)
+            i = per[:, 0].long() + torch.arange(seg.numel(), device=dev)
+            at_i = table.index_select(0, i)
+            d1 = per[:, 2] - at_i[:, 1]
+            vals = at_i[:, 3] + (per[:, 3] - at_i[:, 2] - d1 * d1 / (per[:, 1] - at_i[:, 0])).clamp_(min=0.0)
+            best = torch.full((mid.numel(),), float("inf"), dtype=torch.float64, device=dev)
+            best = best.scatter_reduce(0, seg, vals, reduce="amin")
+            cand = torch.where(vals <= best.index_select(0, seg), i, big)
+            opt = torch.full_like(mid, big).scatter_reduce(0, seg, cand, reduce="amin")
+            cur[mid] = best
+            arg[mid] = opt.to(idx_dtype)
+            left, right = jl <= mid - 1, mid + 1 <= jr
+            jl, jr, il, ir = (torch.cat([jl[left], (mid + 1)[right]]), torch.cat([(mid - 1)[left], jr[right]]),
+                              torch.cat([il[left], opt[right]]), torch.cat([opt[left], ir[right]]))
+        splits.append(arg.cpu())
+        prev = cur
+    bounds, j = [g], g
+    for arg in reversed(splits):
+        j = int(arg[j])
+        bounds.append(j)
+    bounds.append(0)
+    return torch.tensor(bounds[::-1], device=dev)
+
+
+def _run_means(csum: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+    return (csum[bounds[1:]] - csum[bounds[:-1]]) / (bounds[1:] - bounds[:-1]).to(torch.float64)
+
+
+#: Groups of sorted values the cold start of :func:`kmeans_1d` runs its DP on.
+_INIT_GROUPS = 512
+
+
+def _dp_runs_dense(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, k: int) -> torch.Tensor:
+    """As :func:`_dp_runs`, with the whole (G+1)×(G+1) cost matrix: O(k·G²) work in k batched
+    steps, faster than divide and conquer for the few hundred groups of a cold start."""
+    g, dev = c0.numel() - 1, c0.device
+    i = torch.arange(g + 1, device=dev)
+    d0 = c0[None, :] - c0[:, None]
+    d1 = c1[None, :] - c1[:, None]
+    cost = (c2[None, :] - c2[:, None] - d1 * d1 / d0.clamp(min=1)).clamp_(min=0)
+    cost.masked_fill_(i[:, None] >= i[None, :], float("inf"))  # run [i, j) needs i < j
+    prev = cost[0].clone()
+    prev[0] = 0.0
+    args = []
+    for _ in range(2, k + 1):
+        prev, arg = (prev[:, None] + cost).min(0)
+        args.append(arg.cpu())
+    bounds, j = [g], g
+    for arg in reversed(args):
+        j = int(arg[j])
+        bounds.append(j)
+    bounds.append(0)
+    return torch.tensor(bounds[::-1], device=dev)
+
+
+def kmeans_1d(
+    x: torch.Tensor, k: int, init: Optional[torch.Tensor] = None, max_iter: int = 300
+) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Lloyd's algorithm for 1-D k-means, in torch on ``x``'s device.
+
+    * **Warm start** (``init`` of k values, the previous C step's codebook): Lloyd iterations on
+      the unsorted values, each a ``bucketize`` against the codebook midpoints and two
+      ``bincount`` sums, O(N log K); a warm codebook usually needs a few.
+    * **Cold start**, or a warm start still moving after a few iterations, or with an empty
+      cluster: one sort, then each Lloyd iteration needs only O(K log N) work, as every cluster
+      of a sorted codebook is a contiguous run of the sorted values (boundaries by
+      ``searchsorted``, sums by float64 prefix sums). The cold codebook is the optimal
+      quantization (the DP of :func:`optimal_quantization_1d`) of a 512-bin histogram of the
+      values, which Lloyd then refines on all values.
+
+    A centroid whose cluster is empty moves onto the value worst served by the others, so the
+    distortion ``Σ (x − c_z)²`` never increases from the initial codebook. Lloyd stops at a fixed
+    point (no assignment changes: every value at its nearest centroid, every centroid at its
+    cluster's mean) or after ``max_iter`` iterations.
+
+    Args:
+        x: ``(N,)`` finite values, N ≥ 1.
+        k: number of centroids, ≥ 1. If ``x`` has at most ``k`` distinct values, the result
+            is those distinct values (zero distortion) and may have fewer than ``k`` entries.
+        init: ``(k',)`` initial codebook (warm start); ignored if empty or longer than ``k``;
+            if shorter than ``k``, the missing centroids are added at the values worst served.
+        max_iter: iteration limit.
+
+    Returns:
+        ``(codebook, assignments)``: ``(K',)`` sorted centroids with K' ≤ k, and ``(N,)`` int64.
+
+    Raises:
+        ValueError: ``k`` not an int ≥ 1, ``x`` not 1-D or not finite.
+
+    Source: Lloyd (1982); the warm-started C step of adaptive quantization [P2, §4.1].
+    """
+    _check_1d(x, k)
+    check_int("max_iter", max_iter, 1)
+    return _kmeans_1d(x, k, init, max_iter)
+
+
+def _kmeans_1d(x: torch.Tensor, k: int, init: Optional[torch.Tensor], max_iter: int):
     n = x.numel()
     if n == 0:
         return x.new_empty(0), torch.zeros(0, dtype=torch.long, device=x.device)
+    c = None
+    if init is not None and init.numel() == k:
+        c = torch.sort(init.to(device=x.device, dtype=x.dtype).flatten()).values
+        z = assign_nearest(x, c)
+        x64 = x.to(torch.float64)
+        for _ in range(min(8, max_iter)):
+            counts = torch.bincount(z, minlength=k)
+            if not bool(counts.all()):
+                break  # an empty cluster: the sorted phase below handles it
+            c = (torch.bincount(z, weights=x64, minlength=k) / counts).to(x.dtype)
+            c = torch.sort(c).values
+            z_new = assign_nearest(x, c)
+            if torch.equal(z_new, z):
+                return c, z  # a fixed point
+            z = z_new
+    return _kmeans_sorted(x, k, c if c is not None else init, max_iter)
+
+
+def _kmeans_sorted(x: torch.Tensor, k: int, init: Optional[torch.Tensor], max_iter: int):
+    n = x.numel()
     xs = torch.sort(x).values
     distinct = torch.ones(n, dtype=torch.bool, device=x.device)
     distinct[1:] = xs[1:] != xs[:-1]
     if int(distinct.sum()) <= k:
         uniq = xs[distinct]
         return uniq, torch.bucketize(x, uniq)  # exact: every value is its own centroid
+    csum = _prefix(xs)
     if init is None or init.numel() == 0 or init.numel() > k:
-        pos = ((torch.arange(k, device=x.device, dtype=torch.float64) + 0.5) * (n / k)).long()
-        c = xs[pos.clamp_(max=n - 1)]
+        # Cold start: the optimal k runs over the sorted values grouped into G bins of equal
+        # width (a histogram, as in Wu & Rokne's algorithm; unlike equal-count groups it keeps
+        # the sparse tails apart, where the outer levels of a large codebook sit).
+        lin = torch.linspace(0, 1, _INIT_GROUPS + 1, device=x.device, dtype=torch.float64)
+        cuts = (xs[0].double() + lin * (xs[-1].double() - xs[0].double())).to(xs.dtype)
+        edges = torch.searchsorted(xs, cuts[1:-1])
+        edges = torch.unique(torch.cat([edges.new_zeros(1), edges, edges.new_full((1,), n)]))
+        if edges.numel() - 1 < k:  # fewer non-empty bins than levels: equal-count groups instead
+            g = min(n, _INIT_GROUPS)
+            edges = torch.div(torch.arange(g + 1, device=x.device) * n, g, rounding_mode="floor")
+        c2 = _prefix(xs.to(torch.float64) ** 2)
+        runs = edges[_dp_runs_dense(edges.to(torch.float64), csum[edges], c2[edges], k)]
+        c = _run_means(csum, runs).to(x.dtype)
     else:
         c = torch.sort(init.to(device=x.device, dtype=x.dtype).flatten()).values
         if c.numel() < k:
             # Too few centroids (e.g. the weights had < k distinct values at the last C step):
             # duplicates of c[0] get empty clusters, which the loop moves to the worst-served values.
             c = torch.cat([c[:1].expand(k - c.numel()), c])
-    csum = torch.zeros(n + 1, dtype=torch.float64, device=x.device)
-    csum[1:] = torch.cumsum(xs.to(torch.float64), 0)
     ends = torch.tensor([n], device=x.device)
     zero = torch.zeros(1, dtype=torch.long, device=x.device)
     bounds = None
@@ -115,24 +268,17 @@ def kmeans_1d(
     return c, assign_nearest(x, c)
 
 
-def _segment_cost(s1: torch.Tensor, s2: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-    """Σ (x − mean)² over the sorted values x[i:j] (i < j), from float64 prefix sums."""
-    cnt = (j - i).to(torch.float64)
-    d1 = s1[j] - s1[i]
-    return (s2[j] - s2[i] - d1 * d1 / cnt).clamp_(min=0.0)
-
-
 def optimal_quantization_1d(x: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
     """The globally optimal K-level quantization of ``x`` (exact 1-D k-means), in torch.
 
     In 1-D an optimal partition is a split of the sorted values into K contiguous runs, so
     ``D_m(j) = min_{i<j} D_{m−1}(i) + cost(i, j)`` over the first j sorted values (cost: the
-    squared error of a run about its mean, O(1) from prefix sums) gives the optimum (Bellman
-    1973; Wang & Song, *Ckmeans.1d.dp*, R Journal 2011). The best split point is monotone in j,
-    so each row ``D_m`` is solved by divide and conquer over j (the middle j first, its optimum
-    bounds both halves): O(N log N) per row, **O(K·N log N) time and O(K·N) memory** in all,
-    plus one sort. All subproblems of one recursion depth run as one batch of tensor ops, so
-    the Python loop has only K·⌈log2 N⌉ iterations and the work runs on ``x``'s device.
+    squared error of a run about its mean, O(1) from prefix sums) gives the optimum (Wu & Rokne,
+    CSC 1989; Wang & Song, *Ckmeans.1d.dp*, R Journal 2011). The best split point is monotone in
+    j, so each row ``D_m`` is solved by divide and conquer over j (the middle j first, its
+    optimum bounds both halves): O(N log N) per row, **O(K·N log N) time and O(K·N) memory** in
+    all, plus one sort. All subproblems of one recursion depth run as one batch of tensor ops,
+    so the Python loop has only about K·log2 N iterations and the work runs on ``x``'s device.
 
     Args:
         x: ``(N,)`` finite values, N ≥ 1.
@@ -146,11 +292,11 @@ def optimal_quantization_1d(x: torch.Tensor, k: int) -> Tuple[torch.Tensor, torc
     Raises:
         ValueError: ``k`` not an int ≥ 1, ``x`` not 1-D or not finite.
     """
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be an int ≥ 1, got k={k!r}")
-    if x.ndim != 1:
-        raise ValueError(f"x must be 1-D, got shape {tuple(x.shape)}")
-    check_finite(x, "x")
+    _check_1d(x, k)
+    return _optimal_1d(x, k)
+
+
+def _optimal_1d(x: torch.Tensor, k: int):
     n, dev = x.numel(), x.device
     if n == 0:
         return x.new_empty(0), torch.zeros(0, dtype=torch.long, device=dev)
@@ -161,63 +307,9 @@ def optimal_quantization_1d(x: torch.Tensor, k: int) -> Tuple[torch.Tensor, torc
         uniq = xs[distinct]
         return uniq, torch.bucketize(x, uniq)
     xd = xs.to(torch.float64)
-    xd = xd - xd.mean()  # centred: smaller prefix sums, less cancellation in the costs
-    s1 = torch.zeros(n + 1, dtype=torch.float64, device=dev)
-    s2 = torch.zeros(n + 1, dtype=torch.float64, device=dev)
-    s1[1:] = torch.cumsum(xd, 0)
-    s2[1:] = torch.cumsum(xd * xd, 0)
-    idx_dtype = torch.int32 if n < 2**31 - 1 else torch.long
-    pos = torch.arange(n + 1, device=dev)
-    inf = torch.tensor(float("inf"), dtype=torch.float64, device=dev)
-    # prev[j]: best error of the first j sorted values in m − 1 runs (inf where j < m − 1).
-    prev = torch.where(pos >= 1, _segment_cost(s1, s2, torch.zeros_like(pos), pos.clamp(min=1)), inf)
-    prev[0] = 0.0
-    splits = []  # splits[m − 2][j]: start of the last run in the best m-run split of x[:j]
-    big = torch.iinfo(torch.long).max
-    for m in range(2, k + 1):
-        cur = torch.full((n + 1,), float("inf"), dtype=torch.float64, device=dev)
-        arg = torch.zeros(n + 1, dtype=idx_dtype, device=dev)
-        table = torch.stack([s1, s2, prev], 1)  # one gather per level fetches all three at i
-        # Segments of the divide and conquer: j in [jl, jr], candidate split i in [il, ir].
-        jl = torch.tensor([m], device=dev)
-        jr = torch.tensor([n], device=dev)
-        il = torch.tensor([m - 1], device=dev)
-        ir = torch.tensor([n - 1], device=dev)
-        while jl.numel():
-            mid = (jl + jr) // 2
-            lengths = torch.minimum(ir, mid - 1) - il + 1
-            seg = torch.repeat_interleave(torch.arange(mid.numel(), device=dev), lengths)
-            # per segment: i offset, s1[j], s2[j], j — fetched for every candidate by one gather
-            per = torch.stack([(il - torch.cumsum(lengths, 0) + lengths).to(torch.float64),
-                               s1[mid], s2[mid], mid.to(torch.float64)], 1).index_select(0, seg)
-            i = per[:, 0].long() + torch.arange(seg.numel(), device=dev)
-            at_i = table.index_select(0, i)
-            d1 = per[:, 1] - at_i[:, 0]
-            vals = at_i[:, 2] + (per[:, 2] - at_i[:, 1] - d1 * d1 / (per[:, 3] - i)).clamp_(min=0.0)
-            best = torch.full((mid.numel(),), float("inf"), dtype=torch.float64, device=dev)
-            best = best.scatter_reduce(0, seg, vals, reduce="amin")
-            cand = torch.where(vals <= best.index_select(0, seg), i, big)
-            opt = torch.full_like(mid, big).scatter_reduce(0, seg, cand, reduce="amin")
-            cur[mid] = best
-            arg[mid] = opt.to(idx_dtype)
-            left = jl <= mid - 1
-            right = mid + 1 <= jr
-            jl, jr, il, ir = (torch.cat([jl[left], (mid + 1)[right]]), torch.cat([(mid - 1)[left], jr[right]]),
-                              torch.cat([il[left], opt[right]]), torch.cat([opt[left], ir[right]]))
-        splits.append(arg)
-        prev = cur
-    # Walk the split points back from j = N.
-    bounds = [n]
-    j = n
-    for arg in reversed(splits):
-        j = int(arg[j])
-        bounds.append(j)
-    bounds.append(0)
-    b = torch.tensor(bounds[::-1], device=dev)
-    sums = torch.zeros(n + 1, dtype=torch.float64, device=dev)
-    sums[1:] = torch.cumsum(xs.to(torch.float64), 0)
-    c = ((sums[b[1:]] - sums[b[:-1]]) / (b[1:] - b[:-1]).to(torch.float64)).to(x.dtype)
-    c = torch.sort(c).values
+    xc = xd - xd.mean()  # centred: smaller prefix sums, less cancellation in the costs
+    runs = _dp_runs(torch.arange(n + 1, device=dev, dtype=torch.float64), _prefix(xc), _prefix(xc * xc), k)
+    c = torch.sort(_run_means(_prefix(xd), runs).to(x.dtype)).values
     return c, assign_nearest(x, c)
 
 
@@ -247,7 +339,7 @@ class AdaptiveQuantization(Compression):
     """
 
     k: int
-    max_iter: int = 100
+    max_iter: int = 300
     method: str = "kmeans"
 
     def __post_init__(self):
@@ -260,10 +352,10 @@ class AdaptiveQuantization(Compression):
         check_finite(w)
         x = w.detach().reshape(-1).to(work_dtype(w))
         if self.method == "exact":
-            c, z = optimal_quantization_1d(x, self.k)
+            c, z = _optimal_1d(x, self.k)
         else:
             init = theta.get("codebook") if theta else None
-            c, z = kmeans_1d(x, self.k, init=init, max_iter=self.max_iter)
+            c, z = _kmeans_1d(x, self.k, init, self.max_iter)
         delta = c[z].reshape(w.shape).to(w.dtype)
         return delta, {
             "codebook": c.to(w.dtype),
@@ -362,7 +454,8 @@ class FixedCodebook(Compression):
     Args:
         values: the codebook, a non-empty sequence of distinct finite numbers.
 
-    Θ: ``assignments`` ``(N,)`` int64 indices into the sorted codebook, ``shape``.
+    Θ: ``assignments`` ``(N,)`` int64 indices into the sorted codebook, ``codebook`` ``(K,)`` the
+    values in the weight's dtype (fixed, kept so that Δ(Θ) has that dtype), ``shape``.
     Storage: ``N·⌈log2 K⌉`` bits; the codebook is fixed in advance and costs nothing.
 
     Raises:
@@ -388,10 +481,13 @@ class FixedCodebook(Compression):
         x = w.detach().reshape(-1).to(work_dtype(w))
         c = self.codebook(x)
         z = assign_nearest(x, c)
-        return c[z].reshape(w.shape).to(w.dtype), {"assignments": z, "shape": shape_tensor(w.shape)}
+        levels = c.to(w.dtype)
+        return levels[z].reshape(w.shape), {"assignments": z, "codebook": levels, "shape": shape_tensor(w.shape)}
 
     def decompress(self, theta: Theta) -> torch.Tensor:
-        c = torch.tensor(self.values, device=theta["assignments"].device)
+        c = theta.get("codebook")
+        if c is None:
+            c = torch.tensor(self.values, device=theta["assignments"].device)
         return c[theta["assignments"]].reshape(shape_of(theta))
 
     def bits(self, theta: Theta) -> int:
