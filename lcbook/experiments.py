@@ -21,14 +21,11 @@ Command line (to make or remake a reference)::
 
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import json
 import os
 import platform
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
@@ -37,6 +34,7 @@ import torch
 from torch import nn
 
 from . import data, models, train
+from ._io import atomic_save, atomic_write_json  # noqa: F401  (re-exported)
 from .profiles import PROFILES, choose, profile  # noqa: F401  (re-exported)
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = ROOT / "data" / "references"
@@ -81,35 +79,6 @@ def provenance() -> Dict[str, Any]:
         "hardware": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {platform.machine()})",
         "threads": torch.get_num_threads(),
     }
-
-
-def atomic_save(obj: Any, path: Path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-def atomic_write_json(obj: Any, path: Path) -> None:
-    """Write ``obj`` as indented JSON to ``path`` atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=str, allow_nan=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def batches(dataset: str, split: str, batch_size: int = 256, size: Optional[int] = None,
@@ -190,20 +159,10 @@ def _train(name: str, prof: str, model: nn.Module, progress: bool, seed: int) ->
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m lcbook.experiments", description=__doc__.split("\n\n")[0])
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    ref = sub.add_parser("reference", help="train (or show) a reference model")
-    ref.add_argument("model", choices=sorted({n for n, _ in RECIPES}))
-    ref.add_argument("--profile", choices=PROFILES, default=None)
-    ref.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
-    args = ap.parse_args(argv)
-    prof = args.profile or profile()
-    if (args.model, prof) not in RECIPES:
-        ap.error(f"no recipe for {args.model} in profile {prof}")
-    _, record = reference(args.model, prof, retrain=args.retrain)
-    json.dump(record, sys.stdout, indent=2)
-    print()
-    return 0
+    """``python -m lcbook.experiments reference MODEL ...``: the same as ``python -m lcbook``."""
+    from .__main__ import main as cli
+
+    return cli(argv)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,9 @@ import contextlib
 import logging
 import math
 import numbers
+import os
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
+from ._io import atomic_save
 from .compressions.base import Compression, Theta
 
 log = logging.getLogger(__name__)
@@ -336,13 +339,34 @@ class LCAlgorithm:
 
     # --- running -------------------------------------------------------------------------
 
-    def run(self) -> List[Dict[str, float]]:
+    def run(self, checkpoint: Optional[Union[str, "os.PathLike"]] = None) -> List[Dict[str, float]]:
         """Run DC (if not done yet) and the remaining μ steps; returns :attr:`history`.
 
         Continues from :attr:`step` so that a run restored by :meth:`load_state_dict` resumes.
+
+        Args:
+            checkpoint: optional file path. If it exists, the run first resumes from it (it must
+                come from the same tasks and μ schedule); after DC and after every L/C step the
+                complete state (:meth:`state_dict`: weights, Θ, λ, step, μ, history, RNG and the
+                L step's state) is written to it atomically, so an interrupted run started again
+                with the same command ends as an uninterrupted one would (bit for bit on a CPU).
+
+        Raises:
+            ValueError: the checkpoint is from a different configuration or does not fit.
         """
+        if checkpoint is not None:
+            checkpoint = Path(checkpoint)
+            if checkpoint.is_file():
+                state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+                if state.get("config") != self._config():
+                    raise ValueError(f"checkpoint {str(checkpoint)!r} is from another configuration "
+                                     f"({state.get('config')}), not {self._config()}; delete it or use another path")
+                self.load_state_dict(state)
+                log.info("resumed from %s at step %s", checkpoint, self.step)
         if self.tasks[0].theta is None:
             self.direct_compression()
+            if checkpoint is not None:
+                atomic_save(self.state_dict(), checkpoint)
         todo = range(self.step + 1, len(self.mu_schedule))
         bar = tqdm(todo, desc="LC", disable=not self.progress, leave=False)
         for k in bar:
@@ -355,6 +379,8 @@ class LCAlgorithm:
             self.update_multipliers()
             self.step = k
             rec = self._record(k, c_seconds=c_secs, l_seconds=l_secs, l_stats=stats)
+            if checkpoint is not None:
+                atomic_save(self.state_dict(), checkpoint)
             bar.set_postfix({k2: f"{v:.3g}" for k2, v in rec.items() if k2 in ("mu", "distance", "test_error")})
         bar.close()
         return self.history
@@ -413,9 +439,19 @@ class LCAlgorithm:
 
     # --- state ----------------------------------------------------------------------------
 
+    def _config(self) -> Dict:
+        """What a checkpoint must match to be resumed: the tasks, μ schedule and multipliers."""
+        return {
+            "tasks": [[b.task.label, b.task.compression.describe(), b.view] for b in self.tasks],
+            "mu_schedule": list(self.mu_schedule),
+            "multipliers": self.multipliers,
+        }
+
     def state_dict(self) -> Dict:
-        """The LC state: weights, Θ, λ, μ step and history (tensors, numbers and strings only,
-        so it loads with ``torch.load(weights_only=True)``)."""
+        """The complete LC state (tensors, numbers and strings only, so it loads with
+        ``torch.load(weights_only=True)``): weights and buffers, Θ, λ, μ step, history, the
+        random number generators (torch CPU and CUDA) and the L step's own state if it has a
+        ``state_dict()`` (e.g. :class:`lcbook.train.SGDLStep`: the batch generator)."""
         return {
             "model": {k: v.detach().clone() for k, v in self.model.state_dict().items()},
             "step": self.step,
@@ -423,6 +459,10 @@ class LCAlgorithm:
             "thetas": [dict(b.theta) if b.theta is not None else None for b in self.tasks],
             "lambdas": [b.lam.clone() for b in self.tasks],
             "history": [dict(r) for r in self.history],
+            "rng": {"torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "l_step": self.l_step.state_dict() if hasattr(self.l_step, "state_dict") else {},
+            "config": self._config(),
         }
 
     def load_state_dict(self, state: Dict) -> None:
@@ -470,13 +510,20 @@ class LCAlgorithm:
             k = getattr(b.task.compression, "k", None)
             if k is not None and "codebook" in th and th["codebook"].numel() > k:
                 raise ValueError(f"task {b.task.label!r}: Θ has a codebook of {th['codebook'].numel()} values, K={k}")
-            deltas.append(d.reshape(b.lam.shape).to(b.lam.dtype))
+            deltas.append(d.reshape(b.lam.shape).to(device=b.lam.device, dtype=b.lam.dtype))
         # All checked: apply.
         self.model.load_state_dict(state["model"])
         self.step, self.mu = step, mu
         for b, th, lam, d in zip(self.tasks, state["thetas"], state["lambdas"], deltas):
-            b.theta = dict(th) if th is not None else None
+            b.theta = {k: v.to(b.lam.device) for k, v in th.items()} if th is not None else None
             b.delta = d
             b.lam = lam.clone().to(b.lam.device)
         self.history = [dict(r) for r in state["history"]]
         self._targets = None
+        rng = state.get("rng")
+        if rng:
+            torch.set_rng_state(rng["torch"])
+            if rng.get("cuda") and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+        if state.get("l_step") and hasattr(self.l_step, "load_state_dict"):
+            self.l_step.load_state_dict(state["l_step"])

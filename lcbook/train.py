@@ -203,6 +203,18 @@ class SGDLStep:
         if not hasattr(self.batches, "__iter__"):
             raise TypeError(f"batches must be an iterable of (x, y) batches, got {type(self.batches).__name__}")
 
+    def state_dict(self) -> Dict[str, torch.Tensor]:
+        """The state a resumed run needs: the batches' shuffling/augmentation generator, if any.
+
+        (The optimizer is rebuilt at every L step, so it carries nothing across steps.)"""
+        g = getattr(self.batches, "generator", None)
+        return {"generator": g.get_state()} if isinstance(g, torch.Generator) else {}
+
+    def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
+        g = getattr(self.batches, "generator", None)
+        if "generator" in state and isinstance(g, torch.Generator):
+            g.set_state(state["generator"])
+
     def __call__(self, lc) -> Dict[str, float]:
         lr0 = self.lr * self.step_decay ** max(lc.step + 1, 0)
         opt = make_sgd(lc.model, lr0, self.momentum, self.nesterov, self.weight_decay)

@@ -394,3 +394,68 @@ def test_layer_positions():
     assert model.training  # mode restored
     with pytest.raises(ValueError, match="example_input"):
         layer_positions(model, torch.zeros(()))
+
+
+# --- every compression: degenerate inputs and state round trips -----------------------------------
+
+ALL = [
+    AdaptiveQuantization(3), AdaptiveQuantization(3, method="exact"), Binarization(), FixedCodebook((-1, 0, 1)),
+    ScaledTernarization(), ConstraintL0Pruning(kappa=2), ConstraintL0Pruning(fraction=1.0), ConstraintL0Pruning(kappa=0),
+    ConstraintL1Pruning(0.5), PenaltyL0Pruning(0.01), PenaltyL1Pruning(0.01), LowRank(0), LowRank(1), LowRank(99),
+    RankSelection(0.01), RankSelection(0.01, cost="flops", positions=16),
+    AdditiveCombination((AdaptiveQuantization(2), ConstraintL0Pruning(kappa=1))),
+    AdditiveCombination((LowRank(1), ConstraintL0Pruning(kappa=1))),
+    AdditiveCombination((AdaptiveQuantization(2), LowRank(1), PenaltyL0Pruning(0.01))),
+]
+
+
+@pytest.mark.parametrize("comp", ALL, ids=lambda c: c.describe())
+@pytest.mark.parametrize("case", ["constant", "zeros", "one weight", "tiny"])
+def test_degenerate_inputs_give_finite_feasible_results(comp, case):
+    w = {"constant": torch.full((4, 3), 0.7), "zeros": torch.zeros(4, 3), "one weight": torch.full((1, 1), -2.0),
+         "tiny": torch.tensor([[1e-30, -1e-30], [0.0, 1e-30]])}[case]
+    if isinstance(comp, ConstraintL0Pruning) and comp.kappa is not None and comp.kappa > w.numel():
+        with pytest.raises(ValueError, match="kappa"):
+            comp.compress(w, mu=1.0)
+        return
+    d, th = comp.compress(w, mu=1.0)
+    assert d.shape == w.shape and torch.isfinite(d).all()
+    assert torch.equal(comp.decompress(th).reshape(w.shape), d)
+    assert comp.bits(th) >= 0
+    exact_on_constants = isinstance(comp, (AdaptiveQuantization, ScaledTernarization, LowRank, RankSelection, AdditiveCombination)) \
+        and not (isinstance(comp, LowRank) and comp.rank == 0)
+    exact_on_constants |= isinstance(comp, ConstraintL0Pruning) and comp.fraction == 1.0
+    if (case in ("constant", "one weight") and exact_on_constants) or (case == "zeros" and not isinstance(comp, Binarization)):
+        assert sq(w, d) == pytest.approx(0.0, abs=1e-12)  # exactly representable: no error
+
+
+@pytest.mark.parametrize("comp", [c for c in ALL if not c.needs_matrix], ids=lambda c: c.describe())
+def test_lc_state_round_trips_through_a_file_for_every_compression(comp, tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2))
+    task = Task(("0.weight", "2.weight"), comp)
+    lc = LCAlgorithm(model, [task], l_step=lambda lc: {}, mu_schedule=[0.5, 1.0], progress=False)
+    lc.run()
+    torch.save(lc.state_dict(), tmp_path / "lc.pt")
+    model2 = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2))
+    lc2 = LCAlgorithm(model2, [task], l_step=lambda lc: {}, mu_schedule=[0.5, 1.0], progress=False)
+    lc2.load_state_dict(torch.load(tmp_path / "lc.pt", weights_only=True))
+    assert torch.equal(lc2.tasks[0].delta, lc.tasks[0].delta)
+    assert lc2.compressed_bits() == lc.compressed_bits()
+    x = torch.randn(3, 6)
+    with lc.compressed() as m1, lc2.compressed() as m2:
+        assert torch.equal(m1(x), m2(x))
+
+
+@pytest.mark.parametrize("comp", [c for c in ALL if c.needs_matrix], ids=lambda c: c.describe())
+def test_lc_state_round_trips_for_matrix_compressions(comp, tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3))
+    task = Task("0.weight", comp)
+    lc = LCAlgorithm(model, [task], l_step=lambda lc: {}, mu_schedule=[0.5, 1.0], progress=False)
+    lc.run()
+    torch.save(lc.state_dict(), tmp_path / "lc.pt")
+    model2 = nn.Sequential(nn.Conv2d(3, 4, 3))
+    lc2 = LCAlgorithm(model2, [task], l_step=lambda lc: {}, mu_schedule=[0.5, 1.0], progress=False)
+    lc2.load_state_dict(torch.load(tmp_path / "lc.pt", weights_only=True))
+    assert torch.equal(lc2.tasks[0].delta, lc.tasks[0].delta)

@@ -1,0 +1,158 @@
+"""The experiment command line: ``python -m lcbook {reference,run,grid,results} ...``.
+
+Examples::
+
+    python -m lcbook reference resnet20 --profile full          # train (or show) a reference
+    python -m lcbook run resnet20 qp k=2,fraction=0.02          # one LC experiment (resumable)
+    python -m lcbook grid --models resnet20 resnet32 --combos q qp --budgets k=2 k=2,fraction=0.02
+    python -m lcbook results --model resnet20                   # what the store holds
+
+``grid`` runs each job as an independent process (``python -m lcbook run ...``), one per visible
+GPU at a time (one at a time on a CPU), skipping jobs whose result is already stored, so several
+GPUs, or several machines sharing the folder, can work through one grid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from typing import List, Optional
+
+from . import runs
+from .experiments import RECIPES, reference
+from .profiles import PROFILES, profile
+
+
+def _budget(text: str):
+    try:
+        return runs.parse_budget(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lcbook", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    ref = sub.add_parser("reference", help="train (or show) a reference model")
+    ref.add_argument("model", choices=sorted({n for n, _ in RECIPES}))
+    ref.add_argument("--profile", choices=PROFILES, default=None)
+    ref.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
+
+    run = sub.add_parser("run", help="run one LC experiment and store its result")
+    run.add_argument("model")
+    run.add_argument("combo", choices=sorted(runs.COMBOS))
+    run.add_argument("budget", type=_budget, help="e.g. k=2  |  fraction=0.05  |  k=2,fraction=0.02  |  rank=0.25,fraction=0.01")
+    run.add_argument("--profile", choices=PROFILES, default=None)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a schedule entry, e.g. --set steps=2 --set train_size=500 (recorded in the result)")
+
+    grid = sub.add_parser("grid", help="run every network × combination × budget (skips stored results)")
+    grid.add_argument("--models", nargs="+", required=True)
+    grid.add_argument("--combos", nargs="+", required=True, choices=sorted(runs.COMBOS))
+    grid.add_argument("--budgets", nargs="+", required=True, type=_budget,
+                      help="budgets; each is used with the combos whose keys it has")
+    grid.add_argument("--profile", choices=PROFILES, default=None)
+    grid.add_argument("--seeds", nargs="+", type=int, default=[0])
+
+    res = sub.add_parser("results", help="list stored results")
+    res.add_argument("--profile", choices=PROFILES, default=None)
+    res.add_argument("--model", default=None)
+    res.add_argument("--combo", default=None)
+
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    prof = getattr(args, "profile", None) or profile()
+
+    if args.cmd == "reference":
+        if (args.model, prof) not in RECIPES:
+            ap.error(f"no recipe for {args.model} in profile {prof}")
+        _, record = reference(args.model, prof, retrain=args.retrain)
+        json.dump(record, sys.stdout, indent=2)
+        print()
+        return 0
+
+    if args.cmd == "run":
+        overrides = {}
+        for item in args.set:
+            key, _, value = item.partition("=")
+            if not value:
+                ap.error(f"--set takes KEY=VALUE, got {item!r}")
+            try:
+                overrides[key] = json.loads(value)
+            except json.JSONDecodeError:
+                ap.error(f"--set {key}: value {value!r} is not a number, true/false or null")
+        try:
+            exp = runs.Experiment(args.model, args.combo, args.budget, prof, args.seed)
+        except ValueError as e:
+            ap.error(str(e))
+        result = runs.run_experiment(exp, overrides)
+        print(f"{exp.id}: DC {result['dc_error']:.2f}%  LC {result['lc_error']:.2f}%  "
+              f"ratio {result['ratio']:.1f}x  ({result['lc_seconds']:.0f} s) -> {exp.result_path()}")
+        return 0
+
+    if args.cmd == "grid":
+        jobs = []
+        for model, combo, budget, seed in itertools.product(args.models, args.combos, args.budgets, args.seeds):
+            if set(budget) != set(runs.COMBOS[combo]):
+                continue
+            try:
+                jobs.append(runs.Experiment(model, combo, budget, prof, seed))
+            except ValueError as e:
+                ap.error(str(e))
+        todo = [j for j in jobs if not j.result_path().is_file()]
+        print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already stored, {len(todo)} to run")
+        slots = _gpu_slots()
+        running: list = []
+        failed = 0
+        while todo or running:
+            while todo and len(running) < len(slots):
+                job = todo.pop(0)
+                free = [s for s in slots if s not in {r[1] for r in running}][0]
+                env = dict(os.environ, LCBOOK_PROFILE=prof)
+                if free is not None:
+                    env["CUDA_VISIBLE_DEVICES"] = free
+                cmd = [sys.executable, "-m", "lcbook", "run", job.model, job.combo,
+                       ",".join(f"{k}={v:g}" for k, v in job.budget.items()), "--seed", str(job.seed)]
+                print("start:", " ".join(cmd[1:]), f"(GPU {free})" if free is not None else "")
+                running.append((subprocess.Popen(cmd, env=env), free, job))
+            time.sleep(1)
+            for r in list(running):
+                if r[0].poll() is not None:
+                    running.remove(r)
+                    if r[0].returncode:
+                        failed += 1
+                        print(f"FAILED ({r[0].returncode}): {r[2].id}", file=sys.stderr)
+        return 1 if failed else 0
+
+    rows = runs.load_results(prof, **{k: v for k, v in (("model", args.model), ("combo", args.combo)) if v})
+    for r in rows:
+        print(f"{r['id']:45s} DC {r['dc_error']:6.2f}%  LC {r['lc_error']:6.2f}%  ratio {r['ratio']:7.1f}x  "
+              f"{r['hardware']}  {r['date']}")
+    if not rows:
+        print(f"no stored results for profile {prof!r}")
+    return 0
+
+
+def _gpu_slots() -> list:
+    """One slot per visible GPU (its index as a string), or one CPU slot (None)."""
+    try:
+        import torch
+
+        n = torch.cuda.device_count()
+    except Exception:  # noqa: BLE001 - no CUDA at all
+        n = 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    ids = [v for v in visible.split(",") if v.strip()] if visible else [str(i) for i in range(n)]
+    return ids[:n] if n else [None]
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

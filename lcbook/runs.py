@@ -1,0 +1,243 @@
+"""LC experiments by name, their schedules per profile, and the results store.
+
+An experiment is (network, combination, budget, profile, seed). :func:`run_experiment` trains
+the reference if it is missing, runs LC with a checkpoint after every step (restarting the same
+command resumes), and writes one JSON result to the store under ``data/results/<profile>/``:
+test errors (DC and LC, in percent), per-layer and total bits, compression ratio, the history,
+wall time, and provenance (hardware, versions, git commit, profile, seed). Chapters read the
+store with :func:`load_results`.
+
+Combinations (``budget`` keys in brackets):
+
+* ``q``  — adaptive quantization, one codebook of K values per layer [k];
+* ``p``  — ℓ0-constraint pruning, one κ shared by all compressed layers [fraction];
+* ``qp`` — K-value codebook plus a share of sparse corrections, per layer [k, fraction];
+* ``l``  — low-rank, rank = ⌈rank·min(m, n)⌉ per layer [rank, a fraction];
+* ``lp`` — that low-rank plus a share of sparse corrections, per layer [rank, fraction].
+
+Which weights are compressed: every conv layer of a ResNet (as in the LC authors' CIFAR runs);
+every conv and linear layer of VGG-16 and LeNet300. Biases and BatchNorm stay float (32 bits).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+
+from . import data, models, train
+from ._io import atomic_write_json
+from .compressions import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank
+from .experiments import ROOT, batches, device, profile, provenance, reference
+from .lc import LCAlgorithm, Task, geometric_mu
+from .profiles import PROFILES
+from .storage import storage_report
+
+log = logging.getLogger(__name__)
+
+RESULTS_DIR = ROOT / "data" / "results"
+RUNS_DIR = ROOT / "data" / "runs"  # LC checkpoints (ignored by git)
+
+COMBOS: Dict[str, tuple] = {
+    "q": ("k",),
+    "p": ("fraction",),
+    "qp": ("k", "fraction"),
+    "l": ("rank",),
+    "lp": ("rank", "fraction"),
+}
+
+#: LC schedules per (network family, profile). The full ones follow the LC authors' CIFAR runs
+#: (15 epochs per L step, lr restarted at each L step and ×0.99 per epoch; μ0·a^k); the quick ones
+#: are short runs on class-balanced subsets for a 2-core CPU.
+SCHEDULES: Dict[tuple, Dict[str, Any]] = {
+    ("lenet300", "quick"): dict(train_size=None, test_size=None, epochs=1, lr=0.1, step_decay=0.98, epoch_decay=1.0,
+                                mu0=5e-3, a=1.25, steps=20, multipliers=True, batch_size=256),
+    ("lenet300", "full"): dict(train_size=None, test_size=None, epochs=1, lr=0.1, step_decay=0.98, epoch_decay=1.0,
+                               mu0=9e-5, a=1.1, steps=40, multipliers=True, batch_size=256),
+    ("resnet", "quick"): dict(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
+                              mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128),
+    ("resnet", "full"): dict(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
+                             mu0=1e-3, a=1.25, steps=50, multipliers=True, batch_size=128),
+    ("vgg", "quick"): dict(train_size=2000, test_size=1000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
+                           mu0=1e-2, a=2.4, steps=4, multipliers=False, batch_size=128),
+    ("vgg", "full"): dict(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
+                          mu0=2e-5, a=1.2, steps=60, multipliers=True, batch_size=128),
+}
+
+
+def family(model: str) -> str:
+    return "resnet" if model.startswith("resnet") else ("vgg" if model.startswith("vgg") else model)
+
+
+def _check_budget(combo: str, budget: Dict[str, float]) -> Dict[str, float]:
+    if combo not in COMBOS:
+        raise ValueError(f"combo must be one of {sorted(COMBOS)}, got combo={combo!r}")
+    want = set(COMBOS[combo])
+    if set(budget) != want:
+        raise ValueError(f"combo {combo!r} takes the budget keys {sorted(want)}, got {sorted(budget)}")
+    out = {}
+    for key, v in budget.items():
+        if key == "k":
+            if isinstance(v, bool) or not float(v).is_integer() or v < 1:
+                raise ValueError(f"budget k must be an integer ≥ 1, got k={v!r}")
+            out[key] = int(v)
+        else:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+                raise ValueError(f"budget {key} must be a number in [0, 1], got {key}={v!r}")
+            out[key] = float(v)
+    return out
+
+
+def parse_budget(text: str) -> Dict[str, float]:
+    """``"k=2,fraction=0.01"`` → ``{"k": 2.0, "fraction": 0.01}``; ``ValueError`` on bad text."""
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        m = re.fullmatch(r"([a-z]+)=([0-9.eE+-]+)", part)
+        if not m:
+            raise ValueError(f"budget must look like 'k=2,fraction=0.01', got {text!r}")
+        out[m.group(1)] = float(m.group(2))
+    return out
+
+
+def compressed_weights(model_name: str, model) -> List[str]:
+    return models.conv_and_linear_weights(model, include_linear=family(model_name) != "resnet")
+
+
+def make_tasks(model_name: str, model, combo: str, budget: Dict[str, float]) -> List[Task]:
+    """The tasks of a combination on a network (see the module docstring)."""
+    budget = _check_budget(combo, budget)
+    names = compressed_weights(model_name, model)
+    params = dict(model.named_parameters())
+
+    def rank(name):
+        w = params[name]
+        return max(1, math.ceil(budget["rank"] * min(w.shape[0], w[0].numel())))
+
+    if combo == "p":
+        return [Task(tuple(names), ConstraintL0Pruning(fraction=budget["fraction"]), name="all layers")]
+    tasks = []
+    for n in names:
+        if combo == "q":
+            c = AdaptiveQuantization(budget["k"])
+        elif combo == "qp":
+            c = AdditiveCombination((AdaptiveQuantization(budget["k"]), ConstraintL0Pruning(fraction=budget["fraction"])))
+        elif combo == "l":
+            c = LowRank(rank(n))
+        else:
+            c = AdditiveCombination((LowRank(rank(n)), ConstraintL0Pruning(fraction=budget["fraction"])))
+        tasks.append(Task(n, c))
+    return tasks
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One LC experiment: network, combination, budget, profile and seed."""
+
+    model: str
+    combo: str
+    budget: Dict[str, float]
+    profile: str = "quick"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.model not in models.MODELS:
+            raise ValueError(f"model must be one of {sorted(models.MODELS)}, got model={self.model!r}")
+        if self.profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, got profile={self.profile!r}")
+        object.__setattr__(self, "budget", _check_budget(self.combo, dict(self.budget)))
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be an int ≥ 0, got seed={self.seed!r}")
+
+    @property
+    def id(self) -> str:
+        b = "-".join(f"{k}{v:g}" for k, v in sorted(self.budget.items()))
+        return f"{self.model}-{self.combo}-{b}-seed{self.seed}"
+
+    def result_path(self) -> Path:
+        return RESULTS_DIR / self.profile / f"{self.id}.json"
+
+    def checkpoint_path(self) -> Path:
+        return RUNS_DIR / self.profile / f"{self.id}.pt"
+
+
+def run_experiment(exp: Experiment, overrides: Optional[Dict[str, Any]] = None, progress: bool = True) -> Dict[str, Any]:
+    """Run one experiment (resuming from its checkpoint if there is one) and store its result.
+
+    Args:
+        exp: the experiment.
+        overrides: schedule entries to replace (e.g. ``{"steps": 2, "train_size": 500}`` for a
+            smoke test); they are recorded in the result.
+        progress: tqdm bars.
+
+    Returns:
+        The result dict, also written atomically to ``exp.result_path()``.
+    """
+    sched = dict(SCHEDULES[(family(exp.model), exp.profile)])
+    for k in (overrides or {}):
+        if k not in sched:
+            raise ValueError(f"unknown schedule entry {k!r}; entries: {sorted(sched)}")
+    sched.update(overrides or {})
+    model, ref_record = reference(exp.model, exp.profile, progress=progress)
+    dataset = ref_record.get("recipe", {}).get("dataset", "cifar10")
+    dev = device()
+    torch.manual_seed(exp.seed)
+    train_b = batches(dataset, "train", sched["batch_size"], sched["train_size"], train_mode=True,
+                      augment=dataset == "cifar10", seed=exp.seed, dev=dev)
+    test_b = batches(dataset, "test", 1000, sched["test_size"], dev=dev)
+    recal = batches(dataset, "train", 256, min(2048, sched["train_size"] or 2048), seed=exp.seed + 1, dev=dev)
+    has_bn = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+    def evaluate(m):
+        if has_bn:
+            train.recalibrate_bn(m, recal, max_batches=8)
+        return {"test_error": train.evaluate(m, test_b)["error"]}
+
+    with torch.no_grad():
+        ref_error = train.evaluate(model, test_b)["error"]
+    tasks = make_tasks(exp.model, model, exp.combo, exp.budget)
+    lc = LCAlgorithm(
+        model, tasks,
+        l_step=train.SGDLStep(train_b, epochs=sched["epochs"], lr=sched["lr"], epoch_decay=sched["epoch_decay"],
+                              step_decay=sched["step_decay"]),
+        mu_schedule=geometric_mu(sched["mu0"], sched["a"], sched["steps"]),
+        evaluate=evaluate, multipliers=sched["multipliers"], progress=progress,
+    )
+    t0 = time.perf_counter()
+    history = lc.run(checkpoint=exp.checkpoint_path())
+    seconds = time.perf_counter() - t0
+    example = next(iter(test_b))[0][:1]
+    report = storage_report(lc, example)
+    result = {
+        "id": exp.id, "model": exp.model, "combo": exp.combo, "budget": exp.budget, "profile": exp.profile,
+        "seed": exp.seed, "schedule": sched, "overrides": overrides or {},
+        "reference_error": ref_error, "dc_error": history[0]["test_error"], "lc_error": history[-1]["test_error"],
+        "ratio": report["ratio"], "bits_per_weight": report["bits_per_weight"], "total_bits": report["total_bits"],
+        "reference_bits": report["reference_bits"], "macs": report["macs"], "reference_macs": report["reference_macs"],
+        "layers": report["layers"], "tasks": report["tasks"], "history": history,
+        "lc_seconds": seconds, "c_seconds": sum(r["c_seconds"] for r in history),
+        "command": f"python -m lcbook run {exp.model} {exp.combo} "
+                   f"{','.join(f'{k}={v:g}' for k, v in exp.budget.items())} --profile {exp.profile} --seed {exp.seed}",
+        **provenance(),
+    }
+    atomic_write_json(result, exp.result_path())
+    return result
+
+
+def load_results(profile_name: Optional[str] = None, **match) -> List[Dict[str, Any]]:
+    """All stored results of a profile (default: the active one) whose fields equal ``match``
+    (e.g. ``model="resnet20"``, ``combo="qp"``), sorted by id."""
+    prof = profile_name or profile()
+    folder = RESULTS_DIR / prof
+    out = []
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        r = json.loads(p.read_text())
+        if all(r.get(k) == v for k, v in match.items()):
+            out.append(r)
+    return out

@@ -1,0 +1,79 @@
+"""Runs survive interruption: a run killed mid-way and resumed ends bit for bit as an
+uninterrupted one (CPU, fixed seed), from checkpoints written atomically after every step."""
+
+import pytest
+import torch
+from torch import nn
+
+from lcbook import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LCAlgorithm, SGDLStep, Task
+from lcbook.data import Batches
+
+
+class Interrupted(Exception):
+    pass
+
+
+def make_run(checkpoint_fail_at=None, seed=0):
+    """A tiny CIFAR-shaped conv net with dropout (global RNG) and augmented, shuffled batches
+    (the batches' own generator), compressed by Q+P with the augmented Lagrangian."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.2),
+                          nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (64,), generator=g)
+    batches = Batches(x, y, "cifar10", batch_size=16, train=True, augment=True, seed=3)
+    step = SGDLStep(batches, epochs=1, lr=0.05)
+    calls = {"n": 0}
+
+    def l_step(lc):
+        calls["n"] += 1
+        if checkpoint_fail_at is not None and calls["n"] == checkpoint_fail_at:
+            raise Interrupted()
+        return step(lc)
+
+    l_step.state_dict = step.state_dict
+    l_step.load_state_dict = step.load_state_dict
+    tasks = [Task(("0.weight", "6.weight"), AdditiveCombination((AdaptiveQuantization(2), ConstraintL0Pruning(kappa=10))))]
+    return LCAlgorithm(model, tasks, l_step=l_step, mu_schedule=[1e-2, 2e-2, 4e-2, 8e-2], progress=False)
+
+
+def final_state(lc):
+    return {k: v.clone() for k, v in lc.model.state_dict().items()}, [b.delta.clone() for b in lc.tasks]
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    ref = make_run()
+    ref.run()
+    ref_w, ref_d = final_state(ref)
+
+    ckpt = tmp_path / "run.pt"
+    first = make_run(checkpoint_fail_at=3)  # dies inside the third L step
+    with pytest.raises(Interrupted):
+        first.run(checkpoint=ckpt)
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["step"] == 1  # DC and two L/C steps completed and saved
+    torch.manual_seed(12345)  # whatever the RNG did since, the checkpoint restores it
+    resumed = make_run(seed=999)  # a fresh process: different initial weights, restored from the file
+    resumed.run(checkpoint=ckpt)
+    w, d = final_state(resumed)
+    for k in ref_w:
+        assert torch.equal(w[k], ref_w[k]), k
+    for a, b in zip(d, ref_d):
+        assert torch.equal(a, b)
+    assert [r["step"] for r in resumed.history] == [r["step"] for r in ref.history]
+    assert torch.load(ckpt, weights_only=True)["step"] == 3
+
+
+def test_checkpoint_from_another_configuration_is_refused(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    make_run().run(checkpoint=ckpt)
+    other = make_run()
+    other.mu_schedule = [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="another configuration"):
+        other.run(checkpoint=ckpt)
+
+
+def test_no_partial_checkpoint_files_are_left(tmp_path):
+    make_run().run(checkpoint=tmp_path / "run.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]

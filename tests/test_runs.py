@@ -1,0 +1,76 @@
+"""The experiment layer: combinations by name, budgets, the results store and the CLI."""
+
+import json
+
+import pytest
+
+from lcbook import models, runs
+from lcbook.__main__ import main as cli
+from lcbook.compressions import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank
+
+
+def test_make_tasks_for_every_combo():
+    net = models.build("resnet20")
+    convs = models.conv_and_linear_weights(net, include_linear=False)
+    q = runs.make_tasks("resnet20", net, "q", {"k": 2})
+    assert [t.params[0] for t in q] == convs and all(isinstance(t.compression, AdaptiveQuantization) for t in q)
+    p = runs.make_tasks("resnet20", net, "p", {"fraction": 0.05})
+    assert len(p) == 1 and p[0].params == tuple(convs)  # one κ shared by all layers
+    qp = runs.make_tasks("resnet20", net, "qp", {"k": 2, "fraction": 0.02})
+    assert all(isinstance(t.compression, AdditiveCombination) for t in qp)
+    vgg = models.build("vgg16")
+    lp = runs.make_tasks("vgg16", vgg, "lp", {"rank": 0.25, "fraction": 0.01})
+    assert len(lp) == 16  # VGG: all 13 conv and 3 linear layers
+    first = lp[0].compression.parts[0]
+    assert isinstance(first, LowRank) and first.rank == 7  # conv1 is (64, 3·3·3): ⌈0.25·min(64, 27)⌉ = 7
+    assert isinstance(lp[0].compression.parts[1], ConstraintL0Pruning)
+
+
+def test_budgets_and_experiments_are_validated():
+    assert runs.parse_budget("k=2,fraction=0.01") == {"k": 2.0, "fraction": 0.01}
+    with pytest.raises(ValueError, match="budget must look like"):
+        runs.parse_budget("k:2")
+    with pytest.raises(ValueError, match="takes the budget keys"):
+        runs.Experiment("resnet20", "qp", {"k": 2})
+    with pytest.raises(ValueError, match="budget k must be an integer"):
+        runs.Experiment("resnet20", "q", {"k": 2.5})
+    with pytest.raises(ValueError, match="fraction must be a number in"):
+        runs.Experiment("resnet20", "p", {"fraction": 1.5})
+    with pytest.raises(ValueError, match="model must be one of"):
+        runs.Experiment("resnet21", "q", {"k": 2})
+    e = runs.Experiment("resnet20", "qp", {"fraction": 0.02, "k": 2})
+    assert e.id == "resnet20-qp-fraction0.02-k2-seed0"
+
+
+def test_run_stores_a_result_with_provenance_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runs, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path / "runs")
+    args = ["run", "lenet300", "qp", "k=2,fraction=0.01", "--profile", "quick",
+            "--set", "steps=2", "--set", "train_size=600", "--set", "test_size=500"]
+    assert cli(args) == 0
+    exp = runs.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.01}, "quick")
+    r = json.loads((tmp_path / "results" / "quick" / f"{exp.id}.json").read_text())
+    assert r["overrides"] == {"steps": 2, "train_size": 600, "test_size": 500}
+    assert len(r["history"]) == 3 and r["history"][0]["step"] == "DC"
+    assert 0 <= r["lc_error"] <= 100 and r["ratio"] > 1
+    assert sum(layer["bits"] for layer in r["layers"]) == pytest.approx(r["total_bits"])
+    for key in ("git_commit", "hardware", "torch", "date", "profile", "seed", "command"):
+        assert key in r
+    assert (tmp_path / "runs" / "quick" / f"{exp.id}.pt").is_file()
+    # the same command again resumes from the finished checkpoint: no new L steps
+    assert cli(args) == 0
+    r2 = json.loads((tmp_path / "results" / "quick" / f"{exp.id}.json").read_text())
+    assert r2["history"] == r["history"]
+    assert [x["id"] for x in runs.load_results("quick", model="lenet300")] == [exp.id]
+    assert cli(["results", "--profile", "quick"]) == 0
+    assert exp.id in capsys.readouterr().out
+
+
+def test_cli_rejects_bad_input(capsys):
+    with pytest.raises(SystemExit):
+        cli(["run", "lenet300", "qp", "k=2"])  # fraction missing
+    assert "takes the budget keys" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli(["run", "lenet300", "q", "k=2", "--set", "steps"])
+    with pytest.raises(SystemExit):
+        cli(["run", "lenet300", "zz", "k=2"])
