@@ -5,7 +5,7 @@ Parameter counts (checked by the tests):
 * :class:`LeNet300` (784-300-100-10): 266,610 parameters.
 * :func:`resnet20` ≈ 0.27M, :func:`resnet32` ≈ 0.46M, :func:`resnet56` ≈ 0.85M,
   :func:`resnet110` ≈ 1.7M parameters.
-* :func:`vgg16` (CIFAR, BatchNorm): 15,251,402 parameters ≈ 15M.
+* :func:`vgg16` (CIFAR, BatchNorm): 15,251,402 parameters ≈ 15M; :func:`vgg16_quarter` (quick profile): 956,666.
 
 References: LeCun et al., *Gradient-based learning applied to document recognition*, 1998
 (LeNet300); He, Zhang, Ren & Sun, *Deep residual learning for image recognition*, CVPR 2016,
@@ -138,25 +138,35 @@ class CifarVGG(nn.Module):
     Args:
         num_classes: output classes.
         dropout: dropout probability in the classifier, in [0, 1).
+        width: channel multiplier in (0, 1] (every conv and hidden layer has ``round(width·c)``
+            units); 1 is VGG-16. The quick profile uses 0.25 (0.96M parameters, 1/16 of the
+            FLOPs) so that a 2-core CPU can train and compress it; the full profile uses 1.
+
+    Raises:
+        ValueError: ``dropout`` outside [0, 1) or ``width`` outside (0, 1].
     """
 
-    def __init__(self, num_classes: int = 10, dropout: float = 0.5):
+    def __init__(self, num_classes: int = 10, dropout: float = 0.5, width: float = 1.0):
         super().__init__()
         if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got dropout={dropout!r}")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
+            raise ValueError(f"width must be in (0, 1], got width={width!r}")
         layers: List[nn.Module] = []
         c_in = 3
         for v in _VGG16:
             if v == "M":
                 layers.append(nn.MaxPool2d(2))
             else:
-                layers += [nn.Conv2d(c_in, v, 3, padding=1, bias=False), nn.BatchNorm2d(v), nn.ReLU(inplace=True)]
-                c_in = v
+                c = max(1, round(width * v))
+                layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
+                c_in = c
+        h = max(1, round(width * 512))
         self.features = nn.Sequential(*layers)
         self.classifier = nn.Sequential(
-            nn.Dropout(dropout), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-            nn.Dropout(dropout), nn.Linear(512, 512), nn.BatchNorm1d(512), nn.ReLU(inplace=True),
-            nn.Linear(512, num_classes),
+            nn.Dropout(dropout), nn.Linear(c_in, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True),
+            nn.Dropout(dropout), nn.Linear(h, h), nn.BatchNorm1d(h), nn.ReLU(inplace=True),
+            nn.Linear(h, num_classes),
         )
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
@@ -173,7 +183,13 @@ def vgg16(num_classes: int = 10) -> CifarVGG:
     return CifarVGG(num_classes)
 
 
-MODELS = {"lenet300": LeNet300, "vgg16": vgg16, "resnet20": resnet20, "resnet32": resnet32, "resnet56": resnet56, "resnet110": resnet110}
+def vgg16_quarter(num_classes: int = 10) -> CifarVGG:
+    """VGG-16 at a quarter of the width (16…128 channels; 0.96M parameters): the quick
+    profile's stand-in for VGG-16, same 13 conv + 3 linear layers."""
+    return CifarVGG(num_classes, width=0.25)
+
+
+MODELS = {"lenet300": LeNet300, "vgg16": vgg16, "vgg16_quarter": vgg16_quarter, "resnet20": resnet20, "resnet32": resnet32, "resnet56": resnet56, "resnet110": resnet110}
 
 
 def build(name: str) -> nn.Module:

@@ -3,8 +3,10 @@
 The formula (as in the LC toolkit [LC-tk] and Part V [P5]):
 
 * each task's Θ costs its compression's :meth:`~lcbook.compressions.Compression.bits`
-  (quantization: N·⌈log2 K⌉ + 32·K; pruning: 32-bit values plus fixed-width index gaps;
-  low-rank: 32·r·(m + n); additive: the sum of its parts);
+  (adaptive quantization: N·⌈log2 K⌉ + 32·K; fixed codebooks and binarization: N·⌈log2 K⌉;
+  scaled binarization/ternarization: N or 2N bits + 32 for the scale; pruning (all four forms):
+  32-bit values plus fixed-width index gaps; low-rank and rank selection:
+  32·min(r·(m + n), m·n); additive: the sum of its parts);
 * every parameter no task compresses (biases, BatchNorm scales and shifts) costs 32 bits;
 * the reference costs 32 bits per parameter;
 * compression ratio = reference bits / compressed bits.
