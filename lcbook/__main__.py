@@ -90,10 +90,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             except json.JSONDecodeError:
                 ap.error(f"--set {key}: value {value!r} is not a number, true/false or null")
         try:
-            exp = runs.Experiment(args.model, args.combo, args.budget, prof, args.seed)
+            exp = runs.Experiment(args.model, args.combo, args.budget, prof, args.seed, overrides)
         except ValueError as e:
             ap.error(str(e))
-        result = runs.run_experiment(exp, overrides)
+        result = runs.run_experiment(exp)
         print(f"{exp.id}: DC {result['dc_error']:.2f}%  LC {result['lc_error']:.2f}%  "
               f"ratio {result['ratio']:.1f}x  ({result['lc_seconds']:.0f} s) -> {exp.result_path()}")
         return 0

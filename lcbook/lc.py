@@ -358,9 +358,11 @@ class LCAlgorithm:
             checkpoint = Path(checkpoint)
             if checkpoint.is_file():
                 state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-                if state.get("config") != self._config():
-                    raise ValueError(f"checkpoint {str(checkpoint)!r} is from another configuration "
-                                     f"({state.get('config')}), not {self._config()}; delete it or use another path")
+                saved, now = state.get("config") or {}, self._config()
+                if saved != now:
+                    diff = [k for k in now if saved.get(k) != now[k]]
+                    raise ValueError(f"checkpoint {str(checkpoint)!r} is from another configuration (its "
+                                     f"{', '.join(diff) or 'config'} differ from this run's); delete it or use another path")
                 self.load_state_dict(state)
                 log.info("resumed from %s at step %s", checkpoint, self.step)
         if self.tasks[0].theta is None:

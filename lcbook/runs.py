@@ -26,7 +26,8 @@ import logging
 import math
 import re
 import time
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -65,8 +66,8 @@ SCHEDULES: Dict[tuple, Dict[str, Any]] = {
                               mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128),
     ("resnet", "full"): dict(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
                              mu0=1e-3, a=1.25, steps=50, multipliers=True, batch_size=128),
-    ("vgg", "quick"): dict(train_size=2000, test_size=1000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
-                           mu0=1e-2, a=2.4, steps=4, multipliers=False, batch_size=128),
+    ("vgg", "quick"): dict(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
+                           mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128),
     ("vgg", "full"): dict(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
                           mu0=2e-5, a=1.2, steps=60, multipliers=True, batch_size=128),
 }
@@ -145,6 +146,7 @@ class Experiment:
     budget: Dict[str, float]
     profile: str = "quick"
     seed: int = 0
+    overrides: Dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         if self.model not in models.MODELS:
@@ -154,11 +156,20 @@ class Experiment:
         object.__setattr__(self, "budget", _check_budget(self.combo, dict(self.budget)))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an int ≥ 0, got seed={self.seed!r}")
+        sched = SCHEDULES[(family(self.model), self.profile)]
+        unknown = sorted(set(self.overrides) - set(sched))
+        if unknown:
+            raise ValueError(f"unknown schedule entries {unknown}; entries: {sorted(sched)}")
 
     @property
     def id(self) -> str:
+        """``model-combo-budget-seedN``, plus a hash of the schedule overrides if there are any
+        (so a smoke test never shares a checkpoint or a result with the real run)."""
         b = "-".join(f"{k}{v:g}" for k, v in sorted(self.budget.items()))
-        return f"{self.model}-{self.combo}-{b}-seed{self.seed}"
+        base = f"{self.model}-{self.combo}-{b}-seed{self.seed}"
+        if self.overrides:
+            base += "-set" + hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:8]
+        return base
 
     def result_path(self) -> Path:
         return RESULTS_DIR / self.profile / f"{self.id}.json"
@@ -167,23 +178,20 @@ class Experiment:
         return RUNS_DIR / self.profile / f"{self.id}.pt"
 
 
-def run_experiment(exp: Experiment, overrides: Optional[Dict[str, Any]] = None, progress: bool = True) -> Dict[str, Any]:
+def run_experiment(exp: Experiment, progress: bool = True) -> Dict[str, Any]:
     """Run one experiment (resuming from its checkpoint if there is one) and store its result.
 
     Args:
-        exp: the experiment.
-        overrides: schedule entries to replace (e.g. ``{"steps": 2, "train_size": 500}`` for a
-            smoke test); they are recorded in the result.
+        exp: the experiment (its ``overrides`` replace schedule entries, e.g.
+            ``{"steps": 2, "train_size": 500}`` for a smoke test; they are recorded).
         progress: tqdm bars.
 
     Returns:
         The result dict, also written atomically to ``exp.result_path()``.
     """
+    overrides = exp.overrides
     sched = dict(SCHEDULES[(family(exp.model), exp.profile)])
-    for k in (overrides or {}):
-        if k not in sched:
-            raise ValueError(f"unknown schedule entry {k!r}; entries: {sorted(sched)}")
-    sched.update(overrides or {})
+    sched.update(overrides)
     model, ref_record = reference(exp.model, exp.profile, progress=progress)
     dataset = ref_record.get("recipe", {}).get("dataset", "cifar10")
     dev = device()
@@ -216,14 +224,15 @@ def run_experiment(exp: Experiment, overrides: Optional[Dict[str, Any]] = None, 
     report = storage_report(lc, example)
     result = {
         "id": exp.id, "model": exp.model, "combo": exp.combo, "budget": exp.budget, "profile": exp.profile,
-        "seed": exp.seed, "schedule": sched, "overrides": overrides or {},
+        "seed": exp.seed, "schedule": sched, "overrides": overrides,
         "reference_error": ref_error, "dc_error": history[0]["test_error"], "lc_error": history[-1]["test_error"],
         "ratio": report["ratio"], "bits_per_weight": report["bits_per_weight"], "total_bits": report["total_bits"],
         "reference_bits": report["reference_bits"], "macs": report["macs"], "reference_macs": report["reference_macs"],
         "layers": report["layers"], "tasks": report["tasks"], "history": history,
         "lc_seconds": seconds, "c_seconds": sum(r["c_seconds"] for r in history),
         "command": f"python -m lcbook run {exp.model} {exp.combo} "
-                   f"{','.join(f'{k}={v:g}' for k, v in exp.budget.items())} --profile {exp.profile} --seed {exp.seed}",
+                   f"{','.join(f'{k}={v:g}' for k, v in exp.budget.items())} --profile {exp.profile} --seed {exp.seed}"
+                   + "".join(f" --set {k}={json.dumps(v)}" for k, v in overrides.items()),
         **provenance(),
     }
     atomic_write_json(result, exp.result_path())

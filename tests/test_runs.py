@@ -38,6 +38,8 @@ def test_budgets_and_experiments_are_validated():
         runs.Experiment("resnet20", "p", {"fraction": 1.5})
     with pytest.raises(ValueError, match="model must be one of"):
         runs.Experiment("resnet21", "q", {"k": 2})
+    with pytest.raises(ValueError, match="unknown schedule entries"):
+        runs.Experiment("resnet20", "q", {"k": 2}, overrides={"epochz": 3})
     e = runs.Experiment("resnet20", "qp", {"fraction": 0.02, "k": 2})
     assert e.id == "resnet20-qp-fraction0.02-k2-seed0"
 
@@ -48,7 +50,9 @@ def test_run_stores_a_result_with_provenance_and_resumes(tmp_path, monkeypatch, 
     args = ["run", "lenet300", "qp", "k=2,fraction=0.01", "--profile", "quick",
             "--set", "steps=2", "--set", "train_size=600", "--set", "test_size=500"]
     assert cli(args) == 0
-    exp = runs.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.01}, "quick")
+    exp = runs.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.01}, "quick",
+                          overrides={"steps": 2, "train_size": 600, "test_size": 500})
+    assert exp.id.startswith("lenet300-qp-fraction0.01-k2-seed0-set")  # never the real run's files
     r = json.loads((tmp_path / "results" / "quick" / f"{exp.id}.json").read_text())
     assert r["overrides"] == {"steps": 2, "train_size": 600, "test_size": 500}
     assert len(r["history"]) == 3 and r["history"][0]["step"] == "DC"
