@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .compressions.base import FLOAT_BITS
+from .compressions.pruning import _SparseTheta
 
 
 def layer_positions(model: nn.Module, example_input: torch.Tensor) -> Dict[str, int]:
@@ -75,7 +76,8 @@ def storage_report(lc, example_input: Optional[torch.Tensor] = None) -> Dict[str
             per example are counted for every conv and linear weight (see :func:`layer_positions`):
             the reference dense, the compressed as its compression's
             :meth:`~lcbook.compressions.Compression.macs` (low-rank: the two factors; pruning:
-            the kept weights; quantization: dense).
+            the kept weights, also per layer when one κ spans several layers; quantization and
+            other shared tasks: dense).
 
     Returns:
         dict with
@@ -112,12 +114,18 @@ def storage_report(lc, example_input: Optional[torch.Tensor] = None) -> Dict[str
             "bits": bits,
             "bits_per_weight": bits / n if n else 0.0,
         })
-        for name, t in zip(b.task.params, b.tensors):
+        slices = b.scatter(b.delta) if len(b.tensors) > 1 else None
+        for i, (name, t) in enumerate(zip(b.task.params, b.tensors)):
             share = t.numel() / n if n else 0.0
             macs = None
             if positions is not None and name in positions:
                 pos = positions[name]
-                macs = comp.macs(b.theta, pos) if len(b.tensors) == 1 else pos * t.numel()
+                if slices is None:
+                    macs = comp.macs(b.theta, pos)
+                elif isinstance(comp, _SparseTheta):  # one κ over several layers: this layer's kept weights
+                    macs = pos * int(torch.count_nonzero(slices[i]))
+                else:
+                    macs = pos * t.numel()
             layer_of[id(t)] = (b.task.label, comp.describe(), bits * share, len(b.tensors) > 1, macs)
     layers = []
     n_unc = 0

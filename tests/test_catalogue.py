@@ -386,6 +386,19 @@ def test_per_layer_storage_adds_up_and_macs_of_low_rank():
     assert rep["macs"] < rep["reference_macs"]
 
 
+def test_macs_of_one_kappa_over_several_layers_count_each_layers_kept_weights():
+    torch.manual_seed(0)
+    model = build("resnet20")
+    names = ("layer3.0.conv2.weight", "layer3.1.conv1.weight")
+    lc = LCAlgorithm(model, [Task(names, ConstraintL0Pruning(fraction=0.05))], l_step=lambda lc: {},
+                     mu_schedule=[1.0], progress=False)
+    lc.direct_compression()
+    by = {r["param"]: r for r in storage_report(lc, torch.zeros(1, 3, 32, 32))["layers"]}
+    kept = [int(torch.count_nonzero(t)) for t in lc.tasks[0].scatter(lc.tasks[0].delta)]
+    assert [by[n]["macs"] for n in names] == [64 * k for k in kept]
+    assert sum(kept) == round(0.05 * 2 * 36864)
+
+
 def test_layer_positions():
     model = build("resnet20")
     pos = layer_positions(model, torch.zeros(2, 3, 32, 32))
