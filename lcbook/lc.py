@@ -403,6 +403,70 @@ class LCAlgorithm:
         log.info("LC step %s: %s", step, rec)
         return rec
 
+    def finetune(self, batches, epochs: int = 1, lr: float = 1e-3, momentum: float = 0.9,
+                 loss_fn: Callable = torch.nn.functional.cross_entropy) -> Dict[str, float]:
+        """Fine-tune the final compressed model with its discrete structure fixed.
+
+        SGD on the loss of the model whose compressed weights are Δ(Θ), over the continuous
+        parts of every Θ (:attr:`~lcbook.compressions.Compression.trainable`: codebook values,
+        scales, kept values, low-rank factors) and every parameter no task compresses (biases,
+        BatchNorm); assignments, kept positions and ranks do not change, so the storage in bits
+        does not either. Gradients flow through :meth:`Compression.decompress` by autograd. The
+        model's own compressed weights ``w`` are left as they are; afterwards Δ(Θ) (what
+        :meth:`compressed` and :meth:`apply_compression_` use) is the fine-tuned one, and a
+        record with step ``"FT"`` is added to the history.
+
+        Args:
+            batches: iterable of ``(x, y)`` training batches.
+            epochs: passes over ``batches`` (≥ 1).
+            lr: learning rate (> 0); momentum: SGD momentum in [0, 1).
+            loss_fn: ``loss_fn(outputs, y)`` → scalar.
+
+        Returns:
+            the history record of the fine-tuning (``train_loss``: mean loss of the last epoch).
+
+        Raises:
+            RuntimeError: before direct compression; ValueError: bad ``epochs``/``lr``/``momentum``.
+        """
+        self._require_theta()
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"epochs must be an int ≥ 1, got epochs={epochs!r}")
+        if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite number > 0, got lr={lr!r}")
+        if not (isinstance(momentum, numbers.Real) and 0 <= momentum < 1):
+            raise ValueError(f"momentum must be in [0, 1), got momentum={momentum!r}")
+        leaves = [{k: b.theta[k].detach().clone().requires_grad_(True) for k in b.task.compression.trainable}
+                  for b in self.tasks]
+        covered = {id(t) for b in self.tasks for t in b.tensors}
+        free = [p for p in self.model.parameters() if id(p) not in covered and p.requires_grad]
+        opt = torch.optim.SGD([t for d in leaves for t in d.values()] + free, lr=lr, momentum=momentum)
+
+        def weights() -> Dict[str, torch.Tensor]:
+            out = {}
+            for b, lv in zip(self.tasks, leaves):
+                d = b.task.compression.decompress({**b.theta, **lv}).reshape(b.lam.shape)
+                out.update(zip(b.task.params, b.scatter(d)))
+            return out
+
+        t0 = time.perf_counter()
+        self.model.train()
+        mean = float("nan")
+        for _ in range(epochs):
+            total, n = 0.0, 0
+            for x, y in batches:
+                loss = loss_fn(torch.func.functional_call(self.model, weights(), (x,)), y)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total, n = total + float(loss.detach()) * len(y), n + len(y)
+            mean = total / max(n, 1)
+        with torch.no_grad():
+            for b, lv in zip(self.tasks, leaves):
+                b.theta = {**b.theta, **{k: v.detach() for k, v in lv.items()}}
+                b.delta = b.task.compression.decompress(b.theta).reshape(b.lam.shape)
+        self._targets = None
+        return self._record("FT", c_seconds=0.0, l_seconds=time.perf_counter() - t0, l_stats={"train_loss": mean})
+
     # --- the compressed model ------------------------------------------------------------
 
     @contextlib.contextmanager

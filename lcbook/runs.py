@@ -15,6 +15,11 @@ Combinations (``budget`` keys in brackets):
 * ``l``  — low-rank, rank = ⌈rank·min(m, n)⌉ per layer [rank, a fraction];
 * ``lp`` — that low-rank plus a share of sparse corrections, per layer [rank, fraction].
 
+Optional fine-tuning (schedule entry ``finetune_epochs`` > 0, e.g. ``--set finetune_epochs=5``):
+after LC, :meth:`lcbook.lc.LCAlgorithm.finetune` trains the codebooks, kept values and factors
+with the structure fixed; ``final_error`` is then the fine-tuned model's error, ``lc_error`` the
+one before.
+
 Which weights are compressed: every conv layer of a ResNet (as in the LC authors' CIFAR runs);
 every conv and linear layer of VGG-16 and LeNet300. Biases and BatchNorm stay float (32 bits).
 """
@@ -59,17 +64,23 @@ COMBOS: Dict[str, tuple] = {
 #: are short runs on class-balanced subsets for a 2-core CPU.
 SCHEDULES: Dict[tuple, Dict[str, Any]] = {
     ("lenet300", "quick"): dict(train_size=None, test_size=None, epochs=1, lr=0.1, step_decay=0.98, epoch_decay=1.0,
-                                mu0=5e-3, a=1.25, steps=20, multipliers=True, batch_size=256),
+                                mu0=5e-3, a=1.25, steps=20, multipliers=True, batch_size=256,
+                        finetune_epochs=0, finetune_lr=1e-3),
     ("lenet300", "full"): dict(train_size=None, test_size=None, epochs=1, lr=0.1, step_decay=0.98, epoch_decay=1.0,
-                               mu0=9e-5, a=1.1, steps=40, multipliers=True, batch_size=256),
+                               mu0=9e-5, a=1.1, steps=40, multipliers=True, batch_size=256,
+                        finetune_epochs=0, finetune_lr=1e-3),
     ("resnet", "quick"): dict(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
-                              mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128),
+                              mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128,
+                        finetune_epochs=0, finetune_lr=1e-3),
     ("resnet", "full"): dict(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
-                             mu0=1e-3, a=1.25, steps=50, multipliers=True, batch_size=128),
+                             mu0=1e-3, a=1.25, steps=50, multipliers=True, batch_size=128,
+                        finetune_epochs=0, finetune_lr=1e-3),
     ("vgg", "quick"): dict(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
-                           mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128),
+                           mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128,
+                        finetune_epochs=0, finetune_lr=1e-3),
     ("vgg", "full"): dict(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
-                          mu0=2e-5, a=1.2, steps=60, multipliers=True, batch_size=128),
+                          mu0=2e-5, a=1.2, steps=60, multipliers=True, batch_size=128,
+                        finetune_epochs=0, finetune_lr=1e-3),
 }
 
 
@@ -219,13 +230,18 @@ def run_experiment(exp: Experiment, progress: bool = True) -> Dict[str, Any]:
     )
     t0 = time.perf_counter()
     history = lc.run(checkpoint=exp.checkpoint_path())
+    lc_error = history[-1]["test_error"]
+    if sched["finetune_epochs"] > 0:  # optional: train Θ's continuous parts with the structure fixed
+        lc.finetune(train_b, epochs=sched["finetune_epochs"], lr=sched["finetune_lr"])
+        history = lc.history
     seconds = time.perf_counter() - t0
     example = next(iter(test_b))[0][:1]
     report = storage_report(lc, example)
     result = {
         "id": exp.id, "model": exp.model, "combo": exp.combo, "budget": exp.budget, "profile": exp.profile,
         "seed": exp.seed, "schedule": sched, "overrides": overrides,
-        "reference_error": ref_error, "dc_error": history[0]["test_error"], "lc_error": history[-1]["test_error"],
+        "reference_error": ref_error, "dc_error": history[0]["test_error"], "lc_error": lc_error,
+        "final_error": history[-1]["test_error"],
         "ratio": report["ratio"], "bits_per_weight": report["bits_per_weight"], "total_bits": report["total_bits"],
         "reference_bits": report["reference_bits"], "macs": report["macs"], "reference_macs": report["reference_macs"],
         "layers": report["layers"], "tasks": report["tasks"], "history": history,

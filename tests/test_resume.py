@@ -77,3 +77,37 @@ def test_checkpoint_from_another_configuration_is_refused(tmp_path):
 def test_no_partial_checkpoint_files_are_left(tmp_path):
     make_run().run(checkpoint=tmp_path / "run.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]
+
+
+@pytest.mark.parametrize("comp", [
+    AdditiveCombination((AdaptiveQuantization(2), ConstraintL0Pruning(kappa=10))),
+    AdaptiveQuantization(3),
+    ConstraintL0Pruning(kappa=20),
+])
+def test_finetune_keeps_the_structure_and_lowers_the_loss(comp):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
+    x = torch.randn(256, 8)
+    y = (x[:, :3] @ torch.randn(3, 3)).argmax(1)
+    data = [(x[i:i + 64], y[i:i + 64]) for i in range(0, 256, 64)]
+    lc = LCAlgorithm(model, [Task(("0.weight", "2.weight"), comp)], l_step=lambda lc: {}, mu_schedule=[1.0],
+                     progress=False)
+    lc.direct_compression()
+
+    def loss():
+        with lc.compressed() as m, torch.no_grad():
+            return float(torch.nn.functional.cross_entropy(m(x), y))
+
+    before_loss, before_bits = loss(), lc.compressed_bits()
+    fixed = {k: v.clone() for k, v in lc.tasks[0].theta.items() if not v.is_floating_point()}
+    w_before = model[0].weight.detach().clone()
+    rec = lc.finetune(data, epochs=20, lr=0.05)
+    assert rec["step"] == "FT" and lc.history[-1] is rec
+    assert loss() < before_loss
+    assert lc.compressed_bits() == before_bits
+    for k, v in fixed.items():  # assignments, kept positions: unchanged
+        assert torch.equal(lc.tasks[0].theta[k], v), k
+    assert torch.equal(comp.decompress(lc.tasks[0].theta).reshape(-1), lc.tasks[0].delta.reshape(-1))
+    assert torch.equal(model[0].weight.detach(), w_before)  # w itself is untouched
+    with pytest.raises(ValueError, match="epochs must be"):
+        lc.finetune(data, epochs=0)

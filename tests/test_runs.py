@@ -48,14 +48,15 @@ def test_run_stores_a_result_with_provenance_and_resumes(tmp_path, monkeypatch, 
     monkeypatch.setattr(runs, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(runs, "RUNS_DIR", tmp_path / "runs")
     args = ["run", "lenet300", "qp", "k=2,fraction=0.01", "--profile", "quick",
-            "--set", "steps=2", "--set", "train_size=600", "--set", "test_size=500"]
+            "--set", "steps=2", "--set", "train_size=600", "--set", "test_size=500", "--set", "finetune_epochs=1"]
     assert cli(args) == 0
     exp = runs.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.01}, "quick",
-                          overrides={"steps": 2, "train_size": 600, "test_size": 500})
+                          overrides={"steps": 2, "train_size": 600, "test_size": 500, "finetune_epochs": 1})
     assert exp.id.startswith("lenet300-qp-fraction0.01-k2-seed0-set")  # never the real run's files
     r = json.loads((tmp_path / "results" / "quick" / f"{exp.id}.json").read_text())
-    assert r["overrides"] == {"steps": 2, "train_size": 600, "test_size": 500}
-    assert len(r["history"]) == 3 and r["history"][0]["step"] == "DC"
+    assert r["overrides"] == {"steps": 2, "train_size": 600, "test_size": 500, "finetune_epochs": 1}
+    assert [h["step"] for h in r["history"]] == ["DC", 0, 1, "FT"]  # DC, 2 L/C steps, fine-tuning
+    assert r["lc_error"] == r["history"][2]["test_error"] and r["final_error"] == r["history"][3]["test_error"]
     assert 0 <= r["lc_error"] <= 100 and r["ratio"] > 1
     assert sum(layer["bits"] for layer in r["layers"]) == pytest.approx(r["total_bits"])
     for key in ("git_commit", "hardware", "torch", "date", "profile", "seed", "command"):
@@ -64,7 +65,7 @@ def test_run_stores_a_result_with_provenance_and_resumes(tmp_path, monkeypatch, 
     # the same command again resumes from the finished checkpoint: no new L steps
     assert cli(args) == 0
     r2 = json.loads((tmp_path / "results" / "quick" / f"{exp.id}.json").read_text())
-    assert r2["history"] == r["history"]
+    assert [h["step"] for h in r2["history"]][:3] == ["DC", 0, 1]  # resumed: no new L/C steps
     assert [x["id"] for x in runs.load_results("quick", model="lenet300")] == [exp.id]
     assert cli(["results", "--profile", "quick"]) == 0
     assert exp.id in capsys.readouterr().out

@@ -78,6 +78,10 @@ class AdditiveCombination(Compression):
         return any(p.needs_matrix for p in self.parts)
 
     @property
+    def trainable(self) -> Tuple[str, ...]:  # type: ignore[override]
+        return tuple(f"{i}.{k}" for i, p in enumerate(self.parts) for k in p.trainable)
+
+    @property
     def needs_mu(self) -> bool:  # type: ignore[override]
         return any(p.needs_mu for p in self.parts)
 

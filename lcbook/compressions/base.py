@@ -69,6 +69,9 @@ class Compression(abc.ABC):
     #: ``True`` for penalty forms (ℓ0/ℓ1 penalty pruning, rank selection), whose C step
     #: ``min_Θ α·C(Θ) + μ/2‖w − Δ(Θ)‖²`` depends on μ; their :meth:`compress` needs ``mu``.
     needs_mu: bool = False
+    #: Keys of Θ holding continuous values that fine-tuning may train with the discrete structure
+    #: (assignments, kept positions, rank) fixed, e.g. ``("codebook",)`` or ``("U", "V")``.
+    trainable: Tuple[str, ...] = ()
 
     @abc.abstractmethod
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:

@@ -92,7 +92,8 @@ class LowRank(Compression):
     """
 
     rank: int
-    needs_matrix = True  # a class attribute, not a field
+    needs_matrix = True  # class attributes, not fields
+    trainable = ("U", "V")
 
     def __post_init__(self):
         check_int("rank", self.rank, 0)
@@ -157,6 +158,7 @@ class RankSelection(Compression):
     positions: int = 1
     needs_matrix = True
     needs_mu = True
+    trainable = ("U", "V")
 
     def __post_init__(self):
         object.__setattr__(self, "alpha", check_real("alpha", self.alpha, 0.0))

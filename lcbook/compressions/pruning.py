@@ -70,6 +70,8 @@ class _SparseTheta(Compression):
     flattened weight, ``values`` ``(nnz,)`` in the weight's dtype, ``shape``; storage
     :func:`sparse_bits`; MACs count only the kept weights."""
 
+    trainable = ("values",)
+
     def decompress(self, theta: Theta) -> torch.Tensor:
         shape = shape_of(theta)
         out = theta["values"].new_zeros(math.prod(shape))

@@ -341,6 +341,7 @@ class AdaptiveQuantization(Compression):
     k: int
     max_iter: int = 300
     method: str = "kmeans"
+    trainable = ("codebook",)
 
     def __post_init__(self):
         check_int("k", self.k, 1)
@@ -385,6 +386,8 @@ class ScaledBinarization(Compression):
     Storage: ``N + 32`` bits.
     """
 
+    trainable = ("scale",)
+
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
         x = w.detach().reshape(-1).to(work_dtype(w))
@@ -415,6 +418,8 @@ class ScaledTernarization(Compression):
     Θ: ``scale`` ``(1,)``, ``codes`` ``(N,)`` int8 in {−1, 0, +1}, ``shape``.
     Storage: ``2N + 32`` bits (⌈log2 3⌉ = 2 bits per weight).
     """
+
+    trainable = ("scale",)
 
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
