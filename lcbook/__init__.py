@@ -4,6 +4,8 @@ The package behind the book: compressions and their C steps (:mod:`lcbook.compre
 algorithm (:mod:`lcbook.lc`), models, data, training and storage accounting.
 """
 
+__version__ = "0.1.0"
+
 from .compressions import (
     AdaptiveQuantization,
     AdditiveCombination,
@@ -24,7 +26,6 @@ from .lc import LCAlgorithm, Task, geometric_mu
 from .storage import layer_positions, storage_report
 from .train import SGDLStep
 
-__version__ = "0.1.0"
 
 __all__ = [
     "AdaptiveQuantization",

@@ -1,4 +1,4 @@
-"""Atomic file writes: a crash never leaves a half-written checkpoint or result."""
+"""Atomic file writes: a crash never leaves a half-written checkpoint, result or export."""
 
 from __future__ import annotations
 
@@ -6,37 +6,37 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import Any, Callable
 
 
-def atomic_save(obj: Any, path) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename it over ``path``."""
+def _atomic(path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp)`` on a temporary file in ``path``'s folder, then rename it over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
     os.close(fd)
     try:
-        torch.save(obj, tmp)
+        write(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def atomic_save(obj: Any, path) -> None:
+    """``torch.save`` ``obj`` to ``path`` atomically."""
+    import torch
+
+    _atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def atomic_write_json(obj: Any, path) -> None:
     """Write ``obj`` as indented JSON (no NaN/inf) to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, default=str, allow_nan=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    text = json.dumps(obj, indent=2, default=str, allow_nan=False) + "\n"  # fails before any file exists
+    _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def atomic_write_bytes(data: bytes, path) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    _atomic(path, lambda tmp: Path(tmp).write_bytes(data))

@@ -1,0 +1,161 @@
+"""Export and reload: the file holds what the accounting counts, and the reloaded plain module
+computes exactly what the compressed model computes inside the LC run."""
+
+import json
+import struct
+import subprocess
+import sys
+import zlib
+
+import pytest
+import torch
+
+from lcbook import LCAlgorithm, Task, export, models
+from lcbook.compressions import (AdaptiveQuantization, AdditiveCombination, Binarization, ConstraintL0Pruning,
+                                 ConstraintL1Pruning, FixedCodebook, LowRank, PenaltyL0Pruning, RankSelection,
+                                 ScaledBinarization, ScaledTernarization)
+
+LENET = ["fc1.weight", "fc2.weight", "fc3.weight"]
+CASES = {
+    "Q": lambda: AdaptiveQuantization(4),
+    "P": lambda: ConstraintL0Pruning(fraction=0.03),
+    "L": lambda: LowRank(5),
+    "Q+P": lambda: AdditiveCombination((AdaptiveQuantization(2), ConstraintL0Pruning(fraction=0.01))),
+    "L+P": lambda: AdditiveCombination((LowRank(3), ConstraintL0Pruning(fraction=0.01))),
+    "binary+P": lambda: AdditiveCombination((Binarization(), ConstraintL0Pruning(fraction=0.01))),
+    "ternary": lambda: ScaledTernarization(),
+    "scaled binary": lambda: ScaledBinarization(),
+    "fixed": lambda: FixedCodebook((-0.05, 0.0, 0.05)),
+    "l1": lambda: ConstraintL1Pruning(20.0),
+    "l0 penalty": lambda: PenaltyL0Pruning(1e-4),
+    "rank selection": lambda: RankSelection(1e-6),
+    "full rank (dense)": lambda: LowRank(99),
+}
+
+
+def compressed(model, tasks):
+    lc = LCAlgorithm(model, tasks, l_step=lambda lc: {}, mu_schedule=[1.0], progress=False)
+    lc.direct_compression()
+    return lc
+
+
+def check_sizes(info, lc, n_sections):
+    total = lc.history[0]["bits"]  # compressed bits of the tasks
+    from lcbook import storage_report
+
+    acc = storage_report(lc)["total_bits"]
+    assert info["accounted_bits"] == acc
+    assert acc <= 8 * info["params"] < acc + 8 * n_sections  # rounded up to whole bytes per section
+    assert info["file"] == info["header"] + info["params"] + info["buffers"]
+    assert total <= acc
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_lenet300_export_size_and_bit_exact_reload(case, tmp_path):
+    torch.manual_seed(0)
+    model = models.build("lenet300")
+    per_layer = case in ("L", "L+P", "rank selection", "full rank (dense)")
+    tasks = [Task(n, CASES[case]()) for n in LENET] if per_layer else [Task(tuple(LENET), CASES[case]())]
+    lc = compressed(model, tasks)
+    info = export.export(lc, tmp_path / "m.lcbk", "lenet300")
+    n_sections = len(export.read_header(tmp_path / "m.lcbk")["sections"])
+    check_sizes(info, lc, n_sections)
+    x = torch.randn(16, 1, 28, 28)
+    with lc.compressed() as m, torch.no_grad():
+        want = m.eval()(x)
+    got = export.load(tmp_path / "m.lcbk")(x)
+    assert torch.equal(got, want)
+
+
+@pytest.mark.parametrize("case", ["Q+P", "L", "L+P"])
+def test_resnet20_reload_in_a_fresh_process_is_bit_exact(case, tmp_path):
+    torch.manual_seed(0)
+    model = models.build("resnet20")
+    # make the BatchNorm statistics non-trivial so that buffers matter
+    with torch.no_grad():
+        model.train()
+        model(torch.randn(32, 3, 32, 32))
+    convs = models.conv_and_linear_weights(model, include_linear=False)
+    views = ["matrix_hw" if (case == "L" and i % 2) else "auto" for i in range(len(convs))]
+    lc = compressed(model, [Task(n, CASES[case](), view=v) for n, v in zip(convs, views)])
+    path = tmp_path / "r.lcbk"
+    info = export.export(lc, path, "resnet20")
+    check_sizes(info, lc, len(export.read_header(path)["sections"]))
+    x = torch.randn(4, 3, 32, 32)
+    with lc.compressed() as m, torch.no_grad():
+        want = m.eval()(x)
+    torch.save(x, tmp_path / "x.pt")
+    code = ("import torch, lcbook.export as e; m = e.load(r'%s'); x = torch.load(r'%s', weights_only=True); "
+            "torch.save(m(x).detach(), r'%s')" % (path, tmp_path / "x.pt", tmp_path / "y.pt"))
+    subprocess.run([sys.executable, "-c", code], check=True, env={"OMP_NUM_THREADS": "1", "PATH": ""}, timeout=120)
+    assert torch.equal(torch.load(tmp_path / "y.pt", weights_only=True), want)
+
+
+def _lenet_file(tmp_path):
+    torch.manual_seed(0)
+    lc = compressed(models.build("lenet300"), [Task(tuple(LENET), CASES["Q+P"]())])
+    path = tmp_path / "m.lcbk"
+    export.export(lc, path, "lenet300")
+    return lc, path
+
+
+def test_bad_files_give_clear_errors(tmp_path):
+    _, path = _lenet_file(tmp_path)
+    data = path.read_bytes()
+    bad = tmp_path / "bad.lcbk"
+    bad.write_bytes(data[: len(data) - 100])
+    with pytest.raises(export.FormatError, match="truncated or corrupted"):
+        export.load(bad)
+    flipped = bytearray(data)
+    flipped[-50] ^= 0xFF
+    bad.write_bytes(bytes(flipped))
+    with pytest.raises(export.FormatError, match="corrupted"):
+        export.load(bad)
+    bad.write_bytes(b"PK\x03\x04" + data[4:])
+    with pytest.raises(export.FormatError, match="not an lcbook compressed model"):
+        export.load(bad)
+    bad.write_bytes(data[:4] + struct.pack("<H", 99) + data[6:])
+    with pytest.raises(export.FormatError, match="format version 99"):
+        export.load(bad)
+
+
+def test_architecture_mismatch_is_refused(tmp_path):
+    lc, path = _lenet_file(tmp_path)
+    with pytest.raises(ValueError, match="is not a 'resnet20'"):
+        export.export(lc, tmp_path / "x.lcbk", "resnet20")
+    with pytest.raises(ValueError, match="arch must be one of"):
+        export.export(lc, tmp_path / "x.lcbk", "lenet301")
+    assert not (tmp_path / "x.lcbk").exists()  # nothing half-written
+    # a well-formed file whose header names another architecture
+    import hashlib
+
+    data = path.read_bytes()
+    hlen = struct.unpack("<I", data[6:10])[0]
+    header = json.loads(zlib.decompress(data[42:42 + hlen]))
+    header["arch"] = "resnet20"
+    hj = zlib.compress(json.dumps(header).encode())
+    payload = data[42 + hlen:]
+    forged = data[:6] + struct.pack("<I", len(hj)) + hashlib.sha256(hj + payload).digest() + hj + payload
+    (tmp_path / "f.lcbk").write_bytes(forged)
+    with pytest.raises(export.FormatError, match="does not fit architecture 'resnet20'"):
+        export.load(tmp_path / "f.lcbk")
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 7, 13])
+def test_bit_packing_round_trips(width):
+    g = torch.Generator().manual_seed(width)
+    v = torch.randint(0, 2**width, (1001,), generator=g)
+    packed = export.pack_bits(v, width)
+    assert len(packed) == (1001 * width + 7) // 8
+    assert torch.equal(export.unpack_bits(packed, width, 1001), v)
+
+
+def test_sparse_coding_matches_the_accounting():
+    from lcbook.compressions import sparse_bits
+
+    idx = torch.tensor([0, 3, 4, 900, 5000, 5001, 70000])
+    vals = torch.arange(1.0, 8.0)
+    width, slots, gaps, values = export.encode_sparse(idx, vals)
+    assert slots * (width + 32) == sparse_bits(idx)
+    pos, v = export.decode_sparse(width, slots, gaps, values, 70001)
+    assert torch.equal(pos, idx) and torch.equal(v, vals)
