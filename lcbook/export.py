@@ -338,11 +338,20 @@ def _read(path) -> Tuple[Dict[str, Any], bytes]:
     return header, payload
 
 
-def load(path) -> nn.Module:
+def load(path, factorized: bool = False) -> nn.Module:
     """Load an export as a plain ``nn.Module`` in eval mode (weights Δ(Θ), decoded at load time).
 
     Nothing in the file is executed: the header is JSON, the payload raw numbers. The module's
     outputs equal those of the compressed model inside the LC run, bit for bit on a CPU.
+
+    Args:
+        path: the file.
+        factorized: replace every layer compressed by low-rank alone (``LowRank`` or
+            ``RankSelection`` whose factors are smaller than the matrix) by two layers that
+            really save FLOPs: a conv ``(n_out, n_in, k, k)`` seen as ``(n_out, n_in·k·k)``
+            becomes a k×k conv into r channels then a 1×1 conv; seen as
+            ``(n_out·k_h, n_in·k_w)``, a 1×k_w conv then a k_h×1 conv; a linear layer becomes
+            two linear layers. Outputs then equal the dense ones up to float rounding.
 
     Raises:
         FormatError: not an export, a newer format version, truncated or corrupted (checksum),
@@ -371,6 +380,7 @@ def load(path) -> nn.Module:
     model = models.build(arch)
     named = dict(model.named_parameters())
     state = {}
+    factors = []
     try:
         for i, t in enumerate(header["tasks"]):
             comp = _build(t["compression"])
@@ -378,6 +388,8 @@ def load(path) -> nn.Module:
             bound = _Bound(Task(tuple(t["params"]), comp, t["view"]), named)
             delta = comp.decompress(theta).reshape(bound.lam.shape)
             state.update({n: s.contiguous() for n, s in zip(t["params"], bound.scatter(delta))})
+            if factorized and isinstance(comp, (LowRank, RankSelection)) and not t["theta"]["dense"]:
+                factors.append((t["params"][0], t["view"], theta["U"], theta["V"]))
         for s in header["sections"]:
             if s["group"] in ("params", "buffers") and "/" in s["name"]:
                 name = s["name"].split("/", 1)[1]
@@ -387,4 +399,38 @@ def load(path) -> nn.Module:
         if isinstance(e, FormatError):
             raise
         raise FormatError(f"{str(path)!r} does not fit architecture {arch!r}: {e}") from None
+    for name, view, u, v in factors:
+        _factorize(model, name, view, u, v)
     return model.eval()
+
+
+def _factorize(model: nn.Module, param: str, view: str, u: torch.Tensor, v: torch.Tensor) -> None:
+    """Replace the layer owning ``param`` (W = U V in the task's view) by two smaller layers."""
+    mod_name = param.rsplit(".", 1)[0]
+    parent_name, _, attr = mod_name.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    layer = getattr(parent, attr)
+    r = u.shape[1]
+    if isinstance(layer, nn.Linear):
+        first, second = nn.Linear(layer.in_features, r, bias=False), nn.Linear(r, layer.out_features, bias=layer.bias is not None)
+        w1, w2 = v, u
+    elif isinstance(layer, nn.Conv2d) and layer.groups == 1 and isinstance(layer.padding, tuple):
+        o, i, kh, kw = layer.weight.shape
+        (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
+        if view == "matrix_hw":  # W (o·kh, i·kw): a 1×kw conv into r channels, then a kh×1 conv
+            first = nn.Conv2d(i, r, (1, kw), (1, sw), (0, pw), (1, dw), bias=False)
+            second = nn.Conv2d(r, o, (kh, 1), (sh, 1), (ph, 0), (dh, 1), bias=layer.bias is not None)
+            w1 = v.reshape(r, i, kw).unsqueeze(2)
+            w2 = u.reshape(o, kh, r).permute(0, 2, 1).unsqueeze(3)
+        else:  # W (o, i·kh·kw): a kh×kw conv into r channels, then a 1×1 conv
+            first = nn.Conv2d(i, r, (kh, kw), layer.stride, layer.padding, layer.dilation, bias=False)
+            second = nn.Conv2d(r, o, 1, bias=layer.bias is not None)
+            w1, w2 = v.reshape(r, i, kh, kw), u.reshape(o, r, 1, 1)
+    else:
+        return  # other layers (grouped convs, string padding) keep the dense Δ(Θ)
+    with torch.no_grad():
+        first.weight.copy_(w1)
+        second.weight.copy_(w2)
+        if layer.bias is not None:
+            second.bias.copy_(layer.bias)
+    setattr(parent, attr, nn.Sequential(first, second))

@@ -159,3 +159,36 @@ def test_sparse_coding_matches_the_accounting():
     assert slots * (width + 32) == sparse_bits(idx)
     pos, v = export.decode_sparse(width, slots, gaps, values, 70001)
     assert torch.equal(pos, idx) and torch.equal(v, vals)
+
+
+@pytest.mark.parametrize("view", ["matrix", "matrix_hw"])
+def test_factorized_reload_has_two_layers_fewer_macs_and_the_same_outputs(view, tmp_path):
+    torch.manual_seed(0)
+    model = models.build("resnet20")
+    convs = models.conv_and_linear_weights(model, include_linear=False)
+    lc = compressed(model, [Task(n, LowRank(2), view=view if n != "conv1.weight" else "matrix") for n in convs])
+    path = tmp_path / "l.lcbk"
+    export.export(lc, path, "resnet20")
+    dense, fact = export.load(path), export.load(path, factorized=True)
+    assert isinstance(fact.layer2[0].conv1, torch.nn.Sequential) and len(fact.layer2[0].conv1) == 2
+    x = torch.randn(3, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(fact(x), dense(x), rtol=1e-4, atol=1e-4)
+    from lcbook import layer_positions
+
+    def macs(m):
+        pos = layer_positions(m, torch.zeros(1, 3, 32, 32))
+        return sum(pos[n] * p.numel() for n, p in m.named_parameters() if n in pos)
+
+    assert macs(fact) < 0.5 * macs(dense)
+
+
+def test_factorized_linear_layers(tmp_path):
+    torch.manual_seed(0)
+    lc = compressed(models.build("lenet300"), [Task(n, LowRank(4)) for n in LENET])
+    export.export(lc, tmp_path / "m.lcbk", "lenet300")
+    dense, fact = export.load(tmp_path / "m.lcbk"), export.load(tmp_path / "m.lcbk", factorized=True)
+    assert isinstance(fact.fc1, torch.nn.Sequential)
+    x = torch.randn(5, 784)
+    with torch.no_grad():
+        assert torch.allclose(fact(x), dense(x), atol=1e-5)
