@@ -69,7 +69,10 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    prof = getattr(args, "profile", None) or profile()
+    try:
+        prof = getattr(args, "profile", None) or profile()
+    except ValueError as e:
+        ap.error(str(e))
 
     if args.cmd == "reference":
         if (args.model, prof) not in RECIPES:
@@ -107,6 +110,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 jobs.append(runs.Experiment(model, combo, budget, prof, seed))
             except ValueError as e:
                 ap.error(str(e))
+        if not jobs:
+            ap.error("no job: no budget has exactly the keys of any chosen combo "
+                     f"({', '.join(f'{c}: {list(runs.COMBOS[c])}' for c in args.combos)})")
         todo = [j for j in jobs if not j.result_path().is_file()]
         print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already stored, {len(todo)} to run")
         slots = _gpu_slots()
@@ -120,7 +126,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if free is not None:
                     env["CUDA_VISIBLE_DEVICES"] = free
                 cmd = [sys.executable, "-m", "lcbook", "run", job.model, job.combo,
-                       ",".join(f"{k}={v:g}" for k, v in job.budget.items()), "--seed", str(job.seed)]
+                       ",".join(f"{k}={v!r}" for k, v in job.budget.items()), "--seed", str(job.seed)]
                 print("start:", " ".join(cmd[1:]), f"(GPU {free})" if free is not None else "")
                 running.append((subprocess.Popen(cmd, env=env), free, job))
             time.sleep(1)

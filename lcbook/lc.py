@@ -152,6 +152,18 @@ LStep = Callable[["LCAlgorithm"], Dict[str, float]]
 _RESERVED = frozenset({"step", "mu", "distance", "bits", "l_seconds", "c_seconds"})
 
 
+def _check_stats(stats, who: str) -> Dict[str, float]:
+    """An L step's or evaluate's return value as ``{str: float}``, or a clear ``TypeError``."""
+    if stats is None:
+        return {}
+    if not isinstance(stats, dict):
+        raise TypeError(f"{who} must return a dict of numbers (or None), got {type(stats).__name__}")
+    for k, v in stats.items():
+        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, numbers.Real):
+            raise TypeError(f"{who} must return a dict of str → number, got {k!r}: {v!r}")
+    return dict(stats)
+
+
 def geometric_mu(mu0: float, a: float, steps: int) -> List[float]:
     """The μ schedule ``μ_k = μ0·a^k`` for k = 0..steps−1 [P1, §6].
 
@@ -167,7 +179,10 @@ def geometric_mu(mu0: float, a: float, steps: int) -> List[float]:
         raise ValueError(f"a must be ≥ 1 (μ must not decrease), got a={a!r}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int ≥ 1, got steps={steps!r}")
-    mus = [float(mu0) * float(a) ** k for k in range(steps)]
+    try:
+        mus = [float(mu0) * float(a) ** k for k in range(steps)]
+    except OverflowError:
+        mus = [math.inf]
     if not math.isfinite(mus[-1]):
         raise ValueError(f"mu0·a^(steps−1) overflows: mu0={mu0!r}, a={a!r}, steps={steps}")
     return mus
@@ -356,8 +371,20 @@ class LCAlgorithm:
         """
         if checkpoint is not None:
             checkpoint = Path(checkpoint)
+            if checkpoint.exists() and not checkpoint.is_file():
+                raise ValueError(f"checkpoint {str(checkpoint)!r} exists and is not a file")
+            try:
+                checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise ValueError(f"checkpoint {str(checkpoint)!r}: cannot create its folder ({e})") from None
             if checkpoint.is_file():
-                state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+                try:
+                    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+                except Exception as e:  # noqa: BLE001 - truncated, empty or foreign files
+                    raise ValueError(f"checkpoint {str(checkpoint)!r} is unreadable (truncated or not an LC "
+                                     f"checkpoint: {type(e).__name__}); delete it to start again") from None
+                if not isinstance(state, dict):
+                    raise ValueError(f"checkpoint {str(checkpoint)!r} is not an LC checkpoint (a {type(state).__name__})")
                 saved, now = state.get("config") or {}, self._config()
                 if saved != now:
                     diff = [k for k in now if saved.get(k) != now[k]]
@@ -365,7 +392,7 @@ class LCAlgorithm:
                                      f"{', '.join(diff) or 'config'} differ from this run's); delete it or use another path")
                 self.load_state_dict(state)
                 log.info("resumed from %s at step %s", checkpoint, self.step)
-        if self.tasks[0].theta is None:
+        if self.tasks[0].theta is None or not self.history:
             self.direct_compression()
             if checkpoint is not None:
                 atomic_save(self.state_dict(), checkpoint)
@@ -375,12 +402,12 @@ class LCAlgorithm:
             self.mu = self.mu_schedule[k]
             self._targets = None
             t0 = time.perf_counter()
-            stats = self.l_step(self) or {}
+            stats = _check_stats(self.l_step(self), "the L step (l_step)")
             l_secs = time.perf_counter() - t0
             c_secs = self.c_step()
             self.update_multipliers()
-            self.step = k
             rec = self._record(k, c_seconds=c_secs, l_seconds=l_secs, l_stats=stats)
+            self.step = k
             if checkpoint is not None:
                 atomic_save(self.state_dict(), checkpoint)
             bar.set_postfix({k2: f"{v:.3g}" for k2, v in rec.items() if k2 in ("mu", "distance", "test_error")})
@@ -392,7 +419,7 @@ class LCAlgorithm:
         extra = dict(l_stats)
         if self.evaluate is not None:
             with self.compressed(), torch.no_grad():
-                extra.update(self.evaluate(self.model))
+                extra.update(_check_stats(self.evaluate(self.model), "evaluate"))
         clash = _RESERVED.intersection(extra)
         if clash:
             raise ValueError(f"the L step or evaluate returned reserved history keys {sorted(clash)}; rename them")
@@ -431,15 +458,18 @@ class LCAlgorithm:
         self._require_theta()
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be an int ≥ 1, got epochs={epochs!r}")
-        if not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
+        if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got lr={lr!r}")
-        if not (isinstance(momentum, numbers.Real) and 0 <= momentum < 1):
+        if isinstance(momentum, bool) or not (isinstance(momentum, numbers.Real) and 0 <= momentum < 1):
             raise ValueError(f"momentum must be in [0, 1), got momentum={momentum!r}")
         leaves = [{k: b.theta[k].detach().clone().requires_grad_(True) for k in b.task.compression.trainable}
                   for b in self.tasks]
         covered = {id(t) for b in self.tasks for t in b.tensors}
         free = [p for p in self.model.parameters() if id(p) not in covered and p.requires_grad]
-        opt = torch.optim.SGD([t for d in leaves for t in d.values()] + free, lr=lr, momentum=momentum)
+        trained = [t for d in leaves for t in d.values()] + free
+        if not trained:
+            raise ValueError("nothing to fine-tune: the compressions have no trainable parts and every parameter is compressed")
+        opt = torch.optim.SGD(trained, lr=lr, momentum=momentum)
 
         def weights() -> Dict[str, torch.Tensor]:
             out = {}
@@ -448,22 +478,43 @@ class LCAlgorithm:
                 out.update(zip(b.task.params, b.scatter(d)))
             return out
 
+        saved = {k: v.detach().clone() for k, v in self.model.state_dict(keep_vars=True).items()}
+        modes = [(m, m.training) for m in self.model.modules()]
         t0 = time.perf_counter()
-        self.model.train()
         mean = float("nan")
-        for _ in range(epochs):
-            total, n = 0.0, 0
-            for x, y in batches:
-                loss = loss_fn(torch.func.functional_call(self.model, weights(), (x,)), y)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total, n = total + float(loss.detach()) * len(y), n + len(y)
-            mean = total / max(n, 1)
-        with torch.no_grad():
+        try:
+            self.model.train()
+            for _ in range(epochs):
+                total, n = 0.0, 0
+                for x, y in batches:
+                    loss = loss_fn(torch.func.functional_call(self.model, weights(), (x,)), y)
+                    if not torch.isfinite(loss):
+                        raise ValueError(f"fine-tuning diverged (loss {float(loss.detach())}); lower lr (lr={lr!r})")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total, n = total + float(loss.detach()) * len(y), n + len(y)
+                if n == 0:
+                    raise ValueError("batches is empty: fine-tuning needs at least one (x, y) batch")
+                mean = total / n
+            new = []
             for b, lv in zip(self.tasks, leaves):
-                b.theta = {**b.theta, **{k: v.detach() for k, v in lv.items()}}
-                b.delta = b.task.compression.decompress(b.theta).reshape(b.lam.shape)
+                th = b.task.compression.canonical({**b.theta, **{k: v.detach() for k, v in lv.items()}})
+                if not all(torch.isfinite(v).all() for v in th.values() if v.is_floating_point()):
+                    raise ValueError(f"fine-tuning made Θ of task {b.task.label!r} non-finite; lower lr (lr={lr!r})")
+                new.append(th)
+        except BaseException:
+            with torch.no_grad():  # leave the run as it was
+                for k, v in self.model.state_dict(keep_vars=True).items():
+                    v.copy_(saved[k])
+            raise
+        finally:
+            for m, mode in modes:
+                m.training = mode
+        with torch.no_grad():
+            for b, th in zip(self.tasks, new):
+                b.theta = th
+                b.delta = b.task.compression.decompress(th).reshape(b.lam.shape)
         self._targets = None
         return self._record("FT", c_seconds=0.0, l_seconds=time.perf_counter() - t0, l_stats={"train_loss": mean})
 

@@ -41,7 +41,7 @@ import torch
 from . import data, models, train
 from ._io import atomic_write_json
 from .compressions import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank
-from .experiments import ROOT, batches, device, profile, provenance, reference
+from .experiments import RECIPES, ROOT, batches, device, profile, provenance, reference
 from .lc import LCAlgorithm, Task, geometric_mu
 from .profiles import PROFILES
 from .storage import storage_report
@@ -97,12 +97,13 @@ def _check_budget(combo: str, budget: Dict[str, float]) -> Dict[str, float]:
     out = {}
     for key, v in budget.items():
         if key == "k":
-            if isinstance(v, bool) or not float(v).is_integer() or v < 1:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer() or v < 1:
                 raise ValueError(f"budget k must be an integer ≥ 1, got k={v!r}")
             out[key] = int(v)
         else:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
-                raise ValueError(f"budget {key} must be a number in [0, 1], got {key}={v!r}")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1 or (key == "rank" and v == 0):
+                span = "(0, 1]" if key == "rank" else "[0, 1]"
+                raise ValueError(f"budget {key} must be a number in {span}, got {key}={v!r}")
             out[key] = float(v)
     return out
 
@@ -110,12 +111,46 @@ def _check_budget(combo: str, budget: Dict[str, float]) -> Dict[str, float]:
 def parse_budget(text: str) -> Dict[str, float]:
     """``"k=2,fraction=0.01"`` → ``{"k": 2.0, "fraction": 0.01}``; ``ValueError`` on bad text."""
     out = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        m = re.fullmatch(r"([a-z]+)=([0-9.eE+-]+)", part)
+    for part in (p.strip() for p in text.split(",")):
+        m = re.fullmatch(r"([a-z]+)=(.+)", part)
         if not m:
             raise ValueError(f"budget must look like 'k=2,fraction=0.01', got {text!r}")
-        out[m.group(1)] = float(m.group(2))
+        key, value = m.groups()
+        if key in out:
+            raise ValueError(f"budget gives {key!r} twice in {text!r}")
+        try:
+            out[key] = float(value)
+        except ValueError:
+            raise ValueError(f"budget {key}={value!r} is not a number") from None
+        if not math.isfinite(out[key]):
+            raise ValueError(f"budget {key}={value!r} must be finite")
     return out
+
+
+def _check_schedule(sched: Dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the entry if a schedule value is out of range."""
+    def bad(key, allowed):
+        return ValueError(f"schedule entry {key}={sched[key]!r} is invalid: {allowed}")
+
+    for key in ("epochs", "steps", "batch_size"):
+        v = sched[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise bad(key, "an int ≥ 1")
+    v = sched["finetune_epochs"]
+    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+        raise bad("finetune_epochs", "an int ≥ 0")
+    for key in ("train_size", "test_size"):
+        v = sched[key]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise bad(key, "null (all) or an int ≥ 1")
+    for key in ("lr", "mu0", "finetune_lr", "step_decay", "epoch_decay"):
+        v = sched[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+            raise bad(key, "a finite number > 0")
+    if isinstance(sched["a"], bool) or not isinstance(sched["a"], (int, float)) or not (math.isfinite(sched["a"]) and sched["a"] >= 1):
+        raise bad("a", "a finite number ≥ 1")
+    if not isinstance(sched["multipliers"], bool):
+        raise bad("multipliers", "true or false")
 
 
 def compressed_weights(model_name: str, model) -> List[str]:
@@ -167,16 +202,21 @@ class Experiment:
         object.__setattr__(self, "budget", _check_budget(self.combo, dict(self.budget)))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an int ≥ 0, got seed={self.seed!r}")
+        if (self.model, self.profile) not in RECIPES:
+            have = sorted(m for m, p in RECIPES if p == self.profile)
+            raise ValueError(f"no reference recipe for model {self.model!r} in profile {self.profile!r}; "
+                             f"models with one: {have}")
         sched = SCHEDULES[(family(self.model), self.profile)]
         unknown = sorted(set(self.overrides) - set(sched))
         if unknown:
             raise ValueError(f"unknown schedule entries {unknown}; entries: {sorted(sched)}")
+        _check_schedule({**sched, **self.overrides})
 
     @property
     def id(self) -> str:
         """``model-combo-budget-seedN``, plus a hash of the schedule overrides if there are any
         (so a smoke test never shares a checkpoint or a result with the real run)."""
-        b = "-".join(f"{k}{v:g}" for k, v in sorted(self.budget.items()))
+        b = "-".join(f"{k}{v:.10g}" for k, v in sorted(self.budget.items()))
         base = f"{self.model}-{self.combo}-{b}-seed{self.seed}"
         if self.overrides:
             base += "-set" + hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:8]
@@ -262,7 +302,13 @@ def load_results(profile_name: Optional[str] = None, **match) -> List[Dict[str, 
     folder = RESULTS_DIR / prof
     out = []
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        r = json.loads(p.read_text())
+        try:
+            r = json.loads(p.read_text())
+            if not isinstance(r, dict) or not {"id", "dc_error", "lc_error", "ratio"} <= set(r):
+                raise ValueError("not a result")
+        except (OSError, ValueError) as e:
+            log.warning("skipping %s: unreadable result (%s)", p, e)
+            continue
         if all(r.get(k) == v for k, v in match.items()):
             out.append(r)
     return out

@@ -33,8 +33,9 @@ def layer_positions(model: nn.Module, example_input: torch.Tensor) -> Dict[str, 
     One forward pass (in eval mode, without gradients; the mode is restored) of
     ``example_input`` records, for each ``nn.Conv1d/2d/3d`` and ``nn.Linear``, how many output
     positions its weight is applied at for one example (H_out·W_out for a 2-D conv, 1 for a
-    linear layer on a vector). Multiply-accumulates of a dense layer are then
-    ``positions · weight.numel()``.
+    linear layer on a vector); a layer applied several times in one pass counts each time.
+    Multiply-accumulates of a dense layer are then ``positions · weight.numel()``. The input
+    must be batched (its first dimension is the batch).
 
     Args:
         model: the network.
@@ -52,7 +53,7 @@ def layer_positions(model: nn.Module, example_input: torch.Tensor) -> Dict[str, 
         if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
             def hook(m, inp, out, key=(mname + "." if mname else "") + "weight"):
                 per_channel = out.numel() // (out.shape[1] if isinstance(m, nn.modules.conv._ConvNd) else out.shape[-1])
-                found[key] = per_channel // batch
+                found[key] = found.get(key, 0) + per_channel // batch  # a layer used twice counts twice
             hooks.append(mod.register_forward_hook(hook))
     modes = [(m, m.training) for m in model.modules()]
     try:

@@ -472,3 +472,16 @@ def test_lc_state_round_trips_for_matrix_compressions(comp, tmp_path):
     lc2 = LCAlgorithm(model2, [task], l_step=lambda lc: {}, mu_schedule=[0.5, 1.0], progress=False)
     lc2.load_state_dict(torch.load(tmp_path / "lc.pt", weights_only=True))
     assert torch.equal(lc2.tasks[0].delta, lc.tasks[0].delta)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_additive_cold_start_never_worse_than_either_sequential_order(seed):
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(40, 50, generator=g, dtype=torch.float64)
+    w[torch.rand(40, 50, generator=g) < 0.05] *= 10  # outliers the sparse part should take
+    for first, second in [(AdaptiveQuantization(2), ConstraintL0Pruning(kappa=100)), (LowRank(3), ConstraintL0Pruning(kappa=100))]:
+        d, _ = AdditiveCombination((first, second)).compress(w)
+        for a, b in [(first, second), (second, first)]:
+            da, _ = a.compress(w)
+            db, _ = b.compress(w - da)
+            assert sq(w, d) <= sq(w, da + db) + 1e-9

@@ -79,3 +79,20 @@ def test_cli_rejects_bad_input(capsys):
         cli(["run", "lenet300", "q", "k=2", "--set", "steps"])
     with pytest.raises(SystemExit):
         cli(["run", "lenet300", "zz", "k=2"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "lenet300", "q", "k=2,k=3"], "twice"),
+    (["run", "lenet300", "q", "k=e"], "k='e' is not a number"),
+    (["run", "lenet300", "l", "rank=0"], r"rank must be a number in \(0, 1\]"),
+    (["run", "resnet32", "q", "k=2", "--profile", "quick"], "no reference recipe for model 'resnet32'"),
+    (["run", "lenet300", "q", "k=2", "--set", "steps=-1"], "steps=-1 is invalid"),
+    (["run", "lenet300", "q", "k=2", "--set", "lr=NaN"], "lr="),
+    (["run", "lenet300", "q", "k=2", "--set", "multipliers=3"], "multipliers=3 is invalid"),
+    (["run", "lenet300", "q", "k=2", "--set", "finetune_epochs=2.5"], "finetune_epochs=2.5 is invalid"),
+    (["grid", "--models", "lenet300", "--combos", "qp", "--budgets", "k=2"], "no job"),
+])
+def test_cli_checks_everything_before_any_work(args, message, capsys):
+    with pytest.raises(SystemExit):
+        cli(args)
+    assert __import__("re").search(message, capsys.readouterr().err)

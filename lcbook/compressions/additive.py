@@ -6,7 +6,9 @@ corrections (L+P). The C step ``min Σ ‖w − Σ_i Δi(θi)‖²`` is solved b
 optimization over the parts [P5, §3]: each part's own C step is applied to the residual that the
 other parts leave, ``θi ← Πi(w − Σ_{j≠i} Δj(θj))``, sweep after sweep, until the error stops
 decreasing. Started from the previous C step's Θ (warm start), every part's step is at least as
-good as its current value, so the error never increases over sweeps.
+good as its current value, so the error never increases over sweeps. A cold start (direct
+compression) alternates from every rotation of the parts' order and keeps the best, so it is
+never worse than compressing with the parts one after the other in any of those orders.
 
 For a fixed codebook followed by ℓ0-constraint sparse corrections (``(FixedCodebook(...),
 ConstraintL0Pruning(...))``) the C step is solved exactly in one pass instead [P5]: each weight
@@ -85,6 +87,12 @@ class AdditiveCombination(Compression):
     def needs_mu(self) -> bool:  # type: ignore[override]
         return any(p.needs_mu for p in self.parts)
 
+    def canonical(self, theta: Theta) -> Theta:
+        out = {k: v for k, v in theta.items() if k == "sweep_errors"}
+        for i, p in enumerate(self.parts):
+            out.update({f"{i}.{k}": v for k, v in p.canonical(_split(theta, i)).items()})
+        return out
+
     def macs(self, theta: Theta, positions: int = 1) -> int:
         return sum(p.macs(_split(theta, i), positions) for i, p in enumerate(self.parts))
 
@@ -111,18 +119,28 @@ class AdditiveCombination(Compression):
             out.update({f"1.{k}": v for k, v in tp.items()})
             out["sweep_errors"] = torch.tensor([_sqerr(w, total)], dtype=torch.float64)
             return total, out
-        if theta:
+        if theta and all(_split(theta, i) for i in range(n)):
             thetas = [_split(theta, i) for i in range(n)]
             deltas = [p.decompress(t).reshape(w.shape).to(w.dtype) for p, t in zip(self.parts, thetas)]
+            return self._alternate(w, thetas, deltas, torch.stack(deltas).sum(0), mu)
+        # Cold start (direct compression): alternation finds a local optimum that depends on the
+        # first pass, e.g. a codebook first fitted to outliers that the sparse part should take.
+        # So start from every rotation of the order of the parts (each part compresses what the
+        # ones before it leave), alternate from each, and keep the best.
+        best = None
+        for r in range(n):
+            order = list(range(r, n)) + list(range(r))
+            thetas, deltas, total = [None] * n, [None] * n, torch.zeros_like(w)
+            for i in order:
+                deltas[i], thetas[i] = self.parts[i].compress(w - total, mu=mu)
+                total = total + deltas[i]
             total = torch.stack(deltas).sum(0)
-        else:
-            # Cold start: compress with each part in turn, on what the earlier parts leave.
-            thetas, deltas, total = [], [], torch.zeros_like(w)
-            for p in self.parts:
-                d, t = p.compress(w - total, mu=mu)
-                thetas.append(t)
-                deltas.append(d)
-                total = total + d
+            cand = self._alternate(w, thetas, deltas, total, mu)
+            if best is None or float(cand[1]["sweep_errors"][-1]) < float(best[1]["sweep_errors"][-1]):
+                best = cand
+        return best
+
+    def _alternate(self, w, thetas, deltas, total, mu):
         errors = [_sqerr(w, total)]
         for _ in range(self.max_sweeps):
             new_thetas, new_deltas, running = list(thetas), list(deltas), total

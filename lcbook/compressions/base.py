@@ -101,6 +101,11 @@ class Compression(abc.ABC):
     def bits(self, theta: Theta) -> int:
         """Storage of ``theta`` in bits (see each subclass for its coding scheme)."""
 
+    def canonical(self, theta: Theta) -> Theta:
+        """The same Δ(Θ) in the form the C step returns (e.g. a sorted codebook, a scale ≥ 0);
+        used after fine-tuning has moved Θ's continuous parts. The default changes nothing."""
+        return theta
+
     def macs(self, theta: Theta, positions: int = 1) -> int:
         """Multiply-accumulates of one forward pass of a layer that uses ``Δ(Θ)`` as its weight.
 

@@ -194,6 +194,7 @@ class ConstraintL1Pruning(_SparseTheta):
     """
 
     kappa: float
+    trainable = ()  # the values are bound by ‖θ‖₁ ≤ κ: fine-tuning leaves them as they are
 
     def __post_init__(self):
         object.__setattr__(self, "kappa", check_real("kappa", self.kappa, 0.0))

@@ -372,6 +372,12 @@ class AdaptiveQuantization(Compression):
         n = int(theta["assignments"].numel())
         return n * ceil_log2(max(k, 1)) + FLOAT_BITS * k
 
+    def canonical(self, theta: Theta) -> Theta:
+        c, order = torch.sort(theta["codebook"])
+        rank = torch.empty_like(order)
+        rank[order] = torch.arange(order.numel(), device=order.device)
+        return {**theta, "codebook": c, "assignments": rank[theta["assignments"]]}
+
     def describe(self) -> str:
         return f"Q(K={self.k})" if self.method == "kmeans" else f"Q(K={self.k}, exact)"
 
@@ -399,6 +405,11 @@ class ScaledBinarization(Compression):
     def decompress(self, theta: Theta) -> torch.Tensor:
         a = theta["scale"][0]
         return torch.where(theta["signs"], a, -a).reshape(shape_of(theta))
+
+    def canonical(self, theta: Theta) -> Theta:
+        if float(theta["scale"][0]) >= 0:
+            return theta
+        return {**theta, "scale": -theta["scale"], "signs": ~theta["signs"]}
 
     def bits(self, theta: Theta) -> int:
         return int(theta["signs"].numel()) + FLOAT_BITS
@@ -442,6 +453,11 @@ class ScaledTernarization(Compression):
 
     def decompress(self, theta: Theta) -> torch.Tensor:
         return (theta["codes"].to(theta["scale"].dtype) * theta["scale"][0]).reshape(shape_of(theta))
+
+    def canonical(self, theta: Theta) -> Theta:
+        if float(theta["scale"][0]) >= 0:
+            return theta
+        return {**theta, "scale": -theta["scale"], "codes": -theta["codes"]}
 
     def bits(self, theta: Theta) -> int:
         return 2 * int(theta["codes"].numel()) + FLOAT_BITS
