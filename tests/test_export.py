@@ -67,7 +67,7 @@ def test_lenet300_export_size_and_bit_exact_reload(case, tmp_path):
     assert torch.equal(got, want)
 
 
-@pytest.mark.parametrize("case", ["Q+P", "L", "L+P"])
+@pytest.mark.parametrize("case", ["Q", "P", "Q+P", "L", "L+P"])
 def test_resnet20_reload_in_a_fresh_process_is_bit_exact(case, tmp_path):
     torch.manual_seed(0)
     model = models.build("resnet20")
