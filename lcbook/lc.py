@@ -628,6 +628,17 @@ class LCAlgorithm:
             if k is not None and "codebook" in th and th["codebook"].numel() > k:
                 raise ValueError(f"task {b.task.label!r}: Θ has a codebook of {th['codebook'].numel()} values, K={k}")
             deltas.append(d.reshape(b.lam.shape).to(device=b.lam.device, dtype=b.lam.dtype))
+        if not isinstance(state["history"], list) or not all(isinstance(r, dict) for r in state["history"]):
+            raise ValueError("state['history'] must be a list of dicts")
+        rng = state.get("rng")
+        if rng is not None and not (isinstance(rng, dict) and torch.is_tensor(rng.get("torch"))
+                                    and rng["torch"].dtype == torch.uint8):
+            raise ValueError("state['rng'] must hold the torch RNG state as a uint8 tensor")
+        if not isinstance(state.get("l_step", {}), dict):
+            raise ValueError("state['l_step'] must be a dict")
+        for th in state["thetas"]:
+            if th is not None and not all(torch.is_tensor(v) for v in th.values()):
+                raise ValueError("every Θ entry must be a tensor")
         # All checked: apply.
         self.model.load_state_dict(state["model"])
         self.step, self.mu = step, mu
