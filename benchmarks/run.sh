@@ -6,5 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/python -c "import sklearn" 2>/dev/null || .venv/bin/pip install --quiet -r benchmarks/requirements.txt
+if ! .venv/bin/python -c "import sklearn" 2>/dev/null; then
+  # pip's warnings about absent local index folders are noise; errors still fail the script.
+  if ! .venv/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt > .venv/pip-bench.log 2>&1; then
+    grep -v "is ignored: it is neither" .venv/pip-bench.log >&2 || true
+    echo "benchmarks/run.sh: pip install -r benchmarks/requirements.txt failed" >&2
+    exit 1
+  fi
+fi
 exec .venv/bin/python benchmarks/c_steps.py "$@"

@@ -139,8 +139,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1 if failed else 0
 
     rows = runs.load_results(prof, **{k: v for k, v in (("model", args.model), ("combo", args.combo)) if v})
+    if rows:
+        print(f"{'experiment':45s} {'DC error':>9s} {'LC error':>9s} {'ratio':>8s}  hardware / date")
     for r in rows:
-        print(f"{r['id']:45s} DC {r['dc_error']:6.2f}%  LC {r['lc_error']:6.2f}%  ratio {r['ratio']:7.1f}x  "
+        print(f"{r['id']:45s} {r['dc_error']:8.2f}% {r['lc_error']:8.2f}% {r['ratio']:7.1f}x  "
               f"{r['hardware']}  {r['date']}")
     if not rows:
         print(f"no stored results for profile {prof!r}")

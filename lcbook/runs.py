@@ -223,7 +223,10 @@ class Experiment:
         return base
 
     def result_path(self) -> Path:
-        return RESULTS_DIR / self.profile / f"{self.id}.json"
+        """The results store holds standard runs; a run with overrides goes to ``custom/`` (not
+        tracked by git, not read by the chapters)."""
+        folder = RESULTS_DIR / "custom" / self.profile if self.overrides else RESULTS_DIR / self.profile
+        return folder / f"{self.id}.json"
 
     def checkpoint_path(self) -> Path:
         return RUNS_DIR / self.profile / f"{self.id}.pt"

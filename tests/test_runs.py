@@ -53,7 +53,8 @@ def test_run_stores_a_result_with_provenance_and_resumes(tmp_path, monkeypatch, 
     exp = runs.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.01}, "quick",
                           overrides={"steps": 2, "train_size": 600, "test_size": 500, "finetune_epochs": 1})
     assert exp.id.startswith("lenet300-qp-fraction0.01-k2-seed0-set")  # never the real run's files
-    r = json.loads((tmp_path / "results" / "quick" / f"{exp.id}.json").read_text())
+    assert exp.result_path() == tmp_path / "results" / "custom" / "quick" / f"{exp.id}.json"
+    r = json.loads(exp.result_path().read_text())
     assert r["overrides"] == {"steps": 2, "train_size": 600, "test_size": 500, "finetune_epochs": 1}
     assert [h["step"] for h in r["history"]] == ["DC", 0, 1, "FT"]  # DC, 2 L/C steps, fine-tuning
     assert r["lc_error"] == r["history"][2]["test_error"] and r["final_error"] == r["history"][3]["test_error"]
@@ -64,11 +65,11 @@ def test_run_stores_a_result_with_provenance_and_resumes(tmp_path, monkeypatch, 
     assert (tmp_path / "runs" / "quick" / f"{exp.id}.pt").is_file()
     # the same command again resumes from the finished checkpoint: no new L steps
     assert cli(args) == 0
-    r2 = json.loads((tmp_path / "results" / "quick" / f"{exp.id}.json").read_text())
+    r2 = json.loads(exp.result_path().read_text())
     assert [h["step"] for h in r2["history"]][:3] == ["DC", 0, 1]  # resumed: no new L/C steps
-    assert [x["id"] for x in runs.load_results("quick", model="lenet300")] == [exp.id]
+    assert runs.load_results("quick", model="lenet300") == []  # custom runs stay out of the store
     assert cli(["results", "--profile", "quick"]) == 0
-    assert exp.id in capsys.readouterr().out
+    assert "no stored results" in capsys.readouterr().out
 
 
 def test_cli_rejects_bad_input(capsys):
