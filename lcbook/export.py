@@ -45,6 +45,7 @@ from .compressions import (AdaptiveQuantization, AdditiveCombination, Binarizati
                            ConstraintL1Pruning, FixedCodebook, LowRank, PenaltyL0Pruning, PenaltyL1Pruning,
                            RankSelection, ScaledBinarization, ScaledTernarization)
 from .compressions.base import ceil_log2, shape_of
+from .compressions.pruning import sparse_layout
 
 MAGIC = b"LCBK"
 VERSION = 1
@@ -78,22 +79,13 @@ def unpack_bits(data: bytes, width: int, count: int) -> torch.Tensor:
     return torch.from_numpy(v.astype(np.int64))
 
 
-def _gap_width(indices: torch.Tensor) -> int:
-    """The gap width b (1..32) that minimises the sparse storage (as sparse_bits does)."""
-    idx = torch.sort(indices.reshape(-1).to(torch.long)).values
-    gaps = torch.diff(idx, prepend=idx.new_tensor([-1])).to(torch.float64)
-    widths = torch.arange(1, 33, dtype=torch.float64)
-    slots = torch.ceil(gaps[None, :] / torch.pow(2.0, widths)[:, None]).sum(dim=1)
-    return int(torch.argmin(slots * (widths + 32))) + 1
-
-
 def encode_sparse(indices: torch.Tensor, values: torch.Tensor) -> Tuple[int, int, bytes, bytes]:
     """``(width, slots, packed gaps, float32 values)`` with filler slots for long gaps."""
     if indices.numel() == 0:
         return 1, 0, b"", b""
     order = torch.argsort(indices)
     idx, vals = indices[order].to(torch.long).cpu(), values[order].detach().float().cpu()
-    b = _gap_width(idx)
+    b = sparse_layout(idx)[0]
     cap = 2**b
     gaps = torch.diff(idx, prepend=idx.new_tensor([-1]))
     n_slots = ((gaps + cap - 1) // cap)  # slots per kept entry (fillers + itself)

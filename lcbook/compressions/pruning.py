@@ -27,15 +27,29 @@ net pruning*, CVPR 2018.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 
-import math
-
 from .base import (FLOAT_BITS, Compression, Theta, check_finite, check_int, check_mu, check_real, shape_of,
                    shape_tensor)
+
+
+def sparse_layout(indices: torch.Tensor, value_bits: int = FLOAT_BITS) -> Tuple[int, int]:
+    """``(b, bits)``: the gap width b in 1..32 that minimises the storage of a sparse vector by
+    relative indexing with fixed-width gaps, and that storage in bits (see :func:`sparse_bits`).
+    ``(1, 0)`` for κ = 0."""
+    if indices.numel() == 0:
+        return 1, 0
+    idx = torch.sort(indices.reshape(-1).to(torch.long)).values
+    gaps = torch.diff(idx, prepend=idx.new_tensor([-1])).to(torch.float64)
+    widths = torch.arange(1, 33, dtype=torch.float64, device=gaps.device)
+    slots = torch.ceil(gaps[None, :] / torch.pow(2.0, widths)[:, None]).sum(dim=1)
+    total = slots * (widths + value_bits)
+    best = int(torch.argmin(total))
+    return best + 1, int(total[best].item())
 
 
 def sparse_bits(indices: torch.Tensor, value_bits: int = FLOAT_BITS) -> int:
@@ -49,13 +63,7 @@ def sparse_bits(indices: torch.Tensor, value_bits: int = FLOAT_BITS) -> int:
         ``min_b Σ_i ⌈g_i / 2^b⌉ · (b + value_bits)`` over ``b`` in 1..32, where ``g_i ≥ 1`` is
         the gap from the previous kept position (the first from position −1). 0 for κ = 0.
     """
-    if indices.numel() == 0:
-        return 0
-    idx = torch.sort(indices.reshape(-1).to(torch.long)).values
-    gaps = torch.diff(idx, prepend=idx.new_tensor([-1])).to(torch.float64)
-    widths = torch.arange(1, 33, dtype=torch.float64, device=gaps.device)
-    slots = torch.ceil(gaps[None, :] / torch.pow(2.0, widths)[:, None]).sum(dim=1)
-    return int((slots * (widths + value_bits)).min().item())
+    return sparse_layout(indices, value_bits)[1]
 
 
 def _sparse(x: torch.Tensor, idx: torch.Tensor, shape) -> Tuple[torch.Tensor, Theta]:
@@ -211,7 +219,18 @@ class ConstraintL1Pruning(_SparseTheta):
 
 
 @dataclass(frozen=True)
-class PenaltyL0Pruning(_SparseTheta):
+class _PenaltyPruning(_SparseTheta):
+    """The penalty forms: a weight α ≥ 0 of the penalty, and a C step that needs μ."""
+
+    alpha: float
+    needs_mu = True
+
+    def __post_init__(self):
+        object.__setattr__(self, "alpha", check_real("alpha", self.alpha, 0.0))
+
+
+@dataclass(frozen=True)
+class PenaltyL0Pruning(_PenaltyPruning):
     """ℓ0-penalty pruning: ``α‖θ‖₀`` added to the loss [CVPR18, §3].
 
     C step (exact): ``min_θ α‖θ‖₀ + μ/2 ‖w − θ‖²`` keeps ``w_i`` where ``w_i² > 2α/μ``
@@ -224,12 +243,6 @@ class PenaltyL0Pruning(_SparseTheta):
         ValueError/TypeError: ``alpha`` not a finite real ≥ 0; at compress time, ``mu`` missing
             or ≤ 0.
     """
-
-    alpha: float
-    needs_mu = True
-
-    def __post_init__(self):
-        object.__setattr__(self, "alpha", check_real("alpha", self.alpha, 0.0))
 
     def threshold(self, mu: float) -> float:
         """√(2α/μ): the smallest magnitude kept at this μ."""
@@ -247,7 +260,7 @@ class PenaltyL0Pruning(_SparseTheta):
 
 
 @dataclass(frozen=True)
-class PenaltyL1Pruning(_SparseTheta):
+class PenaltyL1Pruning(_PenaltyPruning):
     """ℓ1-penalty pruning: ``α‖θ‖₁`` added to the loss [CVPR18, §3].
 
     C step (exact): ``min_θ α‖θ‖₁ + μ/2 ‖w − θ‖²`` is the soft threshold
@@ -260,12 +273,6 @@ class PenaltyL1Pruning(_SparseTheta):
         ValueError/TypeError: ``alpha`` not a finite real ≥ 0; at compress time, ``mu`` missing
             or ≤ 0.
     """
-
-    alpha: float
-    needs_mu = True
-
-    def __post_init__(self):
-        object.__setattr__(self, "alpha", check_real("alpha", self.alpha, 0.0))
 
     def threshold(self, mu: float) -> float:
         """α/μ: every kept weight shrinks by this much."""

@@ -113,6 +113,12 @@ def _dp_runs(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, k: int) -> to
                               torch.cat([il[left], opt[right]]), torch.cat([opt[left], ir[right]]))
         splits.append(arg.cpu())
         prev = cur
+    return _backtrack(splits, g, dev)
+
+
+def _backtrack(splits, g: int, dev) -> torch.Tensor:
+    """Run boundaries from the DP's split tables (``splits[m − 2][j]``: start of the last run
+    of the best m-run split of groups [0, j)), walked back from j = G."""
     bounds, j = [g], g
     for arg in reversed(splits):
         j = int(arg[j])
@@ -144,12 +150,7 @@ def _dp_runs_dense(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, k: int)
     for _ in range(2, k + 1):
         prev, arg = (prev[:, None] + cost).min(0)
         args.append(arg.cpu())
-    bounds, j = [g], g
-    for arg in reversed(args):
-        j = int(arg[j])
-        bounds.append(j)
-    bounds.append(0)
-    return torch.tensor(bounds[::-1], device=dev)
+    return _backtrack(args, g, dev)
 
 
 def kmeans_1d(
