@@ -21,7 +21,7 @@ from .compressions import (
     ScaledBinarization,
     ScaledTernarization,
 )
-from .profiles import choose, profile
+from .profiles import chapter_profile, choose, profile
 from .lc import LCAlgorithm, Task, geometric_mu
 from .storage import layer_positions, storage_report
 from .train import SGDLStep
@@ -44,6 +44,7 @@ __all__ = [
     "ScaledBinarization",
     "ScaledTernarization",
     "Task",
+    "chapter_profile",
     "choose",
     "geometric_mu",
     "layer_positions",

@@ -28,3 +28,27 @@ def profile() -> str:
 def choose(quick: Any, full: Any) -> Any:
     """``quick`` or ``full`` according to :func:`profile`."""
     return quick if profile() == "quick" else full
+
+
+def chapter_profile(needs_gpu: bool = True) -> str:
+    """The profile a chapter should run: :func:`profile`, except that ``full`` falls back to
+    ``quick`` (with a printed note) when the chapter needs a GPU and none is available.
+
+    Args:
+        needs_gpu: whether the chapter's full-profile work is GPU-scale (training CIFAR nets).
+
+    Returns:
+        ``"quick"`` or ``"full"``.
+
+    Raises:
+        ValueError: as :func:`profile` for a bad ``LCBOOK_PROFILE``.
+    """
+    p = profile()
+    if p == "full" and needs_gpu:
+        import torch  # local: keep this module importable without torch
+
+        if not torch.cuda.is_available():
+            print("LCBOOK_PROFILE=full asks for paper-scale runs, but no CUDA GPU is available: "
+                  "this chapter runs the quick profile and reads stored results instead.")
+            return "quick"
+    return p

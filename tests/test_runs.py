@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from lcbook import models, runs
 from lcbook.__main__ import main as cli
@@ -97,3 +98,19 @@ def test_cli_checks_everything_before_any_work(args, message, capsys):
     with pytest.raises(SystemExit):
         cli(args)
     assert __import__("re").search(message, capsys.readouterr().err)
+
+
+def test_chapter_profile_falls_back_without_gpu(monkeypatch, capsys):
+    import lcbook
+    monkeypatch.setenv("LCBOOK_PROFILE", "full")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert lcbook.chapter_profile() == "quick"
+    assert "no CUDA GPU" in capsys.readouterr().out
+    assert lcbook.chapter_profile(needs_gpu=False) == "full"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert lcbook.chapter_profile() == "full"
+    monkeypatch.setenv("LCBOOK_PROFILE", "quick")
+    assert lcbook.chapter_profile() == "quick"
+    monkeypatch.setenv("LCBOOK_PROFILE", "fast")
+    with pytest.raises(ValueError, match="LCBOOK_PROFILE"):
+        lcbook.chapter_profile()
