@@ -1,0 +1,240 @@
+# %% [markdown]
+# # Explorer: choose a network, a combination and a budget
+#
+# **What you will learn**
+#
+# - how the stored LC runs of every network and combination compare, chosen with controls;
+# - how the budget of a Q+P combination (codebook size K, sparse fraction) moves error and
+#   storage, on a net small enough to compress while you watch.
+#
+# ```{admonition} Live kernel or static page
+# :class: note
+# The controls in the two explorers below work in this **static page** too: every choice they
+# offer was computed when the book was built, and the page switches between the stored views
+# without a Python kernel. In a live kernel (Jupyter, or Colab from the launch button at the
+# top) the last section adds a control that compresses LeNet300 for *any* K and sparse fraction
+# and evaluates it on the spot; that one needs the kernel.
+# ```
+
+# %%
+import base64
+import io
+import itertools
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import pandas as pd
+import torch
+from IPython.display import display
+
+import lcbook
+from lcbook import LCAlgorithm, experiments, plots, runs, train
+
+torch.manual_seed(0)
+PROFILE = lcbook.chapter_profile()
+print(f"profile: {PROFILE}")
+
+
+def png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (for an image widget), closing the figure."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+# %% [markdown]
+# ## Explorer 1: the results store
+#
+# Every LC run in the results store (`data/results/<profile>/`, written by `python -m lcbook run`)
+# with its direct-compression (DC, crosses) and LC (dots) test error against its compression
+# ratio. Choose a network; the table lists the same runs with their provenance.
+
+# %%
+stored = runs.load_results(PROFILE)
+networks = sorted({r["model"] for r in stored})
+COMBO_NAMES = {"q": "Q", "p": "P", "qp": "Q+P", "l": "L", "lp": "L+P"}
+
+
+def label(r):
+    b = ", ".join(f"{k}={v:g}" for k, v in sorted(r["budget"].items()))
+    return f"{COMBO_NAMES[r['combo']]} ({b})"
+
+
+panels = []
+for net in networks:
+    rows = [dict(r, name=label(r)) for r in stored if r["model"] == net]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    plots.error_vs_storage(rows, reference_error=rows[0]["reference_error"], ax=ax,
+                           title=f"{net} on {'MNIST' if net.startswith('lenet') else 'CIFAR-10'} ({PROFILE} profile)")
+    table = pd.DataFrame([{"combination": r["name"], "DC error %": round(r["dc_error"], 2),
+                           "LC error %": round(r["lc_error"], 2), "ratio": round(r["ratio"], 1),
+                           "bits/weight": round(r["bits_per_weight"], 2), "hardware": r["hardware"],
+                           "date": r["date"][:10], "commit": r["git_commit"][:8]} for r in rows])
+    panels.append(widgets.VBox([widgets.Image(value=png(fig), format="png"),
+                                widgets.HTML(table.to_html(index=False, border=0))]))
+
+net_choice = widgets.Dropdown(options=networks, description="network")
+net_stack = widgets.Stack(panels, selected_index=0)
+widgets.jslink((net_choice, "index"), (net_stack, "selected_index"))  # works without a kernel
+display(widgets.VBox([net_choice, net_stack]))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print(f"{len(stored)} stored runs over {len(networks)} networks: {', '.join(networks)}")
+for net in networks:
+    print(net, sorted(COMBO_NAMES[r["combo"]] for r in stored if r["model"] == net))
+
+# %%
+assert len(panels) == len(networks) >= 1, "the results store is empty"
+for r in stored:
+    assert 0 <= r["lc_error"] <= 100 and abs(r["ratio"] - r["reference_bits"] / r["total_bits"]) < 1e-9, r["id"]
+
+# %% [markdown]
+# ## Explorer 2: the budget of Q+P on LeNet300
+#
+# LeNet300 (784–300–100–10, 266,200 weights) on MNIST {cite}`lecun1998mnist` is small enough to
+# compress for every choice here when the book is built: each layer gets its own codebook of K
+# values plus sparse float corrections on a fraction of its weights,
+# $\mathbf{w} = \boldsymbol{\Delta}_Q(\boldsymbol{\theta}_Q) + \boldsymbol{\Delta}_P(\boldsymbol{\theta}_P)$
+# ({doc}`06_combining`), by **direct compression** of the reference (the C step alone, no
+# retraining; LC would lower these errors, see {doc}`01_lenet300_mnist`). Choose K and the
+# fraction; the card shows test error, bits per weight and compression ratio, and where the
+# choice sits among all the others.
+
+# %%
+lenet, lenet_record = experiments.reference("lenet300", PROFILE, progress=False)
+mnist_test = experiments.batches("mnist", "test", 1000, size=lcbook.choose(quick=5000, full=None))
+lenet_error = train.evaluate(lenet, mnist_test)["error"]
+KS = [2, 4, 8, 16]
+FRACTIONS = [0.0, 0.005, 0.01, 0.02, 0.05]
+
+
+def dc_lenet(k, fraction):
+    """Direct compression of LeNet300 with a K codebook per layer (+ sparse fraction if > 0)."""
+    model, _ = experiments.reference("lenet300", PROFILE, progress=False)
+    combo, budget = ("qp", {"k": k, "fraction": fraction}) if fraction > 0 else ("q", {"k": k})
+    lc = LCAlgorithm(model, runs.make_tasks("lenet300", model, combo, budget), l_step=lambda lc: {},
+                     mu_schedule=[1.0], progress=False)
+    lc.direct_compression()
+    report = lcbook.storage_report(lc)
+    with lc.compressed() as m:
+        error = train.evaluate(m, mnist_test)["error"]
+    return {"k": k, "fraction": fraction, "error": error, "bits_per_weight": report["bits_per_weight"],
+            "ratio": report["ratio"], "total_bits": report["total_bits"]}
+
+
+grid = [dc_lenet(k, f) for k, f in itertools.product(KS, FRACTIONS)]
+print(f"{len(grid)} compressed LeNet300s; reference test error {lenet_error:.2f}% on {len(mnist_test.y)} test images")
+
+# %%
+def card(g):
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    ax.scatter([r["bits_per_weight"] for r in grid], [r["error"] for r in grid], color="lightgray", s=25,
+               label="other choices")
+    ax.scatter([g["bits_per_weight"]], [g["error"]], color="C3", s=70, label="this choice")
+    ax.axhline(lenet_error, ls="--", color="gray", lw=1, label="reference")
+    ax.set_xlabel("bits per weight")
+    ax.set_ylabel("test error (%)")
+    ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    text = (f"<b>K = {g['k']}, sparse fraction {100 * g['fraction']:g}%</b><br>"
+            f"test error {g['error']:.2f}% (reference {lenet_error:.2f}%)<br>"
+            f"{g['bits_per_weight']:.2f} bits per weight, compression ratio {g['ratio']:.1f}×")
+    return widgets.VBox([widgets.HTML(text), widgets.Image(value=png(fig), format="png")])
+
+
+k_choice = widgets.Dropdown(options=[(f"K = {k} ({k.bit_length() - 1} bit)", k) for k in KS], description="codebook")
+f_choice = widgets.Dropdown(options=[(f"{100 * f:g}%", f) for f in FRACTIONS], description="sparse")
+inner = []
+for k in KS:
+    stack = widgets.Stack([card(g) for g in grid if g["k"] == k], selected_index=0)
+    widgets.jslink((f_choice, "index"), (stack, "selected_index"))  # one control drives every inner stack
+    inner.append(stack)
+outer = widgets.Stack(inner, selected_index=0)
+widgets.jslink((k_choice, "index"), (outer, "selected_index"))
+display(widgets.VBox([widgets.HBox([k_choice, f_choice]), outer]))
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for g in grid:
+    if g["fraction"] == 0:
+        print(f"K={g['k']}: {g['total_bits']} bits in all")
+
+# %%
+# Real properties of the grid: more codebook entries or more sparse corrections cost more bits,
+# and sparse corrections never hurt direct compression at the same K (their C step starts from
+# the K codebook alone and only lowers the distortion).
+by = {(g["k"], g["fraction"]): g for g in grid}
+for k in KS:
+    bits = [by[k, f]["total_bits"] for f in FRACTIONS]
+    assert bits == sorted(bits), (k, bits)
+for f in FRACTIONS:
+    bits = [by[k, f]["total_bits"] for k in KS]
+    assert bits == sorted(bits), (f, bits)
+assert by[2, 0.05]["error"] <= by[2, 0.0]["error"] + 0.5
+
+# %%
+frame = pd.DataFrame(grid).pivot(index="k", columns="fraction", values="error")
+fig, ax = plt.subplots(figsize=(6.4, 3.2))
+im = ax.imshow(frame.values, cmap="viridis_r", aspect="auto")
+ax.set_xticks(range(len(FRACTIONS)), [f"{100 * f:g}%" for f in FRACTIONS])
+ax.set_yticks(range(len(KS)), [f"K={k}" for k in KS])
+ax.set_xlabel("sparse fraction of each layer")
+ax.set_ylabel("codebook size")
+for (i, j), v in pd.DataFrame(frame.values).stack().items():
+    ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="white" if v > frame.values.mean() else "black", fontsize=8)
+fig.colorbar(im, ax=ax, label="DC test error (%)")
+ax.set_title("LeNet300, direct compression: test error over the whole grid")
+plt.show()
+
+# %% [markdown]
+# ## Explorer 3 (live kernel): any budget
+#
+# With a running kernel, this control compresses LeNet300 for any K and sparse fraction you pick
+# and evaluates it (about a second on a CPU). In the static page it is inert: the two explorers
+# above are the precomputed part.
+
+# %%
+k_any = widgets.IntSlider(value=3, min=2, max=64, description="K")
+f_any = widgets.FloatLogSlider(value=0.003, base=10, min=-4, max=-0.7, description="sparse", readout_format=".4f")
+go = widgets.Button(description="compress and test")
+out = widgets.Output()
+last = {}
+
+
+def on_click(_):
+    with out:
+        out.clear_output()
+        g = dc_lenet(k_any.value, f_any.value)
+        last.update(g)
+        print(f"K={g['k']}, sparse {100 * g['fraction']:.2f}%: test error {g['error']:.2f}%, "
+              f"{g['bits_per_weight']:.2f} bits/weight, ratio {g['ratio']:.1f}x")
+
+
+go.on_click(on_click)
+display(widgets.VBox([widgets.HBox([k_any, f_any, go]), out]))
+
+# %%
+# The live control must do what it says: pressing it compresses and tests.
+on_click(None)
+assert last["k"] == k_any.value and last["fraction"] == f_any.value and 0 <= last["error"] <= 100
+
+# %% [markdown]
+# ## Summary
+#
+# - The results store holds every LC run with its provenance; the first explorer reads it, so
+#   it grows as you run more experiments (`python -m lcbook run ...`) and rebuild.
+# - For a Q+P budget, the codebook size sets the dense cost (⌈log₂K⌉ bits per weight) and the
+#   sparse fraction adds about 32 bits of value plus a few bits of position per correction; the
+#   grid shows where extra bits buy the most accuracy.
+#
+# ## Exercises
+#
+# 1. In Explorer 2, find two choices with about the same bits per weight, one with larger K and
+#    one with more sparse corrections. Which has the lower error, and does the answer change with
+#    LC instead of direct compression (run both with `python -m lcbook run lenet300 qp ...`)?
+# 2. Add a row of K = 32 to the grid. Where does the extra bit go?
+# 3. Add a third control (the network) to Explorer 2 by compressing ResNet-20 instead; how long
+#    does building the grid take, and how would you keep the page static?

@@ -1,0 +1,100 @@
+"""Fetch the JavaScript the built book needs (MathJax, RequireJS, the Jupyter widgets HTML manager)
+from the npm registry into ``_static/vendor/`` so that the site renders math and widgets without
+internet access. Each package is pinned by version and by the registry's sha512 integrity hash; a
+download that does not match is refused and nothing is replaced. Idempotent: a package already
+extracted with the same hash is kept.
+
+Usage: ``python scripts/fetch_web_assets.py`` (the registry can be changed with ``NPM_REGISTRY``).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import os
+import shutil
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENDOR = ROOT / "_static" / "vendor"
+REGISTRY = os.environ.get("NPM_REGISTRY", "https://registry.npmjs.org").rstrip("/")
+
+# (folder under _static/vendor, npm package, version, sha512 integrity, root folder in the tarball,
+#  paths under that root to keep: files or folder prefixes)
+PACKAGES = [
+    ("mathjax", "mathjax", "3.2.2",
+     "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw==",
+     "package/es5/", ("tex-mml-chtml.js", "input/", "output/chtml/", "ui/")),
+    ("html-manager", "@jupyter-widgets/html-manager", "1.0.15",
+     "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA==",
+     "package/dist/", ("embed-amd.js", ".woff2", ".woff", ".ttf", ".eot", ".svg")),
+    ("requirejs", "requirejs", "2.3.7",
+     "sha512-DouTG8T1WanGok6Qjg2SXuCMzszOo0eHeH9hDZ5Y4x8Je+9JB38HdTLT4/VA8OaUhBa0JPVHJ0pyBkM1z+pDsw==",
+     "package/", ("require.js",)),
+]
+
+
+def _download(name: str, version: str) -> bytes:
+    base = name.split("/")[-1]
+    url = f"{REGISTRY}/{name}/-/{base}-{version}.tgz"
+    with urllib.request.urlopen(url, timeout=120) as r:
+        return r.read()
+
+
+def _wanted(rel: str, keep) -> bool:
+    return any(rel == k or (k.endswith("/") and rel.startswith(k)) or (k.startswith(".") and "/" not in rel
+               and rel.endswith(k)) for k in keep)
+
+
+def fetch(folder: str, name: str, version: str, integrity: str, root: str, keep) -> None:
+    dest = VENDOR / folder
+    stamp = dest / ".integrity"
+    if stamp.is_file() and stamp.read_text() == integrity:
+        return
+    data = _download(name, version)
+    algo, want = integrity.split("-", 1)
+    got = base64.b64encode(hashlib.new(algo, data).digest()).decode()
+    if got != want:
+        raise SystemExit(f"fetch_web_assets: {name}@{version} from {REGISTRY} does not match its pinned "
+                         f"{algo} hash (got {got[:16]}..., want {want[:16]}...); nothing was changed")
+    VENDOR.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=VENDOR, prefix=f".{folder}-"))
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            for m in tar.getmembers():
+                if not m.isfile() or not m.name.startswith(root):
+                    continue
+                rel = m.name[len(root):]
+                if not _wanted(rel, keep):
+                    continue
+                if ".." in Path(rel).parts:
+                    raise SystemExit(f"fetch_web_assets: unsafe path {m.name!r} in {name}@{version}")
+                out = tmp / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                out.write_bytes(tar.extractfile(m).read())
+        (tmp / ".integrity").write_text(integrity)
+        tmp.chmod(0o755)  # mkdtemp makes it private; a web server must read it
+        old = VENDOR / f".{folder}-old"
+        shutil.rmtree(old, ignore_errors=True)
+        if dest.exists():
+            dest.rename(old)
+        tmp.rename(dest)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"fetch_web_assets: {name}@{version} -> {dest.relative_to(ROOT)}")
+
+
+def main() -> int:
+    for pkg in PACKAGES:
+        fetch(*pkg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
