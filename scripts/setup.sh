@@ -25,3 +25,16 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 echo "== preparing datasets"
 .venv/bin/python -c "import lcbook.data as d; d.prepare()"
+echo "== fetching MathJax and the widget manager for the offline site (npm registry, pinned hashes)"
+.venv/bin/python scripts/fetch_web_assets.py
+if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  # The site test opens the built pages in headless Chromium (Debian package `chromium`).
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing Chromium for the site test (apt-get)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium; } \
+      > .venv/apt.log 2>&1 || { cat .venv/apt.log >&2; echo "setup: apt-get install chromium failed" >&2; exit 1; }
+  else
+    echo "setup: note: Chromium is not installed; scripts/test.sh's site test needs it" \
+         "(Debian/Ubuntu: sudo apt-get install chromium), or set LCBOOK_SKIP_BROWSER=1" >&2
+  fi
+fi

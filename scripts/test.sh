@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# All tests: set up (scripts/setup.sh), then unit tests, nbval on every chapter, and a strict
-# book build (any failing cell or Sphinx warning fails it).
+# All tests: set up (scripts/setup.sh), then unit tests, a strict book build (executes every
+# chapter; any failing cell or Sphinx warning fails it), nbval on every executed chapter (runs
+# each again and compares the cells marked NBVAL_CHECK_OUTPUT with the build's outputs), and the
+# site test in headless Chromium (figures, typeset math, rendered widgets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export LCBOOK_PROFILE=${LCBOOK_PROFILE:-quick}
+t0=$(date +%s)
 echo "== unit tests"
 .venv/bin/python -m pytest tests
-echo "== nbval: executing every chapter (profile: $LCBOOK_PROFILE)"
-.venv/bin/python -m pytest --nbval-lax -p no:cacheprovider chapters
-echo "== strict book build"
+t1=$(date +%s)
+echo "== strict book build (profile: $LCBOOK_PROFILE)"
 source scripts/cache_guard.sh
 .venv/bin/jupyter-book build . --all -W -n --keep-going
-echo "== all tests passed"
+t2=$(date +%s)
+echo "== nbval: executing every chapter again, checking deterministic outputs against the build's"
+.venv/bin/python -m pytest --nbval-lax -p no:cacheprovider _build/jupyter_execute/chapters
+t3=$(date +%s)
+echo "== site test: chapter pages in headless Chromium"
+if [ "${LCBOOK_SKIP_BROWSER:-0}" = 1 ]; then
+  echo "   skipped (LCBOOK_SKIP_BROWSER=1)"
+else
+  .venv/bin/python scripts/check_site.py
+fi
+t4=$(date +%s)
+echo "== all tests passed (unit $((t1 - t0)) s, build $((t2 - t1)) s, nbval $((t3 - t2)) s, site $((t4 - t3)) s)"

@@ -69,6 +69,19 @@
 # alternation of the two on the residual the other leaves {cite}`carreira2021part5`.
 
 # %%
+# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
+# in the book's own environment this does nothing.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("lcbook") is None:
+    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    sys.path.insert(0, os.path.abspath("lcbook-src"))
+
+# %%
 import time
 
 import matplotlib.pyplot as plt
@@ -159,7 +172,7 @@ def test_error(model):
 # into the net only inside the `with` block.
 
 # %%
-results, histories = [], {}
+results, histories, lcs = [], {}, {}
 for name in SETTINGS:
     torch.manual_seed(0)
     train_batches.generator.manual_seed(0)  # every setting sees the same batches
@@ -186,8 +199,21 @@ for name in SETTINGS:
         "c_seconds": sum(r["c_seconds"] for r in history),
     })
     histories[name] = history
+    lcs[name] = lc
     print(f"{name:24s} DC {results[-1]['dc_error']:5.2f}%  LC {results[-1]['lc_error']:5.2f}%  "
           f"ratio {report['ratio']:5.1f}x  ({seconds:.0f} s, of which C steps {results[-1]['c_seconds']:.1f} s)")
+
+# %% [markdown]
+# Storage is fixed by the compression, not by the training: the 1-bit codebooks cost one bit per
+# weight plus their two 32-bit values, and pruning keeps exactly κ weights.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+n_weights = sum(dict(lcs["P: keep 5%"].model.named_parameters())[p].numel() for p in LAYERS)
+print(f"{n_weights} weights in the three layers")
+print(f"Q: {lcbook.storage_report(lcs['Q: K=2 per layer'])['total_bits']} bits in all (biases included)")
+kept = sum(int((b.task.compression.decompress(b.theta) != 0).sum()) for b in lcs["P: keep 5%"].tasks)
+print(f"P: {kept} weights kept")
 
 # %% [markdown]
 # ## Results

@@ -17,6 +17,19 @@
 # ```
 
 # %%
+# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
+# in the book's own environment this does nothing.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("lcbook") is None:
+    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    sys.path.insert(0, os.path.abspath("lcbook-src"))
+
+# %%
 import base64
 import io
 import itertools

@@ -35,6 +35,19 @@
 # is only worth having if it is no worse.
 
 # %%
+# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
+# in the book's own environment this does nothing.
+import importlib.util
+import os
+import subprocess
+import sys
+
+if importlib.util.find_spec("lcbook") is None:
+    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    sys.path.insert(0, os.path.abspath("lcbook-src"))
+
+# %%
 import json
 from pathlib import Path
 
@@ -51,6 +64,11 @@ if bench is not None:
     print(f"measured on {prov['hardware']} ({bench['device']}, {bench['torch_threads']} torch threads), "
           f"torch {prov['torch']}, commit {prov['git_commit'][:10]}, {prov['date']}; "
           f"the whole benchmark took {bench['seconds'] / 60:.1f} min")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+for m in bench["models"]:
+    print(f"{m['model']}: {m['layers']} conv layers, {m['weights']} weights, {len(m['rows'])} cases")
 
 # %% [markdown]
 # ## The table

@@ -84,7 +84,7 @@ class LowRank(Compression):
     or columns, the other carries the singular values),
     in the weight's dtype, with Δ(Θ) = U @ V.
 
-    Storage: ``32·r·(m + n)`` bits with r = min(rank, m, n).
+    Storage: ``32·min(r·(m + n), m·n)`` bits with r = min(rank, m, n) (dense when the factors are larger).
 
     Raises:
         ValueError/TypeError: if ``rank`` < 0 or not an int; at compress time if the weight is
