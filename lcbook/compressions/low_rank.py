@@ -120,6 +120,10 @@ class LowRank(Compression):
         return FLOAT_BITS * factor_params(r, m, n)
 
     def macs(self, theta: Theta, positions: int = 1) -> int:
+        """Multiply-accumulates per example: both factors counted at the layer's ``positions``
+        (exact for linear layers and ``view="matrix"``; for ``view="matrix_hw"`` on a conv with
+        vertical stride s_h > 1 the first factor runs at about s_h times more positions, so this
+        is an undercount there)."""
         (m, r), n = theta["U"].shape, theta["V"].shape[1]
         return int(positions) * factor_params(r, m, n)
 
