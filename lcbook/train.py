@@ -51,22 +51,30 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, torch
 
     After compression the activations' statistics change; the statistics kept from training the
     uncompressed weights no longer fit. A no-op for models without BatchNorm.
+
+    The whole model runs in training mode without gradients (so dropout is active, as when the
+    statistics were first collected); each BatchNorm's statistics become the plain average over
+    the batches seen, and its ``momentum`` and the model's train/eval mode are restored after.
     """
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
     was_training = model.training
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative average over the batches seen
     model.train()
-    for i, (x, _) in enumerate(batches):
-        if i >= max_batches:
-            break
-        model(x)
-    for m in bns:
-        m.momentum = 0.1
-    model.train(was_training)
+    try:
+        with torch.no_grad():
+            for i, (x, _) in enumerate(batches):
+                if i >= max_batches:
+                    break
+                model(x)
+    finally:
+        for m, momentum in zip(bns, momenta):
+            m.momentum = momentum
+        model.train(was_training)
 
 
 def train_epoch(

@@ -309,3 +309,16 @@ def test_additive_sweep_errors_never_increase_in_half_precision(dtype):
 def test_integer_weights_are_refused():
     with pytest.raises(TypeError, match="floating-point tensor, got dtype=torch.int64"):
         AdaptiveQuantization(2).compress(torch.arange(4))
+
+
+def test_recalibrate_bn_restores_momentum_and_mode():
+    from lcbook import train
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2, momentum=0.3))
+    net.eval()
+    x = torch.randn(8, 1, 5, 5) * 3 + 1
+    train.recalibrate_bn(net, [(x, None)], max_batches=4)
+    bn = net[1]
+    assert bn.momentum == 0.3 and not net.training
+    y = net[0](x)
+    assert torch.allclose(bn.running_mean, y.mean(dim=(0, 2, 3)), atol=1e-5)
+    assert bn.num_batches_tracked.item() == 1
