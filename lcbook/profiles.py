@@ -26,13 +26,19 @@ def profile() -> str:
 
 
 def choose(quick: Any, full: Any) -> Any:
-    """``quick`` or ``full`` according to :func:`profile`."""
+    """``quick`` or ``full`` according to :func:`profile`.
+
+    Raises:
+        ValueError: as :func:`profile` for a bad ``LCBOOK_PROFILE``.
+    """
     return quick if profile() == "quick" else full
 
 
 def chapter_profile(needs_gpu: bool = True) -> str:
     """The profile a chapter should run: :func:`profile`, except that ``full`` falls back to
-    ``quick`` (with a printed note) when the chapter needs a GPU and none is available.
+    ``quick`` (with a printed note) when the chapter needs a GPU and none is available. The
+    fallback sets ``LCBOOK_PROFILE=quick`` for the rest of this process, so that
+    :func:`profile`, :func:`choose` and the package agree with the chapter.
 
     Args:
         needs_gpu: whether the chapter's full-profile work is GPU-scale (training CIFAR nets).
@@ -50,5 +56,6 @@ def chapter_profile(needs_gpu: bool = True) -> str:
         if not torch.cuda.is_available():
             print("LCBOOK_PROFILE=full asks for paper-scale runs, but no CUDA GPU is available: "
                   "this chapter runs the quick profile and reads stored results instead.")
+            os.environ["LCBOOK_PROFILE"] = "quick"
             return "quick"
     return p

@@ -300,18 +300,57 @@ def run_experiment(exp: Experiment, progress: bool = True) -> Dict[str, Any]:
 
 def load_results(profile_name: Optional[str] = None, **match) -> List[Dict[str, Any]]:
     """All stored results of a profile (default: the active one) whose fields equal ``match``
-    (e.g. ``model="resnet20"``, ``combo="qp"``), sorted by id."""
+    (e.g. ``model="resnet20"``, ``combo="qp"``), sorted by id.
+
+    A file that is not a result (unreadable JSON, a missing field, a field of the wrong type, a
+    non-finite number) is skipped with a logged warning.
+
+    Raises:
+        ValueError: ``profile_name`` is not a profile, or a ``match`` key is not a result field.
+    """
     prof = profile_name or profile()
+    if prof not in PROFILES:
+        raise ValueError(f"profile_name must be one of {PROFILES}, got profile_name={prof!r}")
+    unknown = sorted(set(match) - set(RESULT_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown result fields {unknown} in match; fields: {sorted(RESULT_FIELDS)}")
     folder = RESULTS_DIR / prof
     out = []
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             r = json.loads(p.read_text())
-            if not isinstance(r, dict) or not {"id", "dc_error", "lc_error", "ratio"} <= set(r):
-                raise ValueError("not a result")
+            _check_result(r)
         except (OSError, ValueError) as e:
-            log.warning("skipping %s: unreadable result (%s)", p, e)
+            log.warning("skipping %s: not a valid result (%s)", p, e)
             continue
         if all(r.get(k) == v for k, v in match.items()):
             out.append(r)
     return out
+
+
+#: The fields of a stored result and their types (numbers must be finite).
+RESULT_FIELDS: Dict[str, tuple] = {
+    "id": (str,), "model": (str,), "combo": (str,), "budget": (dict,), "profile": (str,), "seed": (int,),
+    "schedule": (dict,), "overrides": (dict,), "reference_error": (int, float), "dc_error": (int, float),
+    "lc_error": (int, float), "final_error": (int, float), "ratio": (int, float), "bits_per_weight": (int, float),
+    "total_bits": (int,), "reference_bits": (int,), "macs": (int,), "reference_macs": (int,), "layers": (list,),
+    "tasks": (list,), "history": (list,), "lc_seconds": (int, float), "c_seconds": (int, float), "command": (str,),
+    "date": (str,), "git_commit": (str,), "python": (str,), "torch": (str,), "hardware": (str,), "threads": (int,),
+}
+_OPTIONAL_FIELDS = {"final_error"}  # results stored before fine-tuning existed lack it
+
+
+def _check_result(r: Any) -> None:
+    if not isinstance(r, dict):
+        raise ValueError(f"a result is a JSON object, got {type(r).__name__}")
+    missing = sorted(set(RESULT_FIELDS) - _OPTIONAL_FIELDS - set(r))
+    if missing:
+        raise ValueError(f"missing fields {missing}")
+    for k, types in RESULT_FIELDS.items():
+        if k not in r:
+            continue
+        v = r[k]
+        if isinstance(v, bool) or not isinstance(v, types):
+            raise ValueError(f"field {k!r} must be {'/'.join(t.__name__ for t in types)}, got {v!r:.60}")
+        if isinstance(v, float) and not math.isfinite(v):
+            raise ValueError(f"field {k!r} is not finite: {v!r}")

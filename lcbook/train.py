@@ -54,27 +54,48 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, torch
 
     The whole model runs in training mode without gradients (so dropout is active, as when the
     statistics were first collected); each BatchNorm's statistics become the plain average over
-    the batches seen, and its ``momentum`` and the model's train/eval mode are restored after.
+    the batches seen. Every module's train/eval mode and every BatchNorm's ``momentum`` are
+    restored after; if no batch can be used or the forward pass fails, the previous statistics
+    are restored too.
+
+    Args:
+        model: the network.
+        batches: an iterable of ``(x, y)`` batches (``y`` is ignored); at most ``max_batches`` are taken.
+        max_batches: an int ≥ 1.
+
+    Raises:
+        ValueError: ``max_batches`` is not an int ≥ 1, or ``batches`` yields no batch.
     """
+    if isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1:
+        raise ValueError(f"max_batches must be an int ≥ 1, got max_batches={max_batches!r}")
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
-    was_training = model.training
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative average over the batches seen
-    model.train()
+    modes = [(m, m.training) for m in model.modules()]
+    saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in bns]
+    ok = False
     try:
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the batches seen
+        model.train()
+        seen = 0
         with torch.no_grad():
-            for i, (x, _) in enumerate(batches):
-                if i >= max_batches:
-                    break
+            for x, _ in batches:
                 model(x)
+                seen += 1
+                if seen >= max_batches:
+                    break
+        if seen == 0:
+            raise ValueError("batches yielded no batch: the BatchNorm statistics were left unchanged")
+        ok = True
     finally:
-        for m, momentum in zip(bns, momenta):
+        for m, (momentum, state) in zip(bns, saved):
             m.momentum = momentum
-        model.train(was_training)
+            if not ok:
+                m.load_state_dict(state)
+        for m, mode in modes:
+            m.training = mode
 
 
 def train_epoch(

@@ -47,7 +47,7 @@ def toc_pages():
 class _Text(HTMLParser):
     """Visible text of a page (no script, style, code or math source)."""
 
-    SKIP = {"script", "style", "pre", "code", "mjx-assistive-mml", "textarea", "noscript"}
+    SKIP = {"script", "style", "pre", "code", "mjx-assistive-mml", "textarea", "noscript", "title", "template"}
 
     def __init__(self):
         super().__init__()
@@ -75,6 +75,28 @@ def visible_text(dom: str) -> str:
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
+
+
+# Raw TeX that MathJax should have typeset: \(..\), \[..\], $$..$$, or $..$ whose inside looks like
+# math (a TeX command, a sub/superscript, braces or an equation), not prices such as "$5 and $10".
+_RAW_MATH = [re.compile(r"\\\(.{1,400}?\\\)", re.S), re.compile(r"\\\[.{1,400}?\\\]", re.S),
+             re.compile(r"\\begin\{[a-z*]+\}")]
+_RAW_DOLLARS = [re.compile(r"\$\$([^$]{1,400}?)\$\$"),
+                re.compile(r"(?<![\w$])\$(?=\S)([^$\n]{1,200}?)(?<=\S)\$(?![\w$])")]
+_MATHY = re.compile(r"\\[a-zA-Z|{}]|[\^_{}=]")
+
+
+def raw_math(text: str):
+    """The first piece of raw (untypeset) TeX in ``text``, or None."""
+    for pat in _RAW_MATH:
+        m = pat.search(text)
+        if m:
+            return m.group(0)
+    for pat in _RAW_DOLLARS:
+        for m in pat.finditer(text):
+            if _MATHY.search(m.group(1)):
+                return m.group(0)
+    return None
 
 
 def serve():
@@ -111,11 +133,9 @@ def check_page(binary, base, page, timeout):
     if math_spans and typeset < math_spans:
         problems.append(f"{page}: {math_spans} math spans but only {typeset} typeset by MathJax")
     text = visible_text(dom)
-    for pattern, what in [(r"\\\(.+?\\\)", "\\(...\\)"), (r"\\\[.+?\\\]", "\\[...\\]"), (r"\$\$.+?\$\$", "$$...$$"),
-                          (r"(?<![\w$])\$[^$\s][^$]{0,80}?\\[a-zA-Z]+[^$]*?\$", "$...$")]:
-        m = re.search(pattern, text, flags=re.S)
-        if m:
-            problems.append(f"{page}: raw math {what} in the rendered text: {m.group(0)[:60]!r}")
+    raw = raw_math(text)
+    if raw:
+        problems.append(f"{page}: raw math in the rendered text: {raw[:60]!r}")
     views = source.count("application/vnd.jupyter.widget-view+json")
     rendered = len(re.findall(r'class="[^"]*\bwidget-(?:dropdown|image|html|box|vbox|hbox|inline-hbox|slider|button)\b', dom))
     if page in MUST_HAVE_WIDGETS and not views:

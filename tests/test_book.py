@@ -77,3 +77,19 @@ def test_site_uses_local_math_and_widget_scripts():
         assert script in config, script
         assert package in fetch, package
     assert "cdn" not in config.lower()
+
+
+def test_site_check_finds_raw_math_and_ignores_prices_and_hidden_text():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("check_site", ROOT / "scripts" / "check_site.py")
+    cs = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cs)
+    raw = ["with $\\alpha$ fixed", "weights $\\mathbf{w}$ here", "$w_i$", "$K=2$", "left \\(x\\) raw",
+           "\\[ a \\]", "$$x^2$$", "\\begin{align} x"]
+    fine = ["It costs $5 on C:\\data\\run, or $10", "The PID is $$ in bash; echo $$", "$5. then C:\\temp and $10"]
+    for t in raw:
+        assert cs.raw_math(cs.visible_text(f"<p>{t}</p>")), t
+    for t in fine:
+        assert cs.raw_math(cs.visible_text(f"<p>{t}</p>")) is None, t
+    hidden = "<head><title>Cost \\(\\alpha\\)</title></head><p>ok</p><pre>$\\beta$</pre><code>\\(x\\)</code>"
+    assert cs.raw_math(cs.visible_text(hidden)) is None

@@ -322,3 +322,26 @@ def test_recalibrate_bn_restores_momentum_and_mode():
     y = net[0](x)
     assert torch.allclose(bn.running_mean, y.mean(dim=(0, 2, 3)), atol=1e-5)
     assert bn.num_batches_tracked.item() == 1
+
+
+def test_recalibrate_bn_rejects_bad_input_and_keeps_statistics():
+    from lcbook import train
+    net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2))
+    bn = net[1]
+    bn.running_mean.fill_(5.0)
+    bn.running_var.fill_(7.0)
+    net.train()
+    bn.eval()  # a frozen BatchNorm inside a training model keeps its own mode
+    for bad in (0, -3, None, 1.5, True):
+        with pytest.raises(ValueError, match="max_batches"):
+            train.recalibrate_bn(net, [(torch.randn(8, 4), None)], max_batches=bad)
+    with pytest.raises(ValueError, match="no batch"):
+        train.recalibrate_bn(net, [])
+    with pytest.raises(ValueError):  # a batch of one example cannot give BatchNorm statistics
+        train.recalibrate_bn(net, [(torch.randn(1, 4), None)])
+    assert torch.all(bn.running_mean == 5.0) and torch.all(bn.running_var == 7.0)
+    assert net.training and not bn.training
+    batches = iter([(torch.randn(8, 4), None) for _ in range(3)])
+    train.recalibrate_bn(net, batches, max_batches=1)
+    assert len(list(batches)) == 2  # took exactly one batch
+    assert not torch.all(bn.running_mean == 5.0)

@@ -106,6 +106,8 @@ def test_chapter_profile_falls_back_without_gpu(monkeypatch, capsys):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert lcbook.chapter_profile() == "quick"
     assert "no CUDA GPU" in capsys.readouterr().out
+    assert lcbook.profile() == "quick" and lcbook.choose(1, 2) == 1  # the whole process agrees
+    monkeypatch.setenv("LCBOOK_PROFILE", "full")
     assert lcbook.chapter_profile(needs_gpu=False) == "full"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert lcbook.chapter_profile() == "full"
@@ -114,3 +116,21 @@ def test_chapter_profile_falls_back_without_gpu(monkeypatch, capsys):
     monkeypatch.setenv("LCBOOK_PROFILE", "fast")
     with pytest.raises(ValueError, match="LCBOOK_PROFILE"):
         lcbook.chapter_profile()
+
+
+def test_load_results_validates_profile_fields_and_skips_bad_files(tmp_path, monkeypatch, caplog):
+    good = json.loads(sorted((runs.RESULTS_DIR / "quick").glob("*.json"))[0].read_text())
+    monkeypatch.setattr(runs, "RESULTS_DIR", tmp_path)
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "quick" / "good.json").write_text(json.dumps(good))
+    (tmp_path / "quick" / "thin.json").write_text(json.dumps({"id": "x", "dc_error": 1.0, "lc_error": 0.5, "ratio": 3.0}))
+    (tmp_path / "quick" / "typed.json").write_text(json.dumps({**good, "dc_error": "1.0"}))
+    (tmp_path / "quick" / "nan.json").write_text(json.dumps({**good, "lc_error": float("nan")}))
+    (tmp_path / "quick" / "broken.json").write_text("{")
+    assert [r["id"] for r in runs.load_results("quick")] == [good["id"]]
+    assert sum("skipping" in m for m in caplog.messages) == 4
+    assert runs.load_results("quick", model=good["model"]) and not runs.load_results("quick", model="nope")
+    with pytest.raises(ValueError, match="profile_name"):
+        runs.load_results("../quick")
+    with pytest.raises(ValueError, match="modle"):
+        runs.load_results("quick", modle="lenet300")
