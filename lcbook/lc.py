@@ -606,7 +606,10 @@ class LCAlgorithm:
                 raise ValueError(f"state['model'][{k!r}] has shape {tuple(state['model'][k].shape)}, the model {tuple(v.shape)}")
         if len(state["thetas"]) != len(self.tasks) or len(state["lambdas"]) != len(self.tasks):
             raise ValueError(f"state has {len(state['thetas'])} tasks, this LC run has {len(self.tasks)}")
-        step, mu = int(state["step"]), float(state["mu"])
+        step = state["step"]
+        if isinstance(step, bool) or not isinstance(step, int):
+            raise ValueError(f"state step must be an int, got step={step!r}")
+        mu = float(state["mu"])
         if not -1 <= step < len(self.mu_schedule):
             raise ValueError(f"state step={step} is outside this run's μ schedule of {len(self.mu_schedule)} steps")
         if not (math.isfinite(mu) and mu >= 0):
@@ -622,8 +625,9 @@ class LCAlgorithm:
                 d = b.task.compression.decompress(dict(th))
             except (KeyError, IndexError, RuntimeError, TypeError) as e:
                 raise ValueError(f"task {b.task.label!r}: Θ does not fit {b.task.compression.describe()} ({e!r})") from e
-            if d.numel() != b.lam.numel():
-                raise ValueError(f"task {b.task.label!r}: Θ decompresses to {d.numel()} values, the task has {b.lam.numel()}")
+            if d.numel() != b.lam.numel() or (d.ndim > 1 and tuple(d.shape) != tuple(b.lam.shape)):
+                raise ValueError(f"task {b.task.label!r}: Θ decompresses to shape {tuple(d.shape)}, the task's view "
+                                 f"is {tuple(b.lam.shape)}")
             k = getattr(b.task.compression, "k", None)
             if k is not None and "codebook" in th and th["codebook"].numel() > k:
                 raise ValueError(f"task {b.task.label!r}: Θ has a codebook of {th['codebook'].numel()} values, K={k}")
@@ -634,11 +638,25 @@ class LCAlgorithm:
         if rng is not None and not (isinstance(rng, dict) and torch.is_tensor(rng.get("torch"))
                                     and rng["torch"].dtype == torch.uint8):
             raise ValueError("state['rng'] must hold the torch RNG state as a uint8 tensor")
+        if rng:
+            try:
+                torch.Generator().set_state(rng["torch"])
+            except RuntimeError as e:
+                raise ValueError(f"state['rng']['torch'] is not a torch RNG state ({e})") from e
         if not isinstance(state.get("l_step", {}), dict):
             raise ValueError("state['l_step'] must be a dict")
         for th in state["thetas"]:
             if th is not None and not all(torch.is_tensor(v) for v in th.values()):
                 raise ValueError("every Θ entry must be a tensor")
+        if state.get("l_step") and hasattr(self.l_step, "load_state_dict"):
+            # The L step checks its own state; on failure put its old state back, before anything else changed.
+            before = self.l_step.state_dict() if hasattr(self.l_step, "state_dict") else None
+            try:
+                self.l_step.load_state_dict(state["l_step"])
+            except Exception as e:
+                if before is not None:
+                    self.l_step.load_state_dict(before)
+                raise ValueError(f"state['l_step'] does not fit this run's L step ({e!r})") from e
         # All checked: apply.
         self.model.load_state_dict(state["model"])
         self.step, self.mu = step, mu
@@ -653,5 +671,3 @@ class LCAlgorithm:
             torch.set_rng_state(rng["torch"])
             if rng.get("cuda") and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(rng["cuda"])
-        if state.get("l_step") and hasattr(self.l_step, "load_state_dict"):
-            self.l_step.load_state_dict(state["l_step"])

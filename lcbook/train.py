@@ -240,8 +240,22 @@ class SGDLStep:
         return {"generator": g.get_state()} if isinstance(g, torch.Generator) else {}
 
     def load_state_dict(self, state: Dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`state_dict`'s output.
+
+        Raises:
+            ValueError: ``state`` is not a dict, it holds a generator state but the batches have no
+                generator, or that state is not a torch generator state (nothing is changed then).
+        """
+        if not isinstance(state, dict):
+            raise ValueError(f"state must be a dict from SGDLStep.state_dict(), got {type(state).__name__}")
         g = getattr(self.batches, "generator", None)
-        if "generator" in state and isinstance(g, torch.Generator):
+        if "generator" in state:
+            if not isinstance(g, torch.Generator):
+                raise ValueError("state holds a batch generator state, but this L step's batches have no generator")
+            try:
+                torch.Generator().set_state(state["generator"])
+            except (RuntimeError, TypeError) as e:
+                raise ValueError(f"state['generator'] is not a torch generator state ({e})") from e
             g.set_state(state["generator"])
 
     def __call__(self, lc) -> Dict[str, float]:

@@ -253,6 +253,39 @@ def test_load_state_dict_checks_before_changing_anything():
         c.load_state_dict(bad)
     with pytest.raises(ValueError, match="lacks the keys"):
         c.load_state_dict({})
+    for key, value, match in [("step", "1", "must be an int"), ("step", 1.9, "must be an int"),
+                              ("rng", {"torch": torch.zeros(5, dtype=torch.uint8)}, "not a torch RNG state")]:
+        bad = a.state_dict()
+        bad[key] = value
+        with pytest.raises(ValueError, match=match):
+            c.load_state_dict(bad)
+        assert c.step == -1 and c.history == []
+
+
+def test_load_state_dict_refuses_a_bad_l_step_state_without_changing_anything():
+    from lcbook import SGDLStep
+    a = _lin_lc()
+    a.direct_compression()
+    c = _lin_lc()
+    batches = [(torch.randn(4, 5), torch.randint(0, 3, (4,)))]
+    c.l_step = SGDLStep(batches, epochs=1, lr=0.1)
+    bad = a.state_dict()
+    bad["l_step"] = {"generator": torch.zeros(3, dtype=torch.uint8)}
+    with pytest.raises(ValueError, match="l_step"):
+        c.load_state_dict(bad)
+    assert c.step == -1 and c.history == []
+
+
+def test_load_state_dict_refuses_a_transposed_low_rank_theta():
+    from lcbook import LowRank
+    a = _lin_lc([Task("0.weight", LowRank(1))])
+    a.direct_compression()
+    bad = a.state_dict()
+    th = bad["thetas"][0]
+    bad["thetas"][0] = {"U": th["V"].t().contiguous(), "V": th["U"].t().contiguous()}
+    c = _lin_lc([Task("0.weight", LowRank(1))])
+    with pytest.raises(ValueError, match="decompresses to shape"):
+        c.load_state_dict(bad)
 
 
 def test_penalty_after_direct_compression_is_finite():
