@@ -24,7 +24,9 @@
 # - how to compress with `lcbook`: quantization, pruning and their **additive combination**
 #   {cite}`carreira2021part5`, and how to count their storage in bits.
 #
-# Everything below runs on real MNIST (all 60,000 training and 10,000 test images). The
+# Everything below runs on real MNIST: the L steps train on a class-balanced subset of the
+# training images in the quick profile (all 60,000 in the full one) and every test uses all 10,000
+# test images. The
 # environment variable `LCBOOK_PROFILE` selects the scale: `quick` (default, a 2-core CPU runs
 # this chapter in a few minutes) or `full` (longer schedules).
 
@@ -68,7 +70,7 @@
 # $\boldsymbol{\Delta}_1(\boldsymbol{\theta}_1) + \boldsymbol{\Delta}_2(\boldsymbol{\theta}_2)$ an
 # alternation of the two on the residual the other leaves {cite}`carreira2021part5`.
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util
@@ -92,7 +94,7 @@ from lcbook import experiments, plots, train
 from lcbook import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LCAlgorithm, Task
 
 torch.manual_seed(0)
-PROFILE = lcbook.profile()
+PROFILE = lcbook.chapter_profile(needs_gpu=False)
 DEVICE = experiments.device()
 print(f"profile: {PROFILE}, device: {DEVICE}, torch {torch.__version__}")
 
@@ -104,7 +106,8 @@ print(f"profile: {PROFILE}, device: {DEVICE}, torch {torch.__version__}")
 # was made; the cell below loads it, or trains it if it is missing.
 
 # %%
-train_batches = experiments.batches("mnist", "train", batch_size=256, train_mode=True)
+TRAIN_SIZE = lcbook.choose(quick=20000, full=None)  # None: all 60,000 images
+train_batches = experiments.batches("mnist", "train", batch_size=256, size=TRAIN_SIZE, train_mode=True)
 test_batches = experiments.batches("mnist", "test", batch_size=2000)
 print(f"MNIST: {len(train_batches.y)} training and {len(test_batches.y)} test images")
 

@@ -38,7 +38,7 @@
 # minute on a 2-core CPU, in either profile.
 # ```
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util

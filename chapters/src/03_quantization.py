@@ -37,7 +37,7 @@
 # `python -m lcbook run resnet20 q k=2`.
 # ```
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util

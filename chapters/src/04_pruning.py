@@ -73,7 +73,7 @@
 # `ConstraintL0Pruning`, `ConstraintL1Pruning`, `PenaltyL0Pruning` and `PenaltyL1Pruning`; the
 # LC algorithm passes the current μ to the penalty forms (DC uses the first μ of the schedule).
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util

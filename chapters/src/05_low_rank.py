@@ -40,7 +40,7 @@
 # ({doc}`08_lp_vgg16`, {doc}`11_reproducing_the_paper`).
 # ```
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util

@@ -144,7 +144,7 @@
 # than that fraction, default $10^{-6}$) bound the work, and a sweep that rounding (in half
 # precision) ever makes worse is discarded.
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util

@@ -36,7 +36,7 @@
 # compressions, not the paper's final errors.
 # ```
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util

@@ -55,7 +55,7 @@
 # and `LCBOOK_PROFILE=full` makes this chapter read them.
 # ````
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util

@@ -31,7 +31,7 @@
 # and the quarter-width VGG-16 of chapter {doc}`08_lp_vgg16`): C steps only, no training, so the
 # chapter runs in well under a minute on a CPU.
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util

@@ -30,7 +30,7 @@
 # and evaluates it on the spot; that one needs the kernel.
 # ```
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util

@@ -34,7 +34,7 @@
 # profile. Producing the full-profile results it is waiting for needs a GPU (see below).
 # ```
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util

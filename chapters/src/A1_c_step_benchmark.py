@@ -34,7 +34,7 @@
 # The distortion $\sum_\text{layers}\|w-\Delta(\Theta)\|^2$ of both is recorded: a faster C step
 # is only worth having if it is no worse.
 
-# %%
+# %% tags=["remove-cell"]
 # Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
 # in the book's own environment this does nothing.
 import importlib.util
