@@ -98,6 +98,8 @@ def batches(dataset: str, split: str, batch_size: int = 256, size: Optional[int]
 
 
 def reference_path(name: str, prof: Optional[str] = None) -> Path:
+    """The checkpoint path of a reference: ``data/references/<name>-<dataset>-<profile>.pt``
+    (its JSON record has the same name with ``.json``)."""
     prof = prof or profile()
     ds = RECIPES[(name, prof)]["dataset"] if (name, prof) in RECIPES else "data"
     return REFERENCE_DIR / f"{name}-{ds}-{prof}.pt"

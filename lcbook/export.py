@@ -264,7 +264,7 @@ def export(lc, path, arch: str) -> Dict[str, int]:
     if not isinstance(lc, LCAlgorithm):
         raise TypeError(f"lc must be an LCAlgorithm, got {type(lc).__name__}")
     lc._require_theta()
-    if arch not in models.MODELS:
+    if not isinstance(arch, str) or arch not in models.MODELS:
         raise ValueError(f"arch must be one of {sorted(models.MODELS)}, got arch={arch!r}")
     own = lc.model.state_dict()
     ref = models.build(arch).state_dict()
@@ -273,6 +273,8 @@ def export(lc, path, arch: str) -> Dict[str, int]:
     for name, p in lc.model.named_parameters():
         if p.dtype != torch.float32:
             raise ValueError(f"export stores float32 weights; parameter {name!r} is {p.dtype}")
+    if Path(path).is_dir():
+        raise ValueError(f"path must be a file to write, got the folder path={str(path)!r}")
     w = _Writer()
     tasks, covered = [], set()
     for i, b in enumerate(lc.tasks):
@@ -308,6 +310,23 @@ def read_header(path) -> Dict[str, Any]:
     return _read(path)[0]
 
 
+_HEADER_TYPES = {"format": str, "version": int, "arch": str, "tasks": list, "sections": list, "payload_bytes": int}
+
+
+def _check_header(header: Any, path) -> None:
+    """A well-formed header: the fields :func:`load` reads, of the right types (a file with a
+    valid checksum may still have been written by something else)."""
+    if not isinstance(header, dict):
+        raise FormatError(f"{str(path)!r}: the header is a JSON {type(header).__name__}, not an object")
+    for key, typ in _HEADER_TYPES.items():
+        if not isinstance(header.get(key), typ) or isinstance(header.get(key), bool):
+            raise FormatError(f"{str(path)!r}: header field {key!r} must be a {typ.__name__}, got {header.get(key)!r:.60}")
+    for i, t in enumerate(header["tasks"]):
+        if not (isinstance(t, dict) and isinstance(t.get("params"), list) and isinstance(t.get("compression"), dict)
+                and isinstance(t.get("theta"), dict)):
+            raise FormatError(f"{str(path)!r}: header task {i} must have 'params', 'compression' and 'theta'")
+
+
 def _read(path) -> Tuple[Dict[str, Any], bytes]:
 
     data = Path(path).read_bytes()
@@ -324,6 +343,7 @@ def _read(path) -> Tuple[Dict[str, Any], bytes]:
         header = json.loads(zlib.decompress(rest[:hlen]))
     except (zlib.error, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FormatError(f"{str(path)!r}: unreadable header ({e})") from None
+    _check_header(header, path)
     payload = rest[hlen:]
     if len(payload) != header.get("payload_bytes"):
         raise FormatError(f"{str(path)!r} is truncated: {len(payload)} payload bytes, {header.get('payload_bytes')} expected")

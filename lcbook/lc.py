@@ -115,7 +115,10 @@ class _Bound:
                              f"got shape {tuple(self.tensors[0].shape)}")
         self.view = view
         w = self.gather()
-        task.compression.check_view(w.shape)
+        try:
+            task.compression.check_view(w.shape)
+        except ValueError as e:
+            raise ValueError(f"task {task.label!r}: {e}") from None
         self.theta: Optional[Theta] = None
         self.delta: Optional[torch.Tensor] = None  # Δ(Θ) in view shape
         self.lam = torch.zeros_like(w)  # λ in view shape

@@ -85,6 +85,7 @@ SCHEDULES: Dict[tuple, Dict[str, Any]] = {
 
 
 def family(model: str) -> str:
+    """The schedule family of a model name: ``"resnet"``, ``"vgg"``, or the name itself (``"lenet300"``)."""
     return "resnet" if model.startswith("resnet") else ("vgg" if model.startswith("vgg") else model)
 
 
@@ -154,6 +155,8 @@ def _check_schedule(sched: Dict[str, Any]) -> None:
 
 
 def compressed_weights(model_name: str, model) -> List[str]:
+    """Names of the weights the experiments compress: every conv weight, and the linear weights
+    too except for ResNets (whose small final layer stays float, as in the LC authors' runs)."""
     return models.conv_and_linear_weights(model, include_linear=family(model_name) != "resnet")
 
 
@@ -229,6 +232,7 @@ class Experiment:
         return folder / f"{self.id}.json"
 
     def checkpoint_path(self) -> Path:
+        """Where the run's complete LC state is saved after every step (``data/runs/<profile>/<id>.pt``)."""
         return RUNS_DIR / self.profile / f"{self.id}.pt"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import http.client
 import io
 import os
 import shutil
@@ -42,8 +43,12 @@ PACKAGES = [
 def _download(name: str, version: str) -> bytes:
     base = name.split("/")[-1]
     url = f"{REGISTRY}/{name}/-/{base}-{version}.tgz"
-    with urllib.request.urlopen(url, timeout=120) as r:
-        return r.read()
+    try:
+        with urllib.request.urlopen(url, timeout=120) as r:
+            return r.read()
+    except (OSError, http.client.HTTPException) as e:  # URLError and HTTPError are OSErrors
+        raise SystemExit(f"fetch_web_assets: cannot download {name}@{version} from {url} ({e}); "
+                         f"check the network or set NPM_REGISTRY to a reachable npm registry") from None
 
 
 def _wanted(rel: str, keep) -> bool:
@@ -57,7 +62,9 @@ def fetch(folder: str, name: str, version: str, integrity: str, root: str, keep)
     if stamp.is_file() and stamp.read_text() == integrity:
         return
     data = _download(name, version)
-    algo, want = integrity.split("-", 1)
+    algo, _, want = integrity.partition("-")
+    if algo not in hashlib.algorithms_available or not want:
+        raise SystemExit(f"fetch_web_assets: integrity {integrity[:20]!r}... of {name} is not '<algorithm>-<base64 hash>'")
     got = base64.b64encode(hashlib.new(algo, data).digest()).decode()
     if got != want:
         raise SystemExit(f"fetch_web_assets: {name}@{version} from {REGISTRY} does not match its pinned "
@@ -65,7 +72,11 @@ def fetch(folder: str, name: str, version: str, integrity: str, root: str, keep)
     VENDOR.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=VENDOR, prefix=f".{folder}-"))
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        try:
+            tar = tarfile.open(fileobj=io.BytesIO(data), mode="r:gz")
+        except tarfile.TarError as e:
+            raise SystemExit(f"fetch_web_assets: {name}@{version} is not a gzipped tarball ({e}); nothing was changed")
+        with tar:
             for m in tar.getmembers():
                 if not m.isfile() or not m.name.startswith(root):
                     continue
@@ -77,6 +88,9 @@ def fetch(folder: str, name: str, version: str, integrity: str, root: str, keep)
                 out = tmp / rel
                 out.parent.mkdir(parents=True, exist_ok=True)
                 out.write_bytes(tar.extractfile(m).read())
+        if not any(tmp.rglob("*")):
+            raise SystemExit(f"fetch_web_assets: {name}@{version} has none of the files {keep} under {root!r}; "
+                             f"nothing was changed")
         (tmp / ".integrity").write_text(integrity)
         tmp.chmod(0o755)  # mkdtemp makes it private; a web server must read it
         old = VENDOR / f".{folder}-old"
@@ -87,7 +101,7 @@ def fetch(folder: str, name: str, version: str, integrity: str, root: str, keep)
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"fetch_web_assets: {name}@{version} -> {dest.relative_to(ROOT)}")
+    print(f"fetch_web_assets: {name}@{version} -> {dest}")
 
 
 def main() -> int:

@@ -192,3 +192,38 @@ def test_factorized_linear_layers(tmp_path):
     x = torch.randn(5, 784)
     with torch.no_grad():
         assert torch.allclose(fact(x), dense(x), atol=1e-5)
+
+
+def _forge(data, edit):
+    import hashlib
+
+    hlen = struct.unpack("<I", data[6:10])[0]
+    header = json.loads(zlib.decompress(data[42:42 + hlen]))
+    header = edit(header)
+    hj = zlib.compress(json.dumps(header).encode())
+    payload = data[42 + hlen:]
+    return data[:6] + struct.pack("<I", len(hj)) + hashlib.sha256(hj + payload).digest() + hj + payload
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda h: {k: v for k, v in h.items() if k != "sections"}, "'sections'"),
+    (lambda h: [h], "not an object"),
+    (lambda h: {**h, "arch": ["x"]}, "'arch'"),
+    (lambda h: {**h, "tasks": [{"params": []}]}, "task 0"),
+])
+def test_crafted_headers_with_valid_checksums_are_format_errors(tmp_path, edit, match):
+    _, path = _lenet_file(tmp_path)
+    bad = tmp_path / "crafted.lcbk"
+    bad.write_bytes(_forge(path.read_bytes(), edit))
+    for f in (export.load, export.read_header):
+        with pytest.raises(export.FormatError, match=match):
+            f(bad)
+
+
+def test_export_refuses_a_folder_and_a_non_string_arch(tmp_path):
+    lc, _ = _lenet_file(tmp_path)
+    with pytest.raises(ValueError, match="folder"):
+        export.export(lc, tmp_path, "lenet300")
+    with pytest.raises(ValueError, match="arch must be one of"):
+        export.export(lc, tmp_path / "y.lcbk", ["lenet300"])
+    assert not (tmp_path / "y.lcbk").exists()

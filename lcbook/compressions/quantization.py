@@ -496,6 +496,7 @@ class FixedCodebook(Compression):
         object.__setattr__(self, "values", tuple(sorted(vals)))
 
     def codebook(self, like: torch.Tensor) -> torch.Tensor:
+        """The fixed values as a ``(K,)`` tensor on ``like``'s device, in its working dtype."""
         return torch.tensor(self.values, dtype=work_dtype(like), device=like.device)
 
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
