@@ -66,7 +66,7 @@ from lcbook import experiments, models, runs, train
 from lcbook import AdaptiveQuantization
 
 torch.manual_seed(0)
-PROFILE = lcbook.chapter_profile(needs_gpu=False)
+PROFILE = lcbook.chapter_profile()  # a missing full-profile reference trains on a GPU
 DEVICE = experiments.device()
 print(f"profile: {PROFILE}, device: {DEVICE}, torch {torch.__version__}")
 

@@ -100,7 +100,7 @@ from lcbook import ConstraintL0Pruning, ConstraintL1Pruning, LCAlgorithm, Penalt
 from lcbook.compressions.pruning import project_l1_ball, sparse_bits, sparse_layout
 
 torch.manual_seed(0)
-PROFILE = lcbook.chapter_profile(needs_gpu=False)
+PROFILE = lcbook.chapter_profile()  # a missing full-profile reference trains on a GPU
 DEVICE = experiments.device()
 print(f"profile: {PROFILE}, device: {DEVICE}, torch {torch.__version__}")
 
