@@ -82,7 +82,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
 _RAW_MATH = [re.compile(r"\\\(.{1,400}?\\\)", re.S), re.compile(r"\\\[.{1,400}?\\\]", re.S),
              re.compile(r"\\begin\{[a-z*]+\}")]
 _RAW_DOLLARS = [re.compile(r"\$\$([^$]{1,400}?)\$\$"),
-                re.compile(r"(?<![\w$])\$(?=\S)([^$\n]{1,200}?)(?<=\S)\$(?![\w$])")]
+                re.compile(r"(?<![\w$])\$(?=\S)([^$]{1,300}?)(?<=\S)\$(?![\w$])")]
 _MATHY = re.compile(r"\\[a-zA-Z|{}]|[\^_{}=]")
 
 

@@ -124,8 +124,9 @@ del net
 # \qquad \mathbf{U} \in \mathbb{R}^{m\times r},\; \mathbf{V} \in \mathbb{R}^{r\times n},
 # $$
 #
-# an additive combination $\boldsymbol{\Delta}(\boldsymbol{\Theta}) = \boldsymbol{\Delta}_L(\mathbf{U},\mathbf{V})
-# + \boldsymbol{\Delta}_P(\mathbf{S})$ {cite}`carreira2021part5`. Its C step alternates the truncated
+# an additive combination
+# $\boldsymbol{\Delta}(\boldsymbol{\Theta}) = \boldsymbol{\Delta}_L(\mathbf{U},\mathbf{V}) + \boldsymbol{\Delta}_P(\mathbf{S})$
+# {cite}`carreira2021part5`. Its C step alternates the truncated
 # SVD of $\mathbf{W} - \mathbf{S}$ (the low-rank C step {cite}`idelbayev2020lowrank`) and "keep the κ
 # largest entries of $\mathbf{W} - \mathbf{U}\mathbf{V}$" (the ℓ0 pruning C step
 # {cite}`carreira2018pruning`). Storage: $32\,r(m+n)$ bits for the factors plus, for the κ

@@ -17,8 +17,9 @@
 #
 # **What you will learn**
 #
-# - the difference between compressing **additively**, $\mathbf{w} = \boldsymbol{\Delta}_1(\boldsymbol{\theta}_1)
-#   + \boldsymbol{\Delta}_2(\boldsymbol{\theta}_2)$ with both parts chosen jointly {cite}`carreira2021part5`,
+# - the difference between compressing **additively**,
+#   $\mathbf{w} = \boldsymbol{\Delta}_1(\boldsymbol{\theta}_1) + \boldsymbol{\Delta}_2(\boldsymbol{\theta}_2)$
+#   with both parts chosen jointly {cite}`carreira2021part5`,
 #   and compressing **sequentially**, one compression after the other;
 # - two sequential schemes: the same two parts fitted one at a time, and the classical
 #   pipeline "prune, then quantize the surviving weights" of Deep Compression {cite}`han2016deep`;
