@@ -202,6 +202,11 @@ class Experiment:
             raise ValueError(f"model must be one of {sorted(models.MODELS)}, got model={self.model!r}")
         if self.profile not in PROFILES:
             raise ValueError(f"profile must be one of {PROFILES}, got profile={self.profile!r}")
+        if not isinstance(self.budget, dict):
+            raise ValueError(f"budget must be a dict such as {{'k': 2, 'fraction': 0.02}} (runs.parse_budget reads "
+                             f"'k=2,fraction=0.02'), got budget={self.budget!r}")
+        if not isinstance(self.overrides, dict):
+            raise ValueError(f"overrides must be a dict of schedule entries, got overrides={self.overrides!r}")
         object.__setattr__(self, "budget", _check_budget(self.combo, dict(self.budget)))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an int ≥ 0, got seed={self.seed!r}")
@@ -214,6 +219,8 @@ class Experiment:
         if unknown:
             raise ValueError(f"unknown schedule entries {unknown}; entries: {sorted(sched)}")
         _check_schedule({**sched, **self.overrides})
+        full = {**sched, **self.overrides}
+        geometric_mu(full["mu0"], full["a"], full["steps"])  # an overflowing μ schedule fails here, before any training
 
     @property
     def id(self) -> str:

@@ -134,3 +134,13 @@ def test_load_results_validates_profile_fields_and_skips_bad_files(tmp_path, mon
         runs.load_results("../quick")
     with pytest.raises(ValueError, match="modle"):
         runs.load_results("quick", modle="lenet300")
+
+
+def test_experiment_refuses_bad_budget_types_and_an_overflowing_mu_schedule():
+    for bad in ("k=2", None, [("k", 2)]):
+        with pytest.raises(ValueError, match="budget must be a dict"):
+            runs.Experiment("lenet300", "q", bad)
+    with pytest.raises(ValueError, match="overrides must be a dict"):
+        runs.Experiment("lenet300", "q", {"k": 2}, overrides=None)
+    with pytest.raises(ValueError, match="overflow"):
+        runs.Experiment("lenet300", "q", {"k": 2}, overrides={"steps": 400, "a": 10.0})
