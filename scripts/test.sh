@@ -13,10 +13,16 @@ echo "== unit tests"
 t1=$(date +%s)
 echo "== strict book build (profile: $LCBOOK_PROFILE)"
 source scripts/cache_guard.sh
-.venv/bin/jupyter-book build . --all -W -n --keep-going
+if ! .venv/bin/jupyter-book build . --all -W -n --keep-going; then
+  # A notebook whose kernel stalls on widget messages (nbclient issue #312) fails by the per-cell
+  # timeout of _config.yml; chapters that passed are cached, so a second build re-runs only the
+  # failed ones. A chapter that really fails fails again.
+  echo "== the build failed; building once more (only the chapters that failed execute again)"
+  .venv/bin/jupyter-book build . --all -W -n --keep-going
+fi
 t2=$(date +%s)
 echo "== nbval: executing every chapter again, checking deterministic outputs against the build's"
-.venv/bin/python -m pytest --nbval-lax -p no:cacheprovider _build/jupyter_execute/chapters
+.venv/bin/python -m pytest --nbval-lax --nbval-cell-timeout=600 -p no:cacheprovider _build/jupyter_execute/chapters
 t3=$(date +%s)
 echo "== site test: chapter pages in headless Chromium"
 if [ "${LCBOOK_SKIP_BROWSER:-0}" = 1 ]; then
