@@ -102,6 +102,7 @@ def main(argv=None):
                     row = {"model": name, "weights": source, "case": combo + (" (two layers)" if factorized else ""),
                            "budget": budget, "file_bytes": info["file"], "header_bytes": info["header"],
                            "buffer_bytes": info["buffers"], "param_payload_bytes": info["params"],
+                           "sections": len(export.read_header(path)["sections"]),
                            "accounted_bytes": info["accounted_bits"] / 8, "ratio": ref_bytes / info["file"],
                            "macs": macs(m), "latency_ms": lat, "images_per_second": thr}
                     rows.append(row)
