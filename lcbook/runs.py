@@ -152,6 +152,7 @@ def _check_schedule(sched: Dict[str, Any]) -> None:
         raise bad("a", "a finite number ≥ 1")
     if not isinstance(sched["multipliers"], bool):
         raise bad("multipliers", "true or false")
+    geometric_mu(sched["mu0"], sched["a"], sched["steps"])  # an overflowing μ schedule fails here, before any training
 
 
 def compressed_weights(model_name: str, model) -> List[str]:
@@ -219,8 +220,6 @@ class Experiment:
         if unknown:
             raise ValueError(f"unknown schedule entries {unknown}; entries: {sorted(sched)}")
         _check_schedule({**sched, **self.overrides})
-        full = {**sched, **self.overrides}
-        geometric_mu(full["mu0"], full["a"], full["steps"])  # an overflowing μ schedule fails here, before any training
 
     @property
     def id(self) -> str:

@@ -10,13 +10,17 @@ ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 
 
+def _check_site():
+    """scripts/check_site.py as a module (it reads the TOC the same way the tests must)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("check_site", ROOT / "scripts" / "check_site.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _toc_files():
-    files = []
-    for line in (ROOT / "_toc.yml").read_text().splitlines():
-        line = line.strip()
-        if line.startswith("root:") or line.startswith("- file:"):
-            files.append(line.split(":", 1)[1].strip())
-    return files
+    return _check_site().toc_pages()
 
 
 def test_toc_entries_exist_and_list_every_chapter():
@@ -80,10 +84,7 @@ def test_site_uses_local_math_and_widget_scripts():
 
 
 def test_site_check_finds_raw_math_and_ignores_prices_and_hidden_text():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("check_site", ROOT / "scripts" / "check_site.py")
-    cs = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cs)
+    cs = _check_site()
     raw = ["with $\\alpha$ fixed", "weights $\\mathbf{w}$ here", "$w_i$", "$K=2$", "left \\(x\\) raw",
            "\\[ a \\]", "$$x^2$$", "\\begin{align} x"]
     fine = ["It costs $5 on C:\\data\\run, or $10", "The PID is $$ in bash; echo $$", "$5. then C:\\temp and $10"]
