@@ -126,7 +126,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if free is not None:
                     env["CUDA_VISIBLE_DEVICES"] = free
                 cmd = [sys.executable, "-m", "lcbook", "run", job.model, job.combo,
-                       ",".join(f"{k}={v!r}" for k, v in job.budget.items()), "--seed", str(job.seed)]
+                       runs.budget_text(job.budget), "--seed", str(job.seed)]
                 print("start:", " ".join(cmd[1:]), f"(GPU {free})" if free is not None else "")
                 running.append((subprocess.Popen(cmd, env=env), free, job))
             time.sleep(1)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
 import torch
+from ._checks import is_int
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,7 @@ def subset(x: torch.Tensor, y: torch.Tensor, n: Optional[int], seed: int = 0) ->
         raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
     if n is None or n >= len(y):
         return x, y
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not is_int(n) or n < 1:
         raise ValueError(f"n must be an int ≥ 1 or None, got n={n!r}")
     g = torch.Generator().manual_seed(seed)
     classes = torch.unique(y)
@@ -191,8 +192,9 @@ class Batches:
     seed: int = 0
 
     def __post_init__(self):
-        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+        if not is_int(self.batch_size) or self.batch_size < 1:
             raise ValueError(f"batch_size must be an int ≥ 1, got batch_size={self.batch_size!r}")
+        self.batch_size = int(self.batch_size)
         if self.dataset not in STATS:
             raise ValueError(f"dataset must be one of {sorted(STATS)}, got dataset={self.dataset!r}")
         if self.x.dtype != torch.uint8 or len(self.x) != len(self.y):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 import torch
+from filelock import FileLock
 from torch import nn
 
 from . import data, models, train
@@ -38,6 +39,7 @@ from ._io import atomic_save, atomic_write_json  # noqa: F401  (re-exported)
 from .profiles import PROFILES, choose, profile  # noqa: F401  (re-exported)
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = ROOT / "data" / "references"
+REFERENCE_RUNS_DIR = ROOT / "data" / "runs" / "references"  # unfinished reference trainings (ignored by git)
 
 
 def device() -> str:
@@ -109,6 +111,12 @@ def reference(name: str, prof: Optional[str] = None, progress: bool = True, seed
               retrain: bool = False) -> Tuple[nn.Module, Dict[str, Any]]:
     """A trained reference model and its record, trained now only if no checkpoint exists.
 
+    Training saves its state after every epoch (:func:`training_checkpoint_path`); the same call
+    after an interruption resumes it (the record's ``train_seconds`` then counts only the part
+    run by the process that finished it). Processes that need the same missing reference at once
+    (a ``grid`` on several GPUs) take a file lock beside the checkpoint: one trains, the others
+    wait and load its result.
+
     Args:
         name: a model of :data:`lcbook.models.MODELS` with a recipe in :data:`RECIPES`.
         prof: ``"quick"`` or ``"full"`` (default: :func:`profile`).
@@ -128,17 +136,31 @@ def reference(name: str, prof: Optional[str] = None, progress: bool = True, seed
     path = reference_path(name, prof)
     record_path = path.with_suffix(".json")
     model = models.build(name)
-    if path.is_file() and record_path.is_file() and not retrain:
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        record = json.loads(record_path.read_text())
-    else:
-        record = _train(name, prof, model, progress=progress, seed=seed)
-        atomic_save(model.state_dict(), path)
-        atomic_write_json(record, record_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # One trainer per reference: parallel grid jobs (or machines sharing the folder) that need the
+    # same missing reference wait here for the first one instead of each training it.
+    with FileLock(str(path) + ".lock"):
+        if path.is_file() and record_path.is_file() and not retrain:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            record = json.loads(record_path.read_text())
+        else:
+            ckpt = training_checkpoint_path(name, prof, seed)
+            record = _train(name, prof, model, progress=progress, seed=seed, checkpoint=ckpt)
+            atomic_save(model.state_dict(), path)
+            atomic_write_json(record, record_path)
+            ckpt.unlink(missing_ok=True)  # the finished reference replaces its training state
     return model.to(device()).eval(), record
 
 
-def _train(name: str, prof: str, model: nn.Module, progress: bool, seed: int) -> Dict[str, Any]:
+def training_checkpoint_path(name: str, prof: str, seed: int = 0) -> Path:
+    """Where an unfinished reference training keeps its state after every epoch
+    (``data/runs/references/<name>-<profile>-seed<seed>.pt``, ignored by git): running the same
+    command again resumes it; it is deleted once the reference is saved."""
+    return REFERENCE_RUNS_DIR / f"{name}-{prof}-seed{seed}.pt"
+
+
+def _train(name: str, prof: str, model: nn.Module, progress: bool, seed: int,
+           checkpoint: Optional[Path] = None) -> Dict[str, Any]:
     r = RECIPES[(name, prof)]
     torch.manual_seed(seed)
     dev = device()
@@ -149,6 +171,7 @@ def _train(name: str, prof: str, model: nn.Module, progress: bool, seed: int) ->
     losses = train.train_reference(
         model, tr, epochs=r["epochs"], lr=r["lr"], milestones=tuple(r.get("milestones", ())),
         gamma=r.get("gamma", 0.1), weight_decay=r["weight_decay"], schedule=r["schedule"], progress=progress,
+        checkpoint=checkpoint,
     )
     secs = time.perf_counter() - t0
     ev = train.evaluate(model, te)

@@ -34,6 +34,7 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
+from ._checks import is_int
 from ._io import atomic_save
 from .compressions.base import Compression, Theta
 
@@ -180,7 +181,7 @@ def geometric_mu(mu0: float, a: float, steps: int) -> List[float]:
         raise ValueError(f"mu0 must be a finite number > 0, got mu0={mu0!r}")
     if not (a >= 1 and math.isfinite(a)):
         raise ValueError(f"a must be ≥ 1 (μ must not decrease), got a={a!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+    if not is_int(steps) or steps < 1:
         raise ValueError(f"steps must be an int ≥ 1, got steps={steps!r}")
     try:
         mus = [float(mu0) * float(a) ** k for k in range(steps)]
@@ -459,7 +460,7 @@ class LCAlgorithm:
             RuntimeError: before direct compression; ValueError: bad ``epochs``/``lr``/``momentum``.
         """
         self._require_theta()
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        if not is_int(epochs) or epochs < 1:
             raise ValueError(f"epochs must be an int ≥ 1, got epochs={epochs!r}")
         if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got lr={lr!r}")
@@ -610,7 +611,7 @@ class LCAlgorithm:
         if len(state["thetas"]) != len(self.tasks) or len(state["lambdas"]) != len(self.tasks):
             raise ValueError(f"state has {len(state['thetas'])} tasks, this LC run has {len(self.tasks)}")
         step = state["step"]
-        if isinstance(step, bool) or not isinstance(step, int):
+        if not is_int(step):
             raise ValueError(f"state step must be an int, got step={step!r}")
         mu = float(state["mu"])
         if not -1 <= step < len(self.mu_schedule):

@@ -21,6 +21,7 @@ from typing import List
 import torch
 import torch.nn.functional as F
 from torch import nn
+from ._checks import is_int, is_real
 
 
 class LeNet300(nn.Module):
@@ -76,7 +77,7 @@ class CifarResNet(nn.Module):
 
     def __init__(self, depth: int = 20, num_classes: int = 10):
         super().__init__()
-        if not isinstance(depth, int) or depth < 8 or (depth - 2) % 6:
+        if not is_int(depth) or depth < 8 or (depth - 2) % 6:
             raise ValueError(f"depth must be 6n+2 with n ≥ 1 (20, 32, 56, 110), got depth={depth!r}")
         n = (depth - 2) // 6
         self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
@@ -148,9 +149,9 @@ class CifarVGG(nn.Module):
 
     def __init__(self, num_classes: int = 10, dropout: float = 0.5, width: float = 1.0):
         super().__init__()
-        if not (isinstance(dropout, (int, float)) and 0 <= dropout < 1):
+        if not (is_real(dropout) and 0 <= dropout < 1):
             raise ValueError(f"dropout must be in [0, 1), got dropout={dropout!r}")
-        if isinstance(width, bool) or not isinstance(width, (int, float)) or not 0 < width <= 1:
+        if not is_real(width) or not 0 < width <= 1:
             raise ValueError(f"width must be in (0, 1], got width={width!r}")
         layers: List[nn.Module] = []
         c_in = 3

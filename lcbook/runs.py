@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
+from ._checks import is_int, is_real
 from . import data, models, train
 from ._io import atomic_write_json
 from .compressions import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank
@@ -98,15 +99,31 @@ def _check_budget(combo: str, budget: Dict[str, float]) -> Dict[str, float]:
     out = {}
     for key, v in budget.items():
         if key == "k":
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not float(v).is_integer() or v < 1:
+            if not is_real(v) or not float(v).is_integer() or v < 1:
                 raise ValueError(f"budget k must be an integer ≥ 1, got k={v!r}")
             out[key] = int(v)
         else:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1 or (key == "rank" and v == 0):
+            if not is_real(v) or not 0 <= v <= 1 or (key == "rank" and v == 0):
                 span = "(0, 1]" if key == "rank" else "[0, 1]"
                 raise ValueError(f"budget {key} must be a number in {span}, got {key}={v!r}")
             out[key] = float(v)
     return out
+
+
+def format_number(v) -> str:
+    """The shortest text that reads back as exactly ``v`` (``2``, ``0.02``, ``1e-05``,
+    ``0.10000000000001``): used in experiment ids and commands, so two different budgets never
+    share an id or a command."""
+    if is_int(v):
+        return str(int(v))
+    text = repr(float(v))
+    return text[:-2] if text.endswith(".0") else text
+
+
+def budget_text(budget: Dict[str, float]) -> str:
+    """A budget as the command line takes it: ``{"k": 2, "fraction": 0.02}`` → ``"k=2,fraction=0.02"``;
+    :func:`parse_budget` reads it back to the same values."""
+    return ",".join(f"{k}={format_number(v)}" for k, v in budget.items())
 
 
 def parse_budget(text: str) -> Dict[str, float]:
@@ -135,20 +152,20 @@ def _check_schedule(sched: Dict[str, Any]) -> None:
 
     for key in ("epochs", "steps", "batch_size"):
         v = sched[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        if not is_int(v) or v < 1:
             raise bad(key, "an int ≥ 1")
     v = sched["finetune_epochs"]
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+    if not is_int(v) or v < 0:
         raise bad("finetune_epochs", "an int ≥ 0")
     for key in ("train_size", "test_size"):
         v = sched[key]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+        if v is not None and (not is_int(v) or v < 1):
             raise bad(key, "null (all) or an int ≥ 1")
     for key in ("lr", "mu0", "finetune_lr", "step_decay", "epoch_decay"):
         v = sched[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+        if not is_real(v) or not (math.isfinite(v) and v > 0):
             raise bad(key, "a finite number > 0")
-    if isinstance(sched["a"], bool) or not isinstance(sched["a"], (int, float)) or not (math.isfinite(sched["a"]) and sched["a"] >= 1):
+    if not is_real(sched["a"]) or not (math.isfinite(sched["a"]) and sched["a"] >= 1):
         raise bad("a", "a finite number ≥ 1")
     if not isinstance(sched["multipliers"], bool):
         raise bad("multipliers", "true or false")
@@ -209,7 +226,7 @@ class Experiment:
         if not isinstance(self.overrides, dict):
             raise ValueError(f"overrides must be a dict of schedule entries, got overrides={self.overrides!r}")
         object.__setattr__(self, "budget", _check_budget(self.combo, dict(self.budget)))
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+        if not is_int(self.seed) or self.seed < 0:
             raise ValueError(f"seed must be an int ≥ 0, got seed={self.seed!r}")
         if (self.model, self.profile) not in RECIPES:
             have = sorted(m for m, p in RECIPES if p == self.profile)
@@ -220,12 +237,16 @@ class Experiment:
         if unknown:
             raise ValueError(f"unknown schedule entries {unknown}; entries: {sorted(sched)}")
         _check_schedule({**sched, **self.overrides})
+        # NumPy numbers become Python ones, so results and ids are plain JSON
+        object.__setattr__(self, "overrides", {k: v if isinstance(v, bool) or v is None else (int(v) if is_int(v) else float(v))
+                                               for k, v in self.overrides.items()})
+        object.__setattr__(self, "seed", int(self.seed))
 
     @property
     def id(self) -> str:
         """``model-combo-budget-seedN``, plus a hash of the schedule overrides if there are any
         (so a smoke test never shares a checkpoint or a result with the real run)."""
-        b = "-".join(f"{k}{v:.10g}" for k, v in sorted(self.budget.items()))
+        b = "-".join(f"{k}{format_number(v)}" for k, v in sorted(self.budget.items()))
         base = f"{self.model}-{self.combo}-{b}-seed{self.seed}"
         if self.overrides:
             base += "-set" + hashlib.sha1(json.dumps(self.overrides, sort_keys=True).encode()).hexdigest()[:8]
@@ -299,8 +320,8 @@ def run_experiment(exp: Experiment, progress: bool = True) -> Dict[str, Any]:
         "reference_bits": report["reference_bits"], "macs": report["macs"], "reference_macs": report["reference_macs"],
         "layers": report["layers"], "tasks": report["tasks"], "history": history,
         "lc_seconds": seconds, "c_seconds": sum(r["c_seconds"] for r in history),
-        "command": f"python -m lcbook run {exp.model} {exp.combo} "
-                   f"{','.join(f'{k}={v:g}' for k, v in exp.budget.items())} --profile {exp.profile} --seed {exp.seed}"
+        "command": f"python -m lcbook run {exp.model} {exp.combo} {budget_text(exp.budget)} "
+                   f"--profile {exp.profile} --seed {exp.seed}"
                    + "".join(f" --set {k}={json.dumps(v)}" for k, v in overrides.items()),
         **provenance(),
     }

@@ -9,17 +9,22 @@ penalty's gradient ``μ(w − Δ(Θ) − λ/μ)`` is added to the loss gradient 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
-from typing import Dict, Iterable, Optional, Tuple
+from pathlib import Path
+from typing import Dict, Iterable, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
+from ._checks import is_int, is_real
+from ._io import atomic_save
+
 
 def _check_positive(name: str, v, allow_zero: bool = False) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+    if not is_real(v) or not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         bound = "≥ 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be a finite number {bound}, got {name}={v!r}")
 
@@ -66,7 +71,7 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, torch
     Raises:
         ValueError: ``max_batches`` is not an int ≥ 1, or ``batches`` yields no batch.
     """
-    if isinstance(max_batches, bool) or not isinstance(max_batches, int) or max_batches < 1:
+    if not is_int(max_batches) or max_batches < 1:
         raise ValueError(f"max_batches must be an int ≥ 1, got max_batches={max_batches!r}")
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
@@ -153,8 +158,9 @@ def train_reference(
     momentum: float = 0.9,
     schedule: str = "step",
     progress: bool = True,
+    checkpoint: Optional[Union[str, os.PathLike]] = None,
 ) -> list:
-    """Train ``model`` from scratch; returns the per-epoch mean training loss.
+    """Train ``model`` from scratch; returns the per-epoch mean training loss (nats).
 
     Args:
         epochs: passes over ``train_batches`` (≥ 1).
@@ -163,29 +169,95 @@ def train_reference(
             He et al. 2016), ``"exp"`` (×``gamma`` every epoch) or ``"onecycle"`` (linear warm-up
             over the first 15% of the steps then linear decay to 0: good for short CPU budgets).
         weight_decay: PyTorch weight decay on conv/linear weights (= 2× a ``c·Σ‖W‖²`` loss term).
+        checkpoint: optional file. After every epoch the complete training state (weights and
+            buffers, optimizer, learning-rate schedule, losses, the torch RNG and the batches'
+            generator) is saved there atomically; if the file exists, training resumes from it.
+            On CPU with a fixed seed a resumed run ends with the same weights as an uninterrupted
+            one. It loads with ``torch.load(weights_only=True)``; delete it to start again.
+
+    Raises:
+        ValueError: a bad ``epochs``/``lr``/``schedule``; a checkpoint that is unreadable or was
+            made with other settings (nothing is changed then).
     """
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+    if not is_int(epochs) or epochs < 1:
         raise ValueError(f"epochs must be an int ≥ 1, got epochs={epochs!r}")
     _check_positive("lr", lr)
     if schedule not in ("step", "exp", "onecycle"):
         raise ValueError(f"schedule must be 'step', 'exp' or 'onecycle', got {schedule!r}")
+    epochs = int(epochs)
     opt = make_sgd(model, lr, momentum=momentum, weight_decay=weight_decay)
-    per_batch = None
+    sched = None
     if schedule == "onecycle":
-        per_batch = torch.optim.lr_scheduler.OneCycleLR(
+        sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=lr, total_steps=epochs * len(train_batches), pct_start=0.15,
             anneal_strategy="linear", cycle_momentum=False,
-        ).step
-    losses = []
-    bar = tqdm(range(epochs), desc="reference", disable=not progress, leave=False)
+        )
+    config = {"epochs": epochs, "lr": float(lr), "milestones": [int(m) for m in milestones], "gamma": float(gamma),
+              "weight_decay": float(weight_decay), "momentum": float(momentum), "schedule": schedule,
+              "batches": len(train_batches)}
+    gen = getattr(train_batches, "generator", None)
+    losses: list = []
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        if checkpoint.exists() and not checkpoint.is_file():
+            raise ValueError(f"checkpoint {str(checkpoint)!r} exists and is not a file")
+        if checkpoint.is_file():
+            losses = _resume_reference(checkpoint, config, model, opt, sched, gen)
+    bar = tqdm(range(len(losses), epochs), desc="reference", disable=not progress, leave=False,
+               initial=len(losses), total=epochs)
     for ep in bar:
-        if schedule != "onecycle":
+        if sched is None:
             f = gamma ** sum(ep >= m for m in milestones) if schedule == "step" else gamma**ep
             for g in opt.param_groups:
                 g["lr"] = lr * f
-        losses.append(train_epoch(model, train_batches, opt, after_step=per_batch))
+        losses.append(train_epoch(model, train_batches, opt, after_step=sched.step if sched else None))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        if checkpoint is not None:
+            atomic_save({
+                "config": config, "losses": losses, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched else {},
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "generator": gen.get_state() if isinstance(gen, torch.Generator) else None,
+            }, checkpoint)
     return losses
+
+
+def _resume_reference(path: Path, config: dict, model: nn.Module, opt, sched, gen) -> list:
+    """Load a :func:`train_reference` checkpoint into ``model``/``opt``/``sched``/``gen`` after
+    checking all of it; returns the losses so far."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not a torch file, or holds non-tensor objects
+        raise ValueError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__}); delete it to start again") from None
+    keys = {"config", "losses", "model", "optimizer", "scheduler", "rng", "generator"}
+    if not isinstance(state, dict) or not keys <= set(state):
+        raise ValueError(f"checkpoint {str(path)!r} is not a reference-training checkpoint; delete it to start again")
+    if state["config"] != config:
+        diff = sorted(k for k in config if state["config"].get(k) != config[k])
+        raise ValueError(f"checkpoint {str(path)!r} was made with other settings ({diff}); delete it to start again")
+    losses = state["losses"]
+    if not (isinstance(losses, list) and 1 <= len(losses) <= config["epochs"]):
+        raise ValueError(f"checkpoint {str(path)!r} holds {len(losses) if isinstance(losses, list) else losses!r} "
+                         f"epochs of losses, expected 1..{config['epochs']}")
+    own = model.state_dict()
+    if set(state["model"]) != set(own) or any(state["model"][k].shape != v.shape for k, v in own.items()):
+        raise ValueError(f"checkpoint {str(path)!r} holds another model's weights; delete it to start again")
+    if (state["generator"] is None) != (not isinstance(gen, torch.Generator)):
+        raise ValueError(f"checkpoint {str(path)!r}: the batches' generator does not match; delete it to start again")
+    try:
+        opt.load_state_dict(state["optimizer"])  # checks the parameter groups before changing anything
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"checkpoint {str(path)!r}: the optimizer state does not fit ({e}); delete it to start again") from None
+    if sched is not None:
+        sched.load_state_dict(state["scheduler"])
+    model.load_state_dict(state["model"])
+    torch.set_rng_state(state["rng"])
+    if state.get("cuda_rng") and torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    if isinstance(gen, torch.Generator):
+        gen.set_state(state["generator"])
+    return list(losses)
 
 
 @dataclass
@@ -218,7 +290,7 @@ class SGDLStep:
     weight_decay: float = 0.0
 
     def __post_init__(self):
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+        if not is_int(self.epochs) or self.epochs < 1:
             raise ValueError(f"epochs must be an int ≥ 1, got epochs={self.epochs!r}")
         _check_positive("lr", self.lr)
         _check_positive("epoch_decay", self.epoch_decay)
@@ -229,6 +301,9 @@ class SGDLStep:
             raise ValueError(f"momentum must be in [0, 1), got momentum={self.momentum!r}")
         if not isinstance(self.nesterov, bool):
             raise TypeError(f"nesterov must be a bool, got nesterov={self.nesterov!r}")
+        self.epochs = int(self.epochs)
+        for name in ("lr", "epoch_decay", "step_decay", "weight_decay", "momentum"):
+            setattr(self, name, float(getattr(self, name)))
         if not hasattr(self.batches, "__iter__"):
             raise TypeError(f"batches must be an iterable of (x, y) batches, got {type(self.batches).__name__}")
 

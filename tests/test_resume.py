@@ -125,3 +125,105 @@ def test_finetune_keeps_the_structure_and_lowers_the_loss(comp):
     assert torch.equal(model[0].bias.detach(), b_before)  # a failed fine-tuning changes nothing
     assert all(torch.equal(lc.tasks[0].theta[k], v) for k, v in theta_before.items())
 
+
+
+class InterruptingBatches:
+    """Batches that raise in the middle of pass ``fail_pass`` (a killed process), with the
+    generator and length of the batches they wrap."""
+
+    def __init__(self, batches, fail_pass=None):
+        self.batches, self.fail_pass, self.passes = batches, fail_pass, 0
+        self.generator = batches.generator
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        self.passes += 1
+        for i, b in enumerate(self.batches):
+            if self.passes == self.fail_pass and i == 2:
+                raise Interrupted()
+            yield b
+
+
+def reference_setup(fail_pass=None):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.2),
+                          nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 10))
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (64,), generator=g)
+    return model, InterruptingBatches(Batches(x, y, "cifar10", batch_size=16, train=True, augment=True, seed=3), fail_pass)
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "step"])
+def test_interrupted_reference_training_resumes_to_the_same_weights(tmp_path, schedule):
+    from lcbook.train import train_reference
+
+    kw = dict(epochs=4, lr=0.05, schedule=schedule, milestones=(2,), weight_decay=1e-3, progress=False)
+    model, batches = reference_setup()
+    losses = train_reference(model, batches, **kw)
+    ckpt = tmp_path / "ref.pt"
+    model2, batches2 = reference_setup(fail_pass=3)  # killed in the middle of the third epoch
+    with pytest.raises(Interrupted):
+        train_reference(model2, batches2, checkpoint=ckpt, **kw)
+    assert len(torch.load(ckpt, weights_only=True)["losses"]) == 2  # two finished epochs were saved
+    model3, batches3 = reference_setup()  # a new process: fresh model, fresh batches and RNG
+    torch.manual_seed(123)
+    losses3 = train_reference(model3, batches3, checkpoint=ckpt, **kw)
+    assert losses3 == losses
+    for (k, a), b in zip(model.state_dict().items(), model3.state_dict().values()):
+        assert torch.equal(a, b), k
+    assert [p.name for p in tmp_path.iterdir()] == ["ref.pt"]  # no temporary files left
+
+
+def test_reference_checkpoint_from_other_settings_or_garbage_is_refused_and_changes_nothing(tmp_path):
+    from lcbook.train import train_reference
+
+    model, batches = reference_setup()
+    ckpt = tmp_path / "ref.pt"
+    train_reference(model, batches, epochs=1, lr=0.05, progress=False, checkpoint=ckpt)
+    model2, batches2 = reference_setup()
+    before = {k: v.clone() for k, v in model2.state_dict().items()}
+    with pytest.raises(ValueError, match=r"other settings \(\['epochs'\]\)"):
+        train_reference(model2, batches2, epochs=2, lr=0.05, progress=False, checkpoint=ckpt)
+    ckpt.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="unreadable"):
+        train_reference(model2, batches2, epochs=1, lr=0.05, progress=False, checkpoint=ckpt)
+    assert all(torch.equal(before[k], v) for k, v in model2.state_dict().items())
+
+
+def test_parallel_jobs_train_a_missing_reference_once(tmp_path, monkeypatch):
+    """Two grid jobs that need the same missing reference: one trains it, the other waits for it."""
+    import threading
+    import time
+
+    from lcbook import experiments
+
+    monkeypatch.setattr(experiments, "REFERENCE_DIR", tmp_path / "references")
+    monkeypatch.setattr(experiments, "REFERENCE_RUNS_DIR", tmp_path / "runs")
+    trained = []
+
+    def slow_train(name, prof, model, progress, seed, checkpoint=None):
+        time.sleep(0.5)
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(len(trained) + 1.0)
+        trained.append(name)
+        return {"model": name, "test_error": 1.0}
+
+    monkeypatch.setattr(experiments, "_train", slow_train)
+    out = [None, None]
+
+    def job(i):
+        out[i] = experiments.reference("lenet300", "quick", progress=False)
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert trained == ["lenet300"]
+    for (k, a), b in zip(out[0][0].state_dict().items(), out[1][0].state_dict().values()):
+        assert torch.equal(a, b), k
+    assert (tmp_path / "references" / "lenet300-mnist-quick.pt").is_file()

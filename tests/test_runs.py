@@ -45,6 +45,17 @@ def test_budgets_and_experiments_are_validated():
     assert e.id == "resnet20-qp-fraction0.02-k2-seed0"
 
 
+def test_near_equal_budgets_get_different_ids_and_commands_that_read_back():
+    a = runs.Experiment("resnet20", "p", {"fraction": 0.1})
+    b = runs.Experiment("resnet20", "p", {"fraction": 0.10000000000001})
+    assert a.id == "resnet20-p-fraction0.1-seed0" and a.id != b.id and a.result_path() != b.result_path()
+    for budget in ({"k": 2, "fraction": 0.10000000000001}, {"rank": 1.0}, {"k": 16, "fraction": 1e-05},
+                   {"k": 3, "fraction": 0.3333333333333333}):
+        text = runs.budget_text(budget)
+        assert runs.parse_budget(text) == budget  # exactly the same values, no rounding
+    assert runs.budget_text({"rank": 1.0, "fraction": 1e-05}) == "rank=1,fraction=1e-05"
+
+
 def test_run_stores_a_result_with_provenance_and_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runs, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(runs, "RUNS_DIR", tmp_path / "runs")
@@ -144,3 +155,28 @@ def test_experiment_refuses_bad_budget_types_and_an_overflowing_mu_schedule():
         runs.Experiment("lenet300", "q", {"k": 2}, overrides=None)
     with pytest.raises(ValueError, match="overflow"):
         runs.Experiment("lenet300", "q", {"k": 2}, overrides={"steps": 400, "a": 10.0})
+
+
+def test_numpy_numbers_are_accepted_and_stored_as_python_numbers():
+    np = pytest.importorskip("numpy")
+    from lcbook import AdaptiveQuantization, ConstraintL0Pruning, LowRank, SGDLStep
+
+    q = AdaptiveQuantization(np.int64(2))
+    p = ConstraintL0Pruning(fraction=np.float32(0.5))
+    k = ConstraintL0Pruning(kappa=np.int32(7))
+    r = LowRank(np.int16(3))
+    assert (q.k, p.fraction, k.kappa, r.rank) == (2, 0.5, 7, 3)
+    assert type(q.k) is int and type(p.fraction) is float and type(k.kappa) is int and type(r.rank) is int
+    assert q == AdaptiveQuantization(2)  # the same compression as with Python numbers
+    step = SGDLStep([], epochs=np.int64(2), lr=np.float32(0.1))
+    assert type(step.epochs) is int and type(step.lr) is float
+    e = runs.Experiment("resnet20", "qp", {"k": np.int64(2), "fraction": np.float64(0.02)}, seed=np.int64(0),
+                        overrides={"steps": np.int64(3), "mu0": np.float32(0.5)})
+    plain = runs.Experiment("resnet20", "qp", {"k": 2, "fraction": 0.02}, overrides={"steps": 3, "mu0": 0.5})
+    assert e.id == plain.id and type(e.seed) is int
+    assert json.dumps(e.overrides) == json.dumps(plain.overrides)
+    for bad in (np.True_, True, 2.5, "2"):
+        with pytest.raises((TypeError, ValueError), match="k"):
+            AdaptiveQuantization(bad)
+    with pytest.raises(ValueError, match=r"fraction must be a number in \[0, 1\], got fraction=np.float32\(1.5\)"):
+        ConstraintL0Pruning(fraction=np.float32(1.5))

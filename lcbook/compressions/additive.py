@@ -25,6 +25,7 @@ from typing import Optional, Tuple
 
 import torch
 
+from .._checks import is_real
 from .base import Compression, Theta, check_finite, check_int
 from .pruning import ConstraintL0Pruning
 from .quantization import FixedCodebook
@@ -71,9 +72,10 @@ class AdditiveCombination(Compression):
         for i, p in enumerate(self.parts):
             if not isinstance(p, Compression):
                 raise TypeError(f"parts[{i}] must be a Compression, got {type(p).__name__}")
-        check_int("max_sweeps", self.max_sweeps, 1)
-        if not (isinstance(self.tol, (int, float)) and self.tol >= 0):
+        object.__setattr__(self, "max_sweeps", check_int("max_sweeps", self.max_sweeps, 1))
+        if not (is_real(self.tol) and self.tol >= 0):
             raise ValueError(f"tol must be a number ≥ 0, got tol={self.tol!r}")
+        object.__setattr__(self, "tol", float(self.tol))
 
     @property
     def needs_matrix(self) -> bool:  # type: ignore[override]

@@ -20,6 +20,7 @@ import math
 from typing import Dict, Optional, Tuple
 
 import torch
+from .._checks import is_int, is_real
 
 Theta = Dict[str, torch.Tensor]
 
@@ -139,14 +140,15 @@ def shape_tensor(shape) -> torch.Tensor:
 
 def check_mu(mu, who: str) -> float:
     """Return ``mu`` as a float, raising ``ValueError`` unless it is a finite number > 0."""
-    if mu is None or isinstance(mu, bool) or not isinstance(mu, (int, float)) or not (math.isfinite(mu) and mu > 0):
+    if mu is None or not is_real(mu) or not (math.isfinite(mu) and mu > 0):
         raise ValueError(f"{who} is a penalty form whose C step depends on μ: pass mu > 0 to compress(), got mu={mu!r}")
     return float(mu)
 
 
 def check_real(name: str, value, minimum: float = 0.0, strict: bool = False) -> float:
-    """Return ``value`` as a float, raising unless it is a finite real ≥ ``minimum`` (> if strict)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    """Return ``value`` as a float, raising ``TypeError`` unless it is a finite real number (Python
+    or NumPy) and ``ValueError`` unless it is ≥ ``minimum`` (> if strict)."""
+    if not is_real(value) or not math.isfinite(value):
         raise TypeError(f"{name} must be a finite real number, got {name}={value!r}")
     if value < minimum or (strict and value == minimum):
         raise ValueError(f"{name} must be {'>' if strict else '≥'} {minimum:g}, got {name}={value!r}")
@@ -160,9 +162,11 @@ def ceil_log2(k: int) -> int:
     return int(math.ceil(math.log2(k))) if k > 1 else 0
 
 
-def check_int(name: str, value, minimum: int) -> None:
-    """Raise ``ValueError``/``TypeError`` unless ``value`` is an int ≥ ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int):
+def check_int(name: str, value, minimum: int) -> int:
+    """Return ``value`` as a Python int, raising ``TypeError`` unless it is an integer (a Python or
+    NumPy integer, not a bool) and ``ValueError`` unless it is ≥ ``minimum``."""
+    if not is_int(value):
         raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})")
     if value < minimum:
         raise ValueError(f"{name} must be ≥ {minimum}, got {name}={value}")
+    return int(value)

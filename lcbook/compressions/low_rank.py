@@ -96,7 +96,7 @@ class LowRank(Compression):
     trainable = ("U", "V")
 
     def __post_init__(self):
-        check_int("rank", self.rank, 0)
+        object.__setattr__(self, "rank", check_int("rank", self.rank, 0))
 
     def check_view(self, shape: torch.Size) -> None:
         if len(shape) != 2:
@@ -168,7 +168,7 @@ class RankSelection(Compression):
         object.__setattr__(self, "alpha", check_real("alpha", self.alpha, 0.0))
         if self.cost not in _COSTS:
             raise ValueError(f"cost must be one of {_COSTS}, got cost={self.cost!r}")
-        check_int("positions", self.positions, 1)
+        object.__setattr__(self, "positions", check_int("positions", self.positions, 1))
 
     def check_view(self, shape: torch.Size) -> None:
         if len(shape) != 2:

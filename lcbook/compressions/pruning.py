@@ -33,6 +33,7 @@ from typing import Optional, Tuple
 
 import torch
 
+from .._checks import is_real
 from .base import (FLOAT_BITS, Compression, Theta, check_finite, check_int, check_mu, check_real, shape_of,
                    shape_tensor)
 
@@ -125,11 +126,12 @@ class ConstraintL0Pruning(_SparseTheta):
                 f"kappa={self.kappa!r}, fraction={self.fraction!r}"
             )
         if self.kappa is not None:
-            check_int("kappa", self.kappa, 0)
+            object.__setattr__(self, "kappa", check_int("kappa", self.kappa, 0))
         else:
             f = self.fraction
-            if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0.0 <= f <= 1.0:
+            if not is_real(f) or not 0.0 <= f <= 1.0:
                 raise ValueError(f"fraction must be a number in [0, 1], got fraction={f!r}")
+            object.__setattr__(self, "fraction", float(f))
 
     def kept(self, n: int) -> int:
         """κ for a view of ``n`` weights; raises ``ValueError`` if κ > n."""

@@ -17,6 +17,7 @@ from typing import Optional, Tuple
 
 import torch
 
+from .._checks import is_int
 from .base import (FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int, shape_of, shape_tensor,
                    work_dtype)
 
@@ -45,7 +46,7 @@ def assign_nearest(x: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
 
 
 def _check_1d(x: torch.Tensor, k) -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if not is_int(k) or k < 1:
         raise ValueError(f"k must be an int ≥ 1, got k={k!r}")
     if x.ndim != 1:
         raise ValueError(f"x must be 1-D, got shape {tuple(x.shape)}")
@@ -345,8 +346,8 @@ class AdaptiveQuantization(Compression):
     trainable = ("codebook",)
 
     def __post_init__(self):
-        check_int("k", self.k, 1)
-        check_int("max_iter", self.max_iter, 1)
+        object.__setattr__(self, "k", check_int("k", self.k, 1))
+        object.__setattr__(self, "max_iter", check_int("max_iter", self.max_iter, 1))
         if self.method not in ("kmeans", "exact"):
             raise ValueError(f"method must be 'kmeans' or 'exact', got method={self.method!r}")
 

@@ -1,0 +1,21 @@
+"""Type tests for numbers given as hyperparameters.
+
+Python numbers and NumPy scalars (``np.int64(2)``, ``np.float32(0.5)``) are accepted alike;
+booleans are not numbers here (``k=True`` is refused). Callers convert accepted values with
+``int()``/``float()`` before storing them, so no NumPy type reaches a checkpoint, a result or an
+export header.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+
+def is_int(v) -> bool:
+    """``True`` for an integer number (``int``, a NumPy integer), not a bool."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def is_real(v) -> bool:
+    """``True`` for a real number (``int``, ``float``, a NumPy integer or float), not a bool."""
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
