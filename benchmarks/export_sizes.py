@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lcbook import experiments, export, layer_positions, models, runs  # noqa: E402
-from lcbook.lc import LCAlgorithm  # noqa: E402
+from lcbook.lc import direct_compression  # noqa: E402
 
 CASES = [("q", {"k": 2}), ("p", {"fraction": 0.05}), ("l", {"rank": 0.25}), ("qp", {"k": 2, "fraction": 0.02}),
          ("lp", {"rank": 0.25, "fraction": 0.01})]
@@ -91,9 +91,7 @@ def main(argv=None):
             print(f"{name} reference: {ref_bytes:,} bytes, {ref_macs / 1e6:.1f} M MACs, {lat:.2f} ms, {thr:.0f} img/s", flush=True)
             for combo, budget in CASES:
                 model, _ = load_reference(name)
-                lc = LCAlgorithm(model, runs.make_tasks(name, model, combo, budget), l_step=lambda lc: {},
-                                 mu_schedule=[1.0], progress=False)
-                lc.direct_compression()
+                lc = direct_compression(model, runs.make_tasks(name, model, combo, budget))
                 path = Path(tmp) / f"{name}-{combo}.lcbk"
                 info = export.export(lc, path, name)
                 for factorized in ([False, True] if combo in ("l",) else [False]):

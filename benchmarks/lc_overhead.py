@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from lcbook import experiments, models, runs, train  # noqa: E402
-from lcbook.lc import LCAlgorithm  # noqa: E402
+from lcbook.lc import direct_compression  # noqa: E402
 
 
 def sync(dev):
@@ -49,9 +49,7 @@ def main(argv=None):
     dataset = "mnist" if args.model == "lenet300" else "cifar10"
     tr = experiments.batches(dataset, "train", 128, args.images, train_mode=True, augment=dataset == "cifar10", dev=str(dev))
     budget = {"k": 2, "fraction": 0.02}
-    lc = LCAlgorithm(model, runs.make_tasks(args.model, model, "qp", budget), l_step=lambda lc: {},
-                     mu_schedule=[1e-3], progress=False)
-    lc.direct_compression()
+    lc = direct_compression(model, runs.make_tasks(args.model, model, "qp", budget), mu=1e-3)
     lc.mu = 1e-3
     opt = train.make_sgd(model, 0.01)
     train.train_epoch(model, tr, opt)  # warm-up (allocator, thread pools)

@@ -22,7 +22,7 @@ from .compressions import (
     ScaledTernarization,
 )
 from .profiles import chapter_profile, choose, profile
-from .lc import LCAlgorithm, Task, geometric_mu
+from .lc import LCAlgorithm, Task, direct_compression, geometric_mu
 from .storage import layer_positions, storage_report
 from .train import SGDLStep
 
@@ -46,6 +46,7 @@ __all__ = [
     "Task",
     "chapter_profile",
     "choose",
+    "direct_compression",
     "geometric_mu",
     "layer_positions",
     "profile",

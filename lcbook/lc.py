@@ -36,6 +36,7 @@ from tqdm.std import tqdm
 
 from ._checks import is_int
 from ._io import atomic_save
+from ._modes import modes_restored
 from .compressions.base import Compression, Theta
 
 log = logging.getLogger(__name__)
@@ -483,38 +484,35 @@ class LCAlgorithm:
             return out
 
         saved = {k: v.detach().clone() for k, v in self.model.state_dict(keep_vars=True).items()}
-        modes = [(m, m.training) for m in self.model.modules()]
         t0 = time.perf_counter()
         mean = float("nan")
-        try:
-            self.model.train()
-            for _ in range(epochs):
-                total, n = 0.0, 0
-                for x, y in batches:
-                    loss = loss_fn(torch.func.functional_call(self.model, weights(), (x,)), y)
-                    if not torch.isfinite(loss):
-                        raise ValueError(f"fine-tuning diverged (loss {float(loss.detach())}); lower lr (lr={lr!r})")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total, n = total + float(loss.detach()) * len(y), n + len(y)
-                if n == 0:
-                    raise ValueError("batches is empty: fine-tuning needs at least one (x, y) batch")
-                mean = total / n
-            new = []
-            for b, lv in zip(self.tasks, leaves):
-                th = b.task.compression.canonical({**b.theta, **{k: v.detach() for k, v in lv.items()}})
-                if not all(torch.isfinite(v).all() for v in th.values() if v.is_floating_point()):
-                    raise ValueError(f"fine-tuning made Θ of task {b.task.label!r} non-finite; lower lr (lr={lr!r})")
-                new.append(th)
-        except BaseException:
-            with torch.no_grad():  # leave the run as it was
-                for k, v in self.model.state_dict(keep_vars=True).items():
-                    v.copy_(saved[k])
-            raise
-        finally:
-            for m, mode in modes:
-                m.training = mode
+        with modes_restored(self.model):
+            try:
+                self.model.train()
+                for _ in range(epochs):
+                    total, n = 0.0, 0
+                    for x, y in batches:
+                        loss = loss_fn(torch.func.functional_call(self.model, weights(), (x,)), y)
+                        if not torch.isfinite(loss):
+                            raise ValueError(f"fine-tuning diverged (loss {float(loss.detach())}); lower lr (lr={lr!r})")
+                        opt.zero_grad(set_to_none=True)
+                        loss.backward()
+                        opt.step()
+                        total, n = total + float(loss.detach()) * len(y), n + len(y)
+                    if n == 0:
+                        raise ValueError("batches is empty: fine-tuning needs at least one (x, y) batch")
+                    mean = total / n
+                new = []
+                for b, lv in zip(self.tasks, leaves):
+                    th = b.task.compression.canonical({**b.theta, **{k: v.detach() for k, v in lv.items()}})
+                    if not all(torch.isfinite(v).all() for v in th.values() if v.is_floating_point()):
+                        raise ValueError(f"fine-tuning made Θ of task {b.task.label!r} non-finite; lower lr (lr={lr!r})")
+                    new.append(th)
+            except BaseException:
+                with torch.no_grad():  # leave the run as it was
+                    for k, v in self.model.state_dict(keep_vars=True).items():
+                        v.copy_(saved[k])
+                raise
         with torch.no_grad():
             for b, th in zip(self.tasks, new):
                 b.theta = th
@@ -531,19 +529,17 @@ class LCAlgorithm:
         an exception."""
         self._require_theta()
         saved = {k: v.detach().clone() for k, v in self.model.state_dict(keep_vars=True).items()}
-        modes = [(m, m.training) for m in self.model.modules()]
-        try:
-            with torch.no_grad():
-                for b in self.tasks:
-                    for t, d in zip(b.tensors, b.scatter(b.delta)):
-                        t.copy_(d)
-            yield self.model
-        finally:
-            with torch.no_grad():
-                for k, v in self.model.state_dict(keep_vars=True).items():
-                    v.copy_(saved[k])
-            for m, mode in modes:
-                m.training = mode
+        with modes_restored(self.model):
+            try:
+                with torch.no_grad():
+                    for b in self.tasks:
+                        for t, d in zip(b.tensors, b.scatter(b.delta)):
+                            t.copy_(d)
+                yield self.model
+            finally:
+                with torch.no_grad():
+                    for k, v in self.model.state_dict(keep_vars=True).items():
+                        v.copy_(saved[k])
 
     @torch.no_grad()
     def apply_compression_(self) -> None:
@@ -675,3 +671,35 @@ class LCAlgorithm:
             torch.set_rng_state(rng["torch"])
             if rng.get("cuda") and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(rng["cuda"])
+
+
+def _no_l_step(lc: "LCAlgorithm") -> Dict[str, float]:
+    raise RuntimeError("this LCAlgorithm was made by direct_compression() and has no L step; build an "
+                       "LCAlgorithm with an l_step (e.g. lcbook.SGDLStep) to run LC")
+
+
+def direct_compression(model: nn.Module, tasks: Union[Task, Sequence[Task]], mu: float = 1.0,
+                       evaluate: Optional[Callable[[nn.Module], Dict[str, float]]] = None) -> LCAlgorithm:
+    """Direct compression (DC): Θ = Π(w̄), each task's C step on the model's current weights,
+    with no training [P1, §3] — the baseline LC improves on, and LC's own first step.
+
+    Args:
+        model: the network; its weights are left as they are (``lc.compressed()`` swaps Δ(Θ) in).
+        tasks: one :class:`Task` or several, as for :class:`LCAlgorithm`.
+        mu: the μ given to penalty forms (ℓ0/ℓ1 penalty pruning, rank selection), whose C step
+            ``min α·C(Θ) + μ/2‖w − Δ(Θ)‖²`` depends on it; the other compressions ignore it.
+        evaluate: optional ``evaluate(model) -> dict`` on the compressed model, recorded in
+            ``lc.history[0]``.
+
+    Returns:
+        An :class:`LCAlgorithm` holding Θ, with ``lc.history == [DC record]`` (distance, bits,
+        C-step seconds): use it with ``lc.compressed()``, :func:`lcbook.storage_report` and
+        :func:`lcbook.export.export`. It has no L step: ``lc.run()`` raises ``RuntimeError``.
+
+    Raises:
+        ValueError/TypeError: as :class:`LCAlgorithm` (bad tasks, ``mu`` not a finite number > 0),
+            or a C step that does not fit its weights.
+    """
+    lc = LCAlgorithm(model, tasks, l_step=_no_l_step, mu_schedule=[mu], evaluate=evaluate, progress=False)
+    lc.direct_compression()
+    return lc

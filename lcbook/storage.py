@@ -23,6 +23,7 @@ from typing import Any, Dict, Optional
 import torch
 from torch import nn
 
+from ._modes import modes_restored
 from .compressions.base import FLOAT_BITS
 from .compressions.pruning import _SparseTheta
 
@@ -55,16 +56,13 @@ def layer_positions(model: nn.Module, example_input: torch.Tensor) -> Dict[str, 
                 per_channel = out.numel() // (out.shape[1] if isinstance(m, nn.modules.conv._ConvNd) else out.shape[-1])
                 found[key] = found.get(key, 0) + per_channel // batch  # a layer used twice counts twice
             hooks.append(mod.register_forward_hook(hook))
-    modes = [(m, m.training) for m in model.modules()]
     try:
-        model.eval()
-        with torch.no_grad():
+        with modes_restored(model), torch.no_grad():
+            model.eval()
             model(example_input)
     finally:
         for h in hooks:
             h.remove()
-        for m, mode in modes:
-            m.training = mode
     return found
 
 

@@ -21,6 +21,7 @@ from tqdm.std import tqdm
 
 from ._checks import is_int, is_real
 from ._io import atomic_save
+from ._modes import modes_restored
 
 
 def _check_positive(name: str, v, allow_zero: bool = False) -> None:
@@ -36,15 +37,14 @@ def evaluate(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, torch.Tenso
     Returns:
         ``{"error": percent in [0, 100], "loss": nats per example}``.
     """
-    was_training = model.training
-    model.eval()
     wrong, total, loss = 0, 0, 0.0
-    for x, y in batches:
-        out = model(x)
-        loss += float(F.cross_entropy(out, y, reduction="sum"))
-        wrong += int((out.argmax(1) != y).sum())
-        total += len(y)
-    model.train(was_training)
+    with modes_restored(model):
+        model.eval()
+        for x, y in batches:
+            out = model(x)
+            loss += float(F.cross_entropy(out, y, reduction="sum"))
+            wrong += int((out.argmax(1) != y).sum())
+            total += len(y)
     if total == 0:
         raise ValueError("evaluate got no batches")
     return {"error": 100.0 * wrong / total, "loss": loss / total}
@@ -76,31 +76,29 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Tuple[torch.Tensor, torch
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
-    modes = [(m, m.training) for m in model.modules()]
     saved = [(m.momentum, {k: v.clone() for k, v in m.state_dict().items()}) for m in bns]
     ok = False
-    try:
-        for m in bns:
-            m.reset_running_stats()
-            m.momentum = None  # cumulative average over the batches seen
-        model.train()
-        seen = 0
-        with torch.no_grad():
-            for x, _ in batches:
-                model(x)
-                seen += 1
-                if seen >= max_batches:
-                    break
-        if seen == 0:
-            raise ValueError("batches yielded no batch: the BatchNorm statistics were left unchanged")
-        ok = True
-    finally:
-        for m, (momentum, state) in zip(bns, saved):
-            m.momentum = momentum
-            if not ok:
-                m.load_state_dict(state)
-        for m, mode in modes:
-            m.training = mode
+    with modes_restored(model):
+        try:
+            for m in bns:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average over the batches seen
+            model.train()
+            seen = 0
+            with torch.no_grad():
+                for x, _ in batches:
+                    model(x)
+                    seen += 1
+                    if seen >= max_batches:
+                        break
+            if seen == 0:
+                raise ValueError("batches yielded no batch: the BatchNorm statistics were left unchanged")
+            ok = True
+        finally:
+            for m, (momentum, state) in zip(bns, saved):
+                m.momentum = momentum
+                if not ok:
+                    m.load_state_dict(state)
 
 
 def train_epoch(

@@ -10,7 +10,7 @@ import zlib
 import pytest
 import torch
 
-from lcbook import LCAlgorithm, Task, export, models
+from lcbook import Task, direct_compression, export, models
 from lcbook.compressions import (AdaptiveQuantization, AdditiveCombination, Binarization, ConstraintL0Pruning,
                                  ConstraintL1Pruning, FixedCodebook, LowRank, PenaltyL0Pruning, RankSelection,
                                  ScaledBinarization, ScaledTernarization)
@@ -34,9 +34,7 @@ CASES = {
 
 
 def compressed(model, tasks):
-    lc = LCAlgorithm(model, tasks, l_step=lambda lc: {}, mu_schedule=[1.0], progress=False)
-    lc.direct_compression()
-    return lc
+    return direct_compression(model, tasks)
 
 
 def check_sizes(info, lc, n_sections):

@@ -378,3 +378,41 @@ def test_recalibrate_bn_rejects_bad_input_and_keeps_statistics():
     train.recalibrate_bn(net, batches, max_batches=1)
     assert len(list(batches)) == 2  # took exactly one batch
     assert not torch.all(bn.running_mean == 5.0)
+
+
+def test_direct_compression_helper_is_the_c_step_of_the_reference_and_has_no_l_step():
+    from lcbook import PenaltyL0Pruning, direct_compression
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 30), nn.ReLU(), nn.Linear(30, 5))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    q = AdaptiveQuantization(2)
+    lc = direct_compression(model, Task("0.weight", q), evaluate=lambda m: {"out": float(m(torch.ones(1, 20)).sum())})
+    assert [r["step"] for r in lc.history] == ["DC"] and "out" in lc.history[0]
+    expected, _ = q.compress(before["0.weight"])
+    assert torch.equal(lc.tasks[0].delta.reshape(expected.shape), expected)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # weights untouched
+    with lc.compressed() as m:
+        assert torch.equal(m[0].weight, expected)
+    with pytest.raises(RuntimeError, match="no L step"):
+        lc.run()
+    # a penalty form's C step follows the μ given: a larger μ keeps more weights (threshold √(2α/μ))
+    kept = [direct_compression(model, [Task("2.weight", PenaltyL0Pruning(1e-3))], mu=mu).tasks[0].theta["indices"].numel()
+            for mu in (0.1, 10.0)]
+    assert kept[0] < kept[1]
+    with pytest.raises(ValueError, match="mu_schedule"):
+        direct_compression(model, [Task("0.weight", q)], mu=0.0)
+
+
+def test_evaluate_restores_mixed_train_eval_modes_even_after_an_error():
+    from lcbook import train
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 3))
+    model.train()
+    model[1].eval()  # mixed modes, e.g. a frozen dropout during training
+    x, y = torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    train.evaluate(model, [(x, y)])
+    assert [m.training for m in model.modules()] == [True, True, False, True]
+    with pytest.raises(RuntimeError):
+        train.evaluate(model, [(torch.randn(5, 7), y)])  # wrong input width fails inside the model
+    assert [m.training for m in model.modules()] == [True, True, False, True]

@@ -59,7 +59,7 @@ import torch
 
 import lcbook
 from lcbook import experiments, models, plots, runs, train
-from lcbook import (AdaptiveQuantization, Binarization, FixedCodebook, LCAlgorithm, ScaledBinarization,
+from lcbook import (AdaptiveQuantization, Binarization, FixedCodebook, ScaledBinarization,
                     ScaledTernarization, Task)
 from lcbook.compressions.quantization import assign_nearest
 
@@ -307,17 +307,15 @@ print(f"binarization {{−1,+1}} is {d['binarization {−1,+1}'] / d['scaled bin
 # A fixed codebook costs no codebook bits; a scaled one costs 32 bits for $a$. Parameters no task
 # compresses (here the linear layer, biases and BatchNorm parameters) cost 32 bits each, and the
 # compression ratio is $32 \times (\text{all parameters}) / \text{total bits}$ (`lcbook.storage`).
-# To get the bits of a whole net we build an `LCAlgorithm` with one task per conv layer and run
-# only its direct compression — the C step on the reference weights, no L step (the L step
-# passed is a no-op that is never called) — and ask `lcbook.storage_report`.
+# To get the bits of a whole net we run the direct compression of the reference with one task
+# per conv layer — `lcbook.direct_compression(model, tasks)`: the C step on the reference
+# weights, no L step; it returns an `LCAlgorithm` holding Θ — and ask `lcbook.storage_report`.
 
 # %%
 def direct_compression(make, tasks_per_layer=True, layers=CONVS):
     """An LCAlgorithm on the reference with one task per layer (or one for all) after DC only."""
     tasks = [Task(n, make()) for n in layers] if tasks_per_layer else [Task(tuple(layers), make(), name="all convs")]
-    lc = LCAlgorithm(model, tasks, l_step=lambda lc: {}, mu_schedule=[1.0], progress=False)
-    lc.direct_compression()
-    return lc
+    return lcbook.direct_compression(model, tasks)
 
 
 # %%

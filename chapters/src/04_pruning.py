@@ -96,7 +96,7 @@ from IPython.display import Markdown, display
 
 import lcbook
 from lcbook import experiments, models, plots, runs, train
-from lcbook import ConstraintL0Pruning, ConstraintL1Pruning, LCAlgorithm, PenaltyL0Pruning, PenaltyL1Pruning, Task
+from lcbook import ConstraintL0Pruning, ConstraintL1Pruning, PenaltyL0Pruning, PenaltyL1Pruning, Task
 from lcbook.compressions.pruning import project_l1_ball, sparse_bits, sparse_layout
 
 torch.manual_seed(0)
@@ -357,9 +357,7 @@ print(f"ResNet-20 convs, one κ = {theta_all['indices'].numel()}: b = {b_all}, {
 # %%
 assert (b_best, bits_best) == min(by_hand.items(), key=lambda kv: kv[1]) and bits_best == sparse_bits(idx)
 # The same C step inside the LC machinery (a Task over all convs) and in the results store:
-lc_dc = LCAlgorithm(reference, [Task(tuple(CONVS), ConstraintL0Pruning(fraction=FRACTION))],
-                    l_step=lambda lc: {}, mu_schedule=MUS, progress=False)
-lc_dc.direct_compression()
+lc_dc = lcbook.direct_compression(reference, [Task(tuple(CONVS), ConstraintL0Pruning(fraction=FRACTION))])
 assert torch.equal(lc_dc.tasks[0].theta["indices"], theta_all["indices"])
 assert lc_dc.compressed_bits() == bits_all == run["history"][0]["bits"], "DC storage must match the stored run"
 assert abs(lc_dc.distance() - run["history"][0]["distance"]) < 1e-3 * run["history"][0]["distance"]
@@ -426,8 +424,7 @@ print(f"reference: {ref_error:.1f}% test error on {len(test_batches.y)} test ima
 
 def dc_error(tasks):
     """Test error (%) of the direct compression of the reference with these tasks."""
-    lc = LCAlgorithm(reference, tasks, l_step=lambda lc: {}, mu_schedule=MUS, progress=False)
-    lc.direct_compression()
+    lc = lcbook.direct_compression(reference, tasks, mu=MUS[0])
     with lc.compressed() as m:  # restores the reference weights and BN statistics on exit
         train.recalibrate_bn(m, calib_batches, max_batches=len(calib_batches))
         return train.evaluate(m, test_batches)["error"]
@@ -512,9 +509,7 @@ plt.show()
 ALPHAS = [1e-3, 3e-3]
 pen_rows = []
 for a in ALPHAS:
-    lc_pen = LCAlgorithm(reference, [Task(tuple(CONVS), PenaltyL0Pruning(a))], l_step=lambda lc: {},
-                         mu_schedule=MUS, progress=False)
-    lc_pen.direct_compression()  # C step at μ0 = MUS[0]
+    lc_pen = lcbook.direct_compression(reference, [Task(tuple(CONVS), PenaltyL0Pruning(a))], mu=MUS[0])
     k_dc = lc_pen.tasks[0].theta["indices"].numel()
     k_last = PenaltyL0Pruning(a).compress(w_all, mu=MUS[-1])[1]["indices"].numel()
     # The hard threshold keeps the same weights as the ℓ0 constraint with that κ.

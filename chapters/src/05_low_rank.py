@@ -65,7 +65,7 @@ import torch
 from IPython.display import Markdown, display
 
 import lcbook
-from lcbook import LCAlgorithm, LowRank, RankSelection, Task, experiments, export, models, plots, runs, train
+from lcbook import LowRank, RankSelection, Task, experiments, export, models, plots, runs, train
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()
@@ -152,9 +152,7 @@ by_hand = {
 }
 RANK_DEMO = 16
 for view, mat in by_hand.items():
-    lc = LCAlgorithm(reference, [Task(LAYER, LowRank(RANK_DEMO), view=view)], l_step=lambda lc: {},
-                     mu_schedule=[1.0], progress=False)
-    lc.direct_compression()
+    lc = lcbook.direct_compression(reference, [Task(LAYER, LowRank(RANK_DEMO), view=view)])
     bound = lc.tasks[0]
     assert torch.equal(bound.gather(), mat), view  # the package's view is this reshape
     u, v = bound.theta["U"], bound.theta["V"]
@@ -300,10 +298,8 @@ POSITIONS = lcbook.layer_positions(reference, example)
 
 
 def dc_low_rank(tasks, mu=1.0):
-    """An LCAlgorithm after direct compression of the reference (no L step is ever run)."""
-    lc = LCAlgorithm(reference, tasks, l_step=lambda lc: {}, mu_schedule=[mu], progress=False)
-    lc.direct_compression()
-    return lc
+    """Direct compression of the reference: an LCAlgorithm holding Θ (no L step is ever run)."""
+    return lcbook.direct_compression(reference, tasks, mu=mu)
 
 
 lc25 = dc_low_rank(runs.make_tasks("vgg16_quarter", reference, "l", {"rank": RANK_FRACTION}))

@@ -60,7 +60,6 @@ import torch
 
 import lcbook
 from lcbook import experiments, export, plots, runs, train
-from lcbook import LCAlgorithm
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()
@@ -107,10 +106,7 @@ SETTINGS = {"Q: K=2": ("q", {"k": 2}), "P: keep 4.5%": ("p", {"fraction": 0.045}
 
 def direct_compression(combo, budget):
     model, _ = experiments.reference("resnet20", PROFILE, progress=False)
-    lc = LCAlgorithm(model, runs.make_tasks("resnet20", model, combo, budget), l_step=lambda lc: {},
-                     mu_schedule=[1.0], progress=False)
-    lc.direct_compression()
-    return lc
+    return lcbook.direct_compression(model, runs.make_tasks("resnet20", model, combo, budget))
 
 
 dcs = {name: direct_compression(*cfg) for name, cfg in SETTINGS.items()}

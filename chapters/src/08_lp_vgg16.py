@@ -80,7 +80,7 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 import lcbook
-from lcbook import LCAlgorithm, experiments, export, layer_positions, models, plots, runs, storage_report, train
+from lcbook import experiments, export, layer_positions, models, plots, runs, storage_report, train
 from lcbook.compressions import ConstraintL0Pruning, LowRank
 
 torch.manual_seed(0)
@@ -222,9 +222,7 @@ for name in ORDER:
     r = stored[name]
     if r["combo"] == "p" and r["macs"] == r["reference_macs"]:
         net = experiments.reference(MODEL, PROFILE, progress=False)[0].cpu()
-        lc_p = LCAlgorithm(net, runs.make_tasks(MODEL, net, "p", r["budget"]), l_step=lambda lc: {},
-                           mu_schedule=[1.0], progress=False)
-        lc_p.direct_compression()
+        lc_p = lcbook.direct_compression(net, runs.make_tasks(MODEL, net, "p", r["budget"]))
         macs_note[name] = storage_report(lc_p, example)["macs"]
         print(f"{name}: stored MACs are the dense count (result made at commit {r['git_commit'][:8]}); "
               f"DC of the same configuration: {macs_note[name]:,} MACs")
@@ -357,17 +355,16 @@ plt.show()
 # file and load it back.
 #
 # Training is not the point here, so we use the **direct compression** of the reference:
-# `LCAlgorithm.direct_compression()` applies each task's C step to the reference weights,
+# `lcbook.direct_compression(model, tasks)` applies each task's C step to the reference weights,
 # $\boldsymbol{\Theta}^\text{DC} = \arg\min_{\boldsymbol{\Theta}} \|\bar{\mathbf{w}} -
-# \boldsymbol{\Delta}(\boldsymbol{\Theta})\|^2$, and no L step ever runs (the L step we pass is a
-# do-nothing function, and we never call `run()`).
+# \boldsymbol{\Delta}(\boldsymbol{\Theta})\|^2$, and returns an `LCAlgorithm` that holds
+# $\boldsymbol{\Theta}$ but has no L step (its `run()` refuses to start).
 
 # %%
 model, ref_record = experiments.reference(MODEL, PROFILE, progress=False)
 model = model.cpu()
-lc = LCAlgorithm(model, runs.make_tasks(MODEL, model, "lp", {"rank": 0.25, "fraction": 0.01}),
-                 l_step=lambda lc: {}, mu_schedule=[1.0], progress=False)
-dc_record = lc.direct_compression()
+lc = lcbook.direct_compression(model, runs.make_tasks(MODEL, model, "lp", {"rank": 0.25, "fraction": 0.01}))
+dc_record = lc.history[0]
 report = storage_report(lc, example)
 print(f"DC: {report['total_bits']:,} bits in all, {report['bits_per_weight']:.3f} bits per compressed weight, "
       f"ratio {report['ratio']:.2f}x, {report['macs']:,} MACs (reference {report['reference_macs']:,})")
@@ -499,9 +496,7 @@ print(f"reloaded with factorized=True:        {dense_macs(factored):>12,d}")
 
 # %%
 model_l, _ = experiments.reference(MODEL, PROFILE, progress=False)
-lc_l = LCAlgorithm(model_l.cpu(), runs.make_tasks(MODEL, model_l, "l", {"rank": 0.25}), l_step=lambda lc: {},
-                   mu_schedule=[1.0], progress=False)
-lc_l.direct_compression()
+lc_l = lcbook.direct_compression(model_l.cpu(), runs.make_tasks(MODEL, model_l, "l", {"rank": 0.25}))
 report_l = storage_report(lc_l, example)
 path_l = os.path.join(tmpdir.name, f"{MODEL}-l.lcbk")
 export.export(lc_l, path_l, arch=MODEL)

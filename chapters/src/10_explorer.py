@@ -55,7 +55,7 @@ import torch
 from IPython.display import display
 
 import lcbook
-from lcbook import LCAlgorithm, experiments, plots, runs, train
+from lcbook import experiments, plots, runs, train
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()
@@ -141,9 +141,7 @@ def dc_lenet(k, fraction):
     """Direct compression of LeNet300 with a K codebook per layer (+ sparse fraction if > 0)."""
     model, _ = experiments.reference("lenet300", PROFILE, progress=False)
     combo, budget = ("qp", {"k": k, "fraction": fraction}) if fraction > 0 else ("q", {"k": k})
-    lc = LCAlgorithm(model, runs.make_tasks("lenet300", model, combo, budget), l_step=lambda lc: {},
-                     mu_schedule=[1.0], progress=False)
-    lc.direct_compression()
+    lc = lcbook.direct_compression(model, runs.make_tasks("lenet300", model, combo, budget))
     report = lcbook.storage_report(lc)
     with lc.compressed() as m:
         error = train.evaluate(m, mnist_test)["error"]
