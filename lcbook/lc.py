@@ -26,6 +26,7 @@ import math
 import numbers
 import os
 import time
+import warnings
 from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -371,10 +372,19 @@ class LCAlgorithm:
                 L step's state) is written to it atomically, so an interrupted run started again
                 with the same command ends as an uninterrupted one would (bit for bit on a CPU).
 
+                The L step's state is saved only if it has ``state_dict()``/``load_state_dict()``
+                (:class:`lcbook.train.SGDLStep` does: its batch order and augmentation); with a
+                plain function as L step a ``UserWarning`` says that a resumed run may differ.
+
         Raises:
             ValueError: the checkpoint is from a different configuration or does not fit.
         """
         if checkpoint is not None:
+            if not (hasattr(self.l_step, "state_dict") and hasattr(self.l_step, "load_state_dict")):
+                warnings.warn("l_step has no state_dict()/load_state_dict(): the checkpoint saves the weights, Θ, λ, "
+                              "μ step and RNG but not the L step's own state (e.g. the batch order of the SGDLStep "
+                              "it calls), so a resumed run may differ from an uninterrupted one; give the function "
+                              "those two methods (see tests/test_resume.py) or pass an SGDLStep", UserWarning, stacklevel=2)
             checkpoint = Path(checkpoint)
             if checkpoint.exists() and not checkpoint.is_file():
                 raise ValueError(f"checkpoint {str(checkpoint)!r} exists and is not a file")

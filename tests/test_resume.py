@@ -227,3 +227,12 @@ def test_parallel_jobs_train_a_missing_reference_once(tmp_path, monkeypatch):
     for (k, a), b in zip(out[0][0].state_dict().items(), out[1][0].state_dict().values()):
         assert torch.equal(a, b), k
     assert (tmp_path / "references" / "lenet300-mnist-quick.pt").is_file()
+
+
+def test_a_checkpointed_run_whose_l_step_has_no_state_warns(tmp_path):
+    lc = make_run()
+    plain = lc.l_step
+    lc.l_step = lambda run: plain(run)  # a plain function: its batch generator cannot be saved
+    lc.mu_schedule = lc.mu_schedule[:1]
+    with pytest.warns(UserWarning, match="no state_dict"):
+        lc.run(checkpoint=tmp_path / "run.pt")
