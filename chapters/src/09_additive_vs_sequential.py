@@ -47,7 +47,6 @@ if importlib.util.find_spec("lcbook") is None:
 
 # %%
 import copy
-import time
 
 import matplotlib.pyplot as plt
 import pandas as pd
@@ -63,7 +62,6 @@ from lcbook.compressions.pruning import sparse_layout
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()  # DC only, but a missing full-profile reference trains on a GPU
 print(f"profile: {PROFILE} (this chapter uses the quick references in both profiles)")
-T0 = time.perf_counter()
 
 # %% [markdown]
 # ## Four ways to spend the same bits
@@ -225,7 +223,6 @@ for f in FRACTIONS:
         deltas[(f, f"prune→quantize K'={k}")] = d
 res = pd.DataFrame(rows)
 res["bits/weight"] = res["bits"] / N
-print(f"{time.perf_counter() - T0:.1f} s so far")
 (res.pivot(index="scheme", columns="budget", values=["bits/weight", "distortion", "kept"])
     .style.format(precision=4).set_caption("relative distortion ‖w̄ − Δ‖² / ‖w̄‖² over all conv layers"))
 
@@ -368,7 +365,6 @@ print(f"reference: {ref_error:.1f}% on these {len(test_batches.y)} test images")
 for (f, name), e in errors.items():
     r = res[(res.budget == f) & (res.scheme == name)].iloc[0]
     print(f"{name:22s} {r['bits/weight']:.3f} bits/weight: DC test error {e:.1f}%")
-print(f"{time.perf_counter() - T0:.1f} s so far")
 
 # %%
 fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -451,7 +447,6 @@ for rank in (0.25, 0.10):
     for name, (dsum, bits) in acc.items():
         vgg_rows.append({"rank": rank, "scheme": name, "bits": bits, "distortion": dsum / energy})
 vgg_res = pd.DataFrame(vgg_rows)
-print(f"{time.perf_counter() - T0:.1f} s so far")
 vgg_res.pivot(index="scheme", columns="rank", values=["bits", "distortion"]).style.format(precision=4)
 
 # %%
