@@ -299,7 +299,9 @@ display(Markdown("\n".join(lines)))
 # are meant for a machine with CUDA GPUs, run from the repository root. `grid` runs one job per
 # visible GPU at a time, each as its own process, skips results already stored, and every job
 # resumes from its last LC step if interrupted, so several GPUs (or machines sharing the folder)
-# can work through one grid.
+# can work through one grid. Reference training also saves its state after every epoch and
+# resumes, and a reference that several jobs need is trained by one of them while the others
+# wait (a file lock).
 # ```
 #
 # The full schedules, from `lcbook.runs.SCHEDULES` (the quick ones beside them for contrast):
@@ -314,8 +316,8 @@ sched = pd.DataFrame([{"family": fam, "profile": prof, **{k: "all" if v is None 
 sched.set_index(["family", "profile"]).sort_index(ascending=[True, False])
 
 # %% [markdown]
-# The grid: references first (one command each, so that parallel jobs do not train the same
-# reference twice), then the LC runs, then the listing. `grid` pairs every budget with the
+# The grid: references first (one command each: a grid whose references are all missing would
+# have its jobs wait on the one that trains each), then the LC runs, then the listing. `grid` pairs every budget with the
 # combinations whose keys it has exactly (`k=2` goes with `q`, `fraction=…` with `p`,
 # `k=2,fraction=…` with `qp`, and so on). The budgets span the same range as the quick results
 # above: 1-bit codebooks, 1–5% of the weights kept or added as corrections, a tenth or a quarter
