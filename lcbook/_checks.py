@@ -1,7 +1,7 @@
 """Type tests for numbers given as hyperparameters.
 
 Python numbers and NumPy scalars (``np.int64(2)``, ``np.float32(0.5)``) are accepted alike;
-booleans are not numbers here (``k=True`` is refused). Callers convert accepted values with
+booleans are not numbers here (``k=True`` is refused), and NumPy booleans count as booleans. Callers convert accepted values with
 ``int()``/``float()`` before storing them, so no NumPy type reaches a checkpoint, a result or an
 export header.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numbers
 
+import numpy as np
+
 
 def is_int(v) -> bool:
     """``True`` for an integer number (``int``, a NumPy integer), not a bool."""
@@ -17,5 +19,17 @@ def is_int(v) -> bool:
 
 
 def is_real(v) -> bool:
-    """``True`` for a real number (``int``, ``float``, a NumPy integer or float), not a bool."""
-    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+    """``True`` for a real number (``int``, ``float``, a NumPy integer or float) that converts to
+    a float (``10**400`` does not), not a bool."""
+    if not isinstance(v, numbers.Real) or isinstance(v, bool):
+        return False
+    try:
+        float(v)
+    except OverflowError:
+        return False
+    return True
+
+
+def is_bool(v) -> bool:
+    """``True`` for ``True``/``False`` and NumPy booleans."""
+    return isinstance(v, (bool, np.bool_))

@@ -9,6 +9,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 
+def checkpoint_path(checkpoint) -> Path:
+    """``checkpoint`` as a ``Path`` whose folder exists; ``ValueError`` if it is a folder or its
+    folder cannot be made (checked before any work, so nothing is trained for a bad path)."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.exists() and not checkpoint.is_file():
+        raise ValueError(f"checkpoint {str(checkpoint)!r} exists and is not a file")
+    try:
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"checkpoint {str(checkpoint)!r}: cannot create its folder ({e})") from None
+    return checkpoint
+
+
 def _atomic(path, write: Callable[[str], None]) -> None:
     """Call ``write(tmp)`` on a temporary file in ``path``'s folder, then rename it over ``path``."""
     path = Path(path)

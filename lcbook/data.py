@@ -18,7 +18,6 @@ in torch on whole batches.
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import tarfile

@@ -103,6 +103,8 @@ def decode_sparse(width: int, slots: int, gaps: bytes, values: bytes, n: int) ->
     """Positions and values of the kept entries (fillers dropped)."""
     if slots == 0:
         return torch.zeros(0, dtype=torch.long), torch.zeros(0)
+    if not 1 <= width <= 62:
+        raise FormatError(f"sparse section has gap width {width}, expected 1..62 bits")
     codes = unpack_bits(gaps, width, slots)
     pos = torch.cumsum(codes + 1, 0) - 1
     vals = torch.from_numpy(np.frombuffer(values, dtype=np.float32).copy())
@@ -321,6 +323,18 @@ def _check_header(header: Any, path) -> None:
     for key, typ in _HEADER_TYPES.items():
         if not isinstance(header.get(key), typ) or isinstance(header.get(key), bool):
             raise FormatError(f"{str(path)!r}: header field {key!r} must be a {typ.__name__}, got {header.get(key)!r:.60}")
+    end = 0  # the writer lays the sections end to end, in order, over the whole payload
+    names = set()
+    for i, s in enumerate(header["sections"]):
+        ok = isinstance(s, dict) and isinstance(s.get("name"), str) and all(
+            isinstance(s.get(k), int) and not isinstance(s.get(k), bool) for k in ("offset", "bytes"))
+        if not ok or s["offset"] != end or s["bytes"] < 0 or s["name"] in names:
+            raise FormatError(f"{str(path)!r}: header section {i} ({s!r:.80}) is malformed, overlaps another or "
+                              f"leaves a gap (sections must lie end to end from offset 0)")
+        end += s["bytes"]
+        names.add(s["name"])
+    if end != header["payload_bytes"]:
+        raise FormatError(f"{str(path)!r}: the sections cover {end} bytes, the payload has {header['payload_bytes']}")
     for i, t in enumerate(header["tasks"]):
         if not (isinstance(t, dict) and isinstance(t.get("params"), list) and isinstance(t.get("compression"), dict)
                 and isinstance(t.get("theta"), dict)):

@@ -23,11 +23,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import numbers
 import os
 import time
 import warnings
-from pathlib import Path
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -35,8 +33,8 @@ import torch
 from torch import nn
 from tqdm.std import tqdm
 
-from ._checks import is_int
-from ._io import atomic_save
+from ._checks import is_int, is_real
+from ._io import atomic_save, checkpoint_path
 from ._modes import modes_restored
 from .compressions.base import Compression, Theta
 
@@ -165,7 +163,7 @@ def _check_stats(stats, who: str) -> Dict[str, float]:
     if not isinstance(stats, dict):
         raise TypeError(f"{who} must return a dict of numbers (or None), got {type(stats).__name__}")
     for k, v in stats.items():
-        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, numbers.Real):
+        if not isinstance(k, str) or not is_real(v):
             raise TypeError(f"{who} must return a dict of str → number, got {k!r}: {v!r}")
     return dict(stats)
 
@@ -177,7 +175,7 @@ def geometric_mu(mu0: float, a: float, steps: int) -> List[float]:
         ValueError: if ``mu0`` ≤ 0, ``a`` < 1 or ``steps`` < 1.
     """
     for name, v in (("mu0", mu0), ("a", a)):
-        if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        if not is_real(v):
             raise TypeError(f"{name} must be a real number, got {name}={v!r}")
     if not (mu0 > 0 and math.isfinite(mu0)):
         raise ValueError(f"mu0 must be a finite number > 0, got mu0={mu0!r}")
@@ -250,7 +248,7 @@ class LCAlgorithm:
             raise TypeError(f"mu_schedule must be a sequence of numbers, got {mu_schedule!r}")
         mus = list(mu_schedule)
         for m in mus:
-            if isinstance(m, bool) or not isinstance(m, numbers.Real):
+            if not is_real(m):
                 raise TypeError(f"mu_schedule must hold real numbers, got {m!r}")
         mus = [float(m) for m in mus]
         if not mus:
@@ -376,22 +374,25 @@ class LCAlgorithm:
                 (:class:`lcbook.train.SGDLStep` does: its batch order and augmentation); with a
                 plain function as L step a ``UserWarning`` says that a resumed run may differ.
 
+        The model's train/eval modes are restored at the end (the L step trains in train mode).
+
         Raises:
             ValueError: the checkpoint is from a different configuration or does not fit.
+            RuntimeError: this LCAlgorithm was made by :func:`direct_compression` (it has no L step).
         """
+        if self.l_step is _no_l_step:
+            _no_l_step(self)
+        with modes_restored(self.model):
+            return self._run(checkpoint)
+
+    def _run(self, checkpoint) -> List[Dict[str, float]]:
         if checkpoint is not None:
             if not (hasattr(self.l_step, "state_dict") and hasattr(self.l_step, "load_state_dict")):
                 warnings.warn("l_step has no state_dict()/load_state_dict(): the checkpoint saves the weights, Θ, λ, "
                               "μ step and RNG but not the L step's own state (e.g. the batch order of the SGDLStep "
                               "it calls), so a resumed run may differ from an uninterrupted one; give the function "
-                              "those two methods (see tests/test_resume.py) or pass an SGDLStep", UserWarning, stacklevel=2)
-            checkpoint = Path(checkpoint)
-            if checkpoint.exists() and not checkpoint.is_file():
-                raise ValueError(f"checkpoint {str(checkpoint)!r} exists and is not a file")
-            try:
-                checkpoint.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise ValueError(f"checkpoint {str(checkpoint)!r}: cannot create its folder ({e})") from None
+                              "those two methods (see tests/test_resume.py) or pass an SGDLStep", UserWarning, stacklevel=3)
+            checkpoint = checkpoint_path(checkpoint)
             if checkpoint.is_file():
                 try:
                     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
@@ -420,8 +421,10 @@ class LCAlgorithm:
             stats = _check_stats(self.l_step(self), "the L step (l_step)")
             l_secs = time.perf_counter() - t0
             c_secs = self.c_step()
-            self.update_multipliers()
+            # record (and evaluate) before λ changes: if evaluate fails, run() again redoes step k
+            # without having updated λ twice
             rec = self._record(k, c_seconds=c_secs, l_seconds=l_secs, l_stats=stats)
+            self.update_multipliers()
             self.step = k
             if checkpoint is not None:
                 atomic_save(self.state_dict(), checkpoint)
@@ -473,9 +476,9 @@ class LCAlgorithm:
         self._require_theta()
         if not is_int(epochs) or epochs < 1:
             raise ValueError(f"epochs must be an int ≥ 1, got epochs={epochs!r}")
-        if isinstance(lr, bool) or not (isinstance(lr, numbers.Real) and math.isfinite(lr) and lr > 0):
+        if not (is_real(lr) and math.isfinite(lr) and lr > 0):
             raise ValueError(f"lr must be a finite number > 0, got lr={lr!r}")
-        if isinstance(momentum, bool) or not (isinstance(momentum, numbers.Real) and 0 <= momentum < 1):
+        if not (is_real(momentum) and 0 <= momentum < 1):
             raise ValueError(f"momentum must be in [0, 1), got momentum={momentum!r}")
         leaves = [{k: b.theta[k].detach().clone().requires_grad_(True) for k in b.task.compression.trainable}
                   for b in self.tasks]
@@ -607,6 +610,12 @@ class LCAlgorithm:
         missing = {"model", "step", "mu", "thetas", "lambdas", "history"} - set(state)
         if missing:
             raise ValueError(f"state lacks the keys {sorted(missing)}")
+        if not isinstance(state["model"], dict) or not all(torch.is_tensor(v) for v in state["model"].values()):
+            raise ValueError("state['model'] must be a dict of tensors (a model's state_dict)")
+        if not (isinstance(state["thetas"], (list, tuple)) and isinstance(state["lambdas"], (list, tuple))
+                and all(th is None or isinstance(th, dict) for th in state["thetas"])
+                and all(torch.is_tensor(lam) for lam in state["lambdas"])):
+            raise ValueError("state['thetas'] must be a list of dicts (or None) and state['lambdas'] a list of tensors")
         own = self.model.state_dict()
         if set(state["model"]) != set(own):
             diff = sorted(set(state["model"]) ^ set(own))[:5]
@@ -619,6 +628,9 @@ class LCAlgorithm:
         step = state["step"]
         if not is_int(step):
             raise ValueError(f"state step must be an int, got step={step!r}")
+        step = int(step)
+        if not is_real(state["mu"]):
+            raise ValueError(f"state mu must be a number, got mu={state['mu']!r}")
         mu = float(state["mu"])
         if not -1 <= step < len(self.mu_schedule):
             raise ValueError(f"state step={step} is outside this run's μ schedule of {len(self.mu_schedule)} steps")
@@ -626,9 +638,12 @@ class LCAlgorithm:
             raise ValueError(f"state mu={mu!r} must be finite and ≥ 0")
         deltas = []
         for b, th, lam in zip(self.tasks, state["thetas"], state["lambdas"]):
-            if tuple(lam.shape) != tuple(b.lam.shape):
-                raise ValueError(f"task {b.task.label!r}: λ has shape {tuple(lam.shape)}, expected {tuple(b.lam.shape)}")
+            if tuple(lam.shape) != tuple(b.lam.shape) or lam.dtype != b.lam.dtype:
+                raise ValueError(f"task {b.task.label!r}: λ is {tuple(lam.shape)} {lam.dtype}, expected "
+                                 f"{tuple(b.lam.shape)} {b.lam.dtype}")
             if th is None:
+                if step >= 0:
+                    raise ValueError(f"task {b.task.label!r} has no Θ, but the state is at LC step {step}")
                 deltas.append(None)
                 continue
             try:
@@ -644,6 +659,9 @@ class LCAlgorithm:
             deltas.append(d.reshape(b.lam.shape).to(device=b.lam.device, dtype=b.lam.dtype))
         if not isinstance(state["history"], list) or not all(isinstance(r, dict) for r in state["history"]):
             raise ValueError("state['history'] must be a list of dicts")
+        if step >= 0 and len(state["history"]) < step + 2:
+            raise ValueError(f"state['history'] has {len(state['history'])} records, a state at LC step {step} has "
+                             f"at least {step + 2} (DC and each step)")
         rng = state.get("rng")
         if rng is not None and not (isinstance(rng, dict) and torch.is_tensor(rng.get("torch"))
                                     and rng["torch"].dtype == torch.uint8):

@@ -38,8 +38,8 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from ._checks import is_int, is_real
-from . import data, models, train
+from ._checks import is_bool, is_int, is_real
+from . import models, train
 from ._io import atomic_write_json
 from .compressions import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank
 from .experiments import RECIPES, ROOT, batches, device, profile, provenance, reference
@@ -90,6 +90,12 @@ def family(model: str) -> str:
     return "resnet" if model.startswith("resnet") else ("vgg" if model.startswith("vgg") else model)
 
 
+#: The largest codebook a budget may ask for (2^16 values: 16 bits per weight, as many as float16 has).
+MAX_K = 2**16
+
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+
+
 def _check_budget(combo: str, budget: Dict[str, float]) -> Dict[str, float]:
     if combo not in COMBOS:
         raise ValueError(f"combo must be one of {sorted(COMBOS)}, got combo={combo!r}")
@@ -99,14 +105,14 @@ def _check_budget(combo: str, budget: Dict[str, float]) -> Dict[str, float]:
     out = {}
     for key, v in budget.items():
         if key == "k":
-            if not is_real(v) or not float(v).is_integer() or v < 1:
-                raise ValueError(f"budget k must be an integer ≥ 1, got k={v!r}")
+            if not is_real(v) or not float(v).is_integer() or not 1 <= v <= MAX_K:
+                raise ValueError(f"budget k must be an integer in [1, {MAX_K}], got k={v!r}")
             out[key] = int(v)
         else:
             if not is_real(v) or not 0 <= v <= 1 or (key == "rank" and v == 0):
                 span = "(0, 1]" if key == "rank" else "[0, 1]"
                 raise ValueError(f"budget {key} must be a number in {span}, got {key}={v!r}")
-            out[key] = float(v)
+            out[key] = float(v) + 0.0  # -0.0 becomes 0.0 (one id per budget)
     return out
 
 
@@ -136,12 +142,13 @@ def parse_budget(text: str) -> Dict[str, float]:
         key, value = m.groups()
         if key in out:
             raise ValueError(f"budget gives {key!r} twice in {text!r}")
-        try:
-            out[key] = float(value)
-        except ValueError:
-            raise ValueError(f"budget {key}={value!r} is not a number") from None
+        if not _NUMBER.fullmatch(value.strip()):
+            raise ValueError(f"budget {key}={value!r} is not a number (write e.g. 2, 0.02 or 2e-2)")
+        out[key] = float(value)
         if not math.isfinite(out[key]):
             raise ValueError(f"budget {key}={value!r} must be finite")
+        if out[key] == 0 and any(c in "123456789" for c in value.split("e")[0].split("E")[0]):
+            raise ValueError(f"budget {key}={value!r} is too small for a float (it would read as 0)")
     return out
 
 
@@ -167,7 +174,7 @@ def _check_schedule(sched: Dict[str, Any]) -> None:
             raise bad(key, "a finite number > 0")
     if not is_real(sched["a"]) or not (math.isfinite(sched["a"]) and sched["a"] >= 1):
         raise bad("a", "a finite number ≥ 1")
-    if not isinstance(sched["multipliers"], bool):
+    if not is_bool(sched["multipliers"]):
         raise bad("multipliers", "true or false")
     geometric_mu(sched["mu0"], sched["a"], sched["steps"])  # an overflowing μ schedule fails here, before any training
 
@@ -238,8 +245,8 @@ class Experiment:
             raise ValueError(f"unknown schedule entries {unknown}; entries: {sorted(sched)}")
         _check_schedule({**sched, **self.overrides})
         # NumPy numbers become Python ones, so results and ids are plain JSON
-        object.__setattr__(self, "overrides", {k: v if isinstance(v, bool) or v is None else (int(v) if is_int(v) else float(v))
-                                               for k, v in self.overrides.items()})
+        object.__setattr__(self, "overrides", {k: v if v is None else bool(v) if is_bool(v) else int(v) if is_int(v)
+                                               else float(v) for k, v in self.overrides.items()})
         object.__setattr__(self, "seed", int(self.seed))
 
     @property

@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.std import tqdm
 
-from ._checks import is_int, is_real
-from ._io import atomic_save
+from ._checks import is_bool, is_int, is_real
+from ._io import atomic_save, checkpoint_path
 from ._modes import modes_restored
 
 
@@ -174,15 +174,29 @@ def train_reference(
             one. It loads with ``torch.load(weights_only=True)``; delete it to start again.
 
     Raises:
-        ValueError: a bad ``epochs``/``lr``/``schedule``; a checkpoint that is unreadable or was
-            made with other settings (nothing is changed then).
+        ValueError: a bad ``epochs``/``lr``/``gamma``/``momentum``/``weight_decay``/``milestones``/
+            ``schedule``; a checkpoint path whose folder cannot be made; a checkpoint that is
+            unreadable, was made with other settings or other batches (batch size, seed, number of
+            examples), or holds a state that does not fit (nothing is changed then).
+        TypeError: ``schedule="onecycle"`` with batches that have no ``len()``.
     """
     if not is_int(epochs) or epochs < 1:
         raise ValueError(f"epochs must be an int ≥ 1, got epochs={epochs!r}")
     _check_positive("lr", lr)
     if schedule not in ("step", "exp", "onecycle"):
         raise ValueError(f"schedule must be 'step', 'exp' or 'onecycle', got {schedule!r}")
+    _check_positive("gamma", gamma)
+    _check_positive("weight_decay", weight_decay, allow_zero=True)
+    _check_positive("momentum", momentum, allow_zero=True)
+    if momentum >= 1:
+        raise ValueError(f"momentum must be in [0, 1), got momentum={momentum!r}")
+    if not all(is_int(m) and m >= 0 for m in milestones):
+        raise ValueError(f"milestones must be epochs (ints ≥ 0), got milestones={milestones!r}")
+    if schedule == "onecycle" and not hasattr(train_batches, "__len__"):
+        raise TypeError("schedule='onecycle' needs len(train_batches) (the number of batches per epoch)")
     epochs = int(epochs)
+    if checkpoint is not None:
+        checkpoint = checkpoint_path(checkpoint)
     opt = make_sgd(model, lr, momentum=momentum, weight_decay=weight_decay)
     sched = None
     if schedule == "onecycle":
@@ -190,17 +204,18 @@ def train_reference(
             opt, max_lr=lr, total_steps=epochs * len(train_batches), pct_start=0.15,
             anneal_strategy="linear", cycle_momentum=False,
         )
+    # What a checkpoint must match to be resumed: the recipe and, as far as the batches tell, the data.
     config = {"epochs": epochs, "lr": float(lr), "milestones": [int(m) for m in milestones], "gamma": float(gamma),
               "weight_decay": float(weight_decay), "momentum": float(momentum), "schedule": schedule,
-              "batches": len(train_batches)}
+              "batches": len(train_batches) if hasattr(train_batches, "__len__") else None,
+              **{k: getattr(train_batches, k) for k in ("batch_size", "seed", "dataset", "augment")
+                 if isinstance(getattr(train_batches, k, None), (int, str))}}
+    if torch.is_tensor(getattr(train_batches, "y", None)):
+        config["examples"] = len(train_batches.y)
     gen = getattr(train_batches, "generator", None)
     losses: list = []
-    if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        if checkpoint.exists() and not checkpoint.is_file():
-            raise ValueError(f"checkpoint {str(checkpoint)!r} exists and is not a file")
-        if checkpoint.is_file():
-            losses = _resume_reference(checkpoint, config, model, opt, sched, gen)
+    if checkpoint is not None and checkpoint.is_file():
+        losses = _resume_reference(checkpoint, config, model, opt, sched, gen)
     bar = tqdm(range(len(losses), epochs), desc="reference", disable=not progress, leave=False,
                initial=len(losses), total=epochs)
     for ep in bar:
@@ -221,35 +236,64 @@ def train_reference(
     return losses
 
 
+def _valid_state(state, make) -> bool:
+    """``True`` if ``state`` is a torch generator state (a uint8 tensor ``make().set_state`` takes)."""
+    if not (torch.is_tensor(state) and state.dtype == torch.uint8):
+        return False
+    try:
+        make().set_state(state)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True
+
+
 def _resume_reference(path: Path, config: dict, model: nn.Module, opt, sched, gen) -> list:
     """Load a :func:`train_reference` checkpoint into ``model``/``opt``/``sched``/``gen`` after
-    checking all of it; returns the losses so far."""
+    checking all of it (nothing changes if a check fails); returns the losses so far."""
+    def refuse(why):
+        return ValueError(f"checkpoint {str(path)!r} {why}; delete it to start again")
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated, not a torch file, or holds non-tensor objects
-        raise ValueError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__}); delete it to start again") from None
+        raise refuse(f"is unreadable ({type(e).__name__})") from None
     keys = {"config", "losses", "model", "optimizer", "scheduler", "rng", "generator"}
-    if not isinstance(state, dict) or not keys <= set(state):
-        raise ValueError(f"checkpoint {str(path)!r} is not a reference-training checkpoint; delete it to start again")
+    if not isinstance(state, dict) or not keys <= set(state) or not isinstance(state["config"], dict):
+        raise refuse("is not a reference-training checkpoint")
     if state["config"] != config:
-        diff = sorted(k for k in config if state["config"].get(k) != config[k])
-        raise ValueError(f"checkpoint {str(path)!r} was made with other settings ({diff}); delete it to start again")
+        diff = sorted(k for k in set(config) | set(state["config"]) if state["config"].get(k) != config.get(k))
+        raise refuse(f"was made with other settings ({diff})")
     losses = state["losses"]
-    if not (isinstance(losses, list) and 1 <= len(losses) <= config["epochs"]):
-        raise ValueError(f"checkpoint {str(path)!r} holds {len(losses) if isinstance(losses, list) else losses!r} "
-                         f"epochs of losses, expected 1..{config['epochs']}")
+    if not (isinstance(losses, list) and 1 <= len(losses) <= config["epochs"]
+            and all(isinstance(v, float) and math.isfinite(v) for v in losses)):
+        raise refuse(f"does not hold 1..{config['epochs']} finite epoch losses")
     own = model.state_dict()
-    if set(state["model"]) != set(own) or any(state["model"][k].shape != v.shape for k, v in own.items()):
-        raise ValueError(f"checkpoint {str(path)!r} holds another model's weights; delete it to start again")
-    if (state["generator"] is None) != (not isinstance(gen, torch.Generator)):
-        raise ValueError(f"checkpoint {str(path)!r}: the batches' generator does not match; delete it to start again")
-    try:
-        opt.load_state_dict(state["optimizer"])  # checks the parameter groups before changing anything
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"checkpoint {str(path)!r}: the optimizer state does not fit ({e}); delete it to start again") from None
+    saved = state["model"]
+    if (not isinstance(saved, dict) or set(saved) != set(own)
+            or any(not torch.is_tensor(saved[k]) or saved[k].shape != v.shape for k, v in own.items())):
+        raise refuse("holds another model's weights")
+    if not _valid_state(state["rng"], torch.Generator):
+        raise refuse("holds no valid torch RNG state")
+    if isinstance(gen, torch.Generator) != (state["generator"] is not None) or (
+            state["generator"] is not None and not _valid_state(state["generator"], torch.Generator)):
+        raise refuse("does not hold a state of the batches' generator")
+    if sched is not None and not (isinstance(state["scheduler"], dict) and state["scheduler"].get("total_steps")
+                                  == sched.total_steps):
+        raise refuse("does not hold this one-cycle schedule's state")
+    o = state["optimizer"]
+    params = [p for g in opt.param_groups for p in g["params"]]
+    if not (isinstance(o, dict) and isinstance(o.get("state"), dict) and isinstance(o.get("param_groups"), list)
+            and len(o["param_groups"]) == len(opt.param_groups)
+            and all(isinstance(i, int) and 0 <= i < len(params) and isinstance(st, dict)
+                    and all(not torch.is_tensor(v) or v.ndim == 0 or v.shape == params[i].shape for v in st.values())
+                    for i, st in o["state"].items())
+            and all(isinstance(g, dict) and is_real(g.get("lr")) for g in o["param_groups"])):
+        raise refuse("holds an optimizer state that does not fit this model")
+    # All checked: apply.
+    opt.load_state_dict(o)
     if sched is not None:
         sched.load_state_dict(state["scheduler"])
-    model.load_state_dict(state["model"])
+    model.load_state_dict(saved)
     torch.set_rng_state(state["rng"])
     if state.get("cuda_rng") and torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(state["cuda_rng"])
@@ -297,8 +341,9 @@ class SGDLStep:
         _check_positive("momentum", self.momentum, allow_zero=True)
         if self.momentum >= 1:
             raise ValueError(f"momentum must be in [0, 1), got momentum={self.momentum!r}")
-        if not isinstance(self.nesterov, bool):
+        if not is_bool(self.nesterov):
             raise TypeError(f"nesterov must be a bool, got nesterov={self.nesterov!r}")
+        self.nesterov = bool(self.nesterov)
         self.epochs = int(self.epochs)
         for name in ("lr", "epoch_decay", "step_decay", "weight_decay", "momentum"):
             setattr(self, name, float(getattr(self, name)))

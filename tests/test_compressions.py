@@ -13,6 +13,7 @@ from lcbook.compressions import (
     AdditiveCombination,
     ConstraintL0Pruning,
     LowRank,
+    RankSelection,
     kmeans_1d,
     sparse_bits,
 )
@@ -224,8 +225,13 @@ def test_low_rank_full_rank_is_exact_and_zero_rank_is_zero():
 def test_low_rank_bad_input():
     with pytest.raises(ValueError, match="rank must be ≥ 0, got rank=-1"):
         LowRank(-1)
-    with pytest.raises(ValueError, match="needs a 2-D weight"):
+    with pytest.raises(ValueError, match="needs a non-empty 2-D weight"):
         LowRank(2).compress(torch.randn(3, 3, 3))
+    for comp in (LowRank(1), RankSelection(1e-3)):
+        with pytest.raises(ValueError, match=r"needs a non-empty 2-D weight view, got shape \(0, 4\)"):
+            comp.compress(torch.zeros(0, 4), mu=1.0)
+    with pytest.raises(TypeError, match="parts must be a sequence of two or more compressions, got parts=None"):
+        AdditiveCombination(None)
 
 
 # --- additive combinations ---------------------------------------------------------------
@@ -368,10 +374,13 @@ def test_fixed_codebook_bits_and_bad_values():
     assert FixedCodebook((-1, 1)).bits(th) == 100
     _, th = FixedCodebook((-1, 0, 1)).compress(torch.randn(100))
     assert FixedCodebook((-1, 0, 1)).bits(th) == 200
-    with pytest.raises(ValueError, match="non-empty, distinct and finite"):
-        FixedCodebook((1, 1))
-    with pytest.raises(ValueError, match="non-empty, distinct and finite"):
-        FixedCodebook(())
+    for bad in ((1, 1), (), (1e-50, 2e-50), (0, float("inf"))):  # 1e-50 and 2e-50 are both 0 in float32
+        with pytest.raises(ValueError, match="non-empty, finite and distinct in float32"):
+            FixedCodebook(bad)
+    for bad in ("10", (True, False), None, (1, "2")):
+        with pytest.raises(ValueError, match="values must be a sequence of numbers"):
+            FixedCodebook(bad)
+    assert FixedCodebook(torch.tensor([1.0, -1.0])).values == (-1.0, 1.0)
 
 
 def test_fixed_codebook_plus_sparse_is_exact_against_brute_force():

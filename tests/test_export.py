@@ -208,6 +208,10 @@ def _forge(data, edit):
     (lambda h: [h], "not an object"),
     (lambda h: {**h, "arch": ["x"]}, "'arch'"),
     (lambda h: {**h, "tasks": [{"params": []}]}, "task 0"),
+    (lambda h: _edit_section(h, 1, offset=-5), "section 1 .* end to end"),  # a negative offset read other bytes
+    (lambda h: _edit_section(h, 2, offset=0), "section 2 .* end to end"),  # overlaps section 0
+    (lambda h: _edit_section(h, 0, name=h["sections"][1]["name"]), "section 1 .* end to end"),  # a name twice
+    (lambda h: {**h, "payload_bytes": h["payload_bytes"] + 0, "sections": h["sections"][:-1]}, "sections cover"),
 ])
 def test_crafted_headers_with_valid_checksums_are_format_errors(tmp_path, edit, match):
     _, path = _lenet_file(tmp_path)
@@ -216,6 +220,28 @@ def test_crafted_headers_with_valid_checksums_are_format_errors(tmp_path, edit, 
     for f in (export.load, export.read_header):
         with pytest.raises(export.FormatError, match=match):
             f(bad)
+
+
+def _edit_section(h, i, **changes):
+    h["sections"][i].update(changes)
+    return h
+
+
+def _zero_widths(node):
+    if isinstance(node, dict):
+        return {k: 0 if k == "width" else _zero_widths(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_zero_widths(v) for v in node]
+    return node
+
+
+def test_a_sparse_gap_width_of_zero_is_a_format_error(tmp_path):
+    _, path = _lenet_file(tmp_path)
+    bad = tmp_path / "crafted.lcbk"
+    bad.write_bytes(_forge(path.read_bytes(), lambda h: {**h, "tasks": _zero_widths(h["tasks"])}))
+    assert export.read_header(bad)["tasks"]
+    with pytest.raises(export.FormatError, match="gap width 0"):
+        export.load(bad)
 
 
 def test_export_refuses_a_folder_and_a_non_string_arch(tmp_path):

@@ -245,7 +245,7 @@ def test_load_state_dict_checks_before_changing_anything():
     c = _lin_lc()
     bad = a.state_dict()
     bad["lambdas"][0] = torch.zeros(5)
-    with pytest.raises(ValueError, match="λ has shape"):
+    with pytest.raises(ValueError, match=r"λ is \(5,\) torch.float32, expected \(12,\)"):
         c.load_state_dict(bad)
     bad = a.state_dict()
     bad["step"] = 99
@@ -254,7 +254,11 @@ def test_load_state_dict_checks_before_changing_anything():
     with pytest.raises(ValueError, match="lacks the keys"):
         c.load_state_dict({})
     for key, value, match in [("step", "1", "must be an int"), ("step", 1.9, "must be an int"),
-                              ("rng", {"torch": torch.zeros(5, dtype=torch.uint8)}, "not a torch RNG state")]:
+                              ("rng", {"torch": torch.zeros(5, dtype=torch.uint8)}, "not a torch RNG state"),
+                              ("mu", "abc", "mu must be a number"), ("mu", None, "mu must be a number"),
+                              ("lambdas", [torch.zeros(12, dtype=torch.float64)], "expected \\(12,\\) torch.float32"),
+                              ("thetas", [None], "no Θ, but the state is at LC step"),
+                              ("history", [], "a state at LC step"), ("model", {"0.weight": 3}, "dict of tensors")]:
         bad = a.state_dict()
         bad[key] = value
         with pytest.raises(ValueError, match=match):
@@ -416,3 +420,49 @@ def test_evaluate_restores_mixed_train_eval_modes_even_after_an_error():
     with pytest.raises(RuntimeError):
         train.evaluate(model, [(torch.randn(5, 7), y)])  # wrong input width fails inside the model
     assert [m.training for m in model.modules()] == [True, True, False, True]
+
+
+def test_a_direct_compression_refuses_run_even_with_a_finished_checkpoint(tmp_path):
+    from lcbook import direct_compression
+
+    done = _lin_lc()
+    done.mu_schedule = [1.0]
+    with pytest.warns(UserWarning, match="no state_dict"):  # its L step is a plain function
+        done.run(checkpoint=tmp_path / "run.pt")  # a finished run with the same task and μ schedule
+    dc = direct_compression(nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 2)),
+                            [Task("0.weight", AdaptiveQuantization(2))])
+    before = {k: v.clone() for k, v in dc.model.state_dict().items()}
+    with pytest.raises(RuntimeError, match="no L step"):
+        dc.run(checkpoint=tmp_path / "run.pt")
+    assert dc.mu == 0.0 and [r["step"] for r in dc.history] == ["DC"]
+    assert all(torch.equal(before[k], v) for k, v in dc.model.state_dict().items())
+
+
+def test_run_restores_the_models_train_eval_mode():
+    lc = _lin_lc()
+    lc.l_step = lambda run: run.model.train() and {}
+    lc.model.eval()
+    lc.run()
+    assert not any(m.training for m in lc.model.modules())
+
+
+def test_rerunning_after_a_failed_evaluate_does_not_update_the_multipliers_twice():
+    calls = {"n": 0}
+
+    def flaky(m):
+        calls["n"] += 1
+        if calls["n"] == 3:  # DC, step 0, then step 1 fails once
+            raise KeyboardInterrupt
+        return {}
+
+    torch.manual_seed(0)
+    lc = _lin_lc(evaluate=flaky)
+    with pytest.raises(KeyboardInterrupt):
+        lc.run()
+    assert lc.step == 0
+    lc.run()  # redoes step 1: λ must be λ_0 − μ_1(w − Δ), once
+    torch.manual_seed(0)
+    ref = _lin_lc(evaluate=lambda m: {})
+    ref.run()
+    assert [r["step"] for r in lc.history] == [r["step"] for r in ref.history]
+    assert torch.allclose(lc.tasks[0].lam, ref.tasks[0].lam)

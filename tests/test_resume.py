@@ -138,6 +138,9 @@ class InterruptingBatches:
     def __len__(self):
         return len(self.batches)
 
+    def __getattr__(self, name):  # batch_size, seed, y, ... of the wrapped batches
+        return getattr(self.batches, name)
+
     def __iter__(self):
         self.passes += 1
         for i, b in enumerate(self.batches):
@@ -236,3 +239,60 @@ def test_a_checkpointed_run_whose_l_step_has_no_state_warns(tmp_path):
     lc.mu_schedule = lc.mu_schedule[:1]
     with pytest.warns(UserWarning, match="no state_dict"):
         lc.run(checkpoint=tmp_path / "run.pt")
+
+
+def test_reference_checkpoint_tampering_is_refused_before_anything_changes(tmp_path):
+    from lcbook.train import train_reference
+
+    model, batches = reference_setup()
+    ckpt = tmp_path / "ref.pt"
+    kw = dict(epochs=2, lr=0.05, schedule="onecycle", progress=False)
+    train_reference(model, batches, checkpoint=ckpt, **kw)
+    good = torch.load(ckpt, weights_only=True)
+    good["losses"] = good["losses"][:1]
+    tampered = {
+        "rng": torch.zeros(10, dtype=torch.uint8), "generator": torch.ones(3), "model": {"0.weight": 3},
+        "config": [1], "losses": [float("nan")], "scheduler": {},
+        "optimizer": {**good["optimizer"], "state": {0: {"momentum_buffer": torch.zeros(7)}}},
+    }
+    for key, value in tampered.items():
+        torch.save({**good, key: value}, ckpt)
+        model2, batches2 = reference_setup()
+        before = {k: v.clone() for k, v in model2.state_dict().items()}
+        rng = torch.get_rng_state()
+        with pytest.raises(ValueError, match="delete it to start again"):
+            train_reference(model2, batches2, checkpoint=ckpt, **kw)
+        assert all(torch.equal(before[k], v) for k, v in model2.state_dict().items()), key
+        assert torch.equal(rng, torch.get_rng_state()), key
+    # other batches (another batch size, same number of batches) are another run
+    torch.save(good, ckpt)
+    model3, b3 = reference_setup()
+    other = Batches(b3.batches.x[:60], b3.batches.y[:60], "cifar10", batch_size=15, train=True, augment=True, seed=3)
+    assert len(other) == len(b3)
+    with pytest.raises(ValueError, match=r"other settings \(\['batch_size', 'examples'\]\)"):
+        train_reference(model3, other, checkpoint=ckpt, **kw)
+    # a path that cannot be a file is refused before training
+    with pytest.raises(ValueError, match="cannot create its folder"):
+        train_reference(model3, b3, checkpoint=ckpt / "sub.pt", **kw)
+
+
+def test_train_reference_takes_batches_without_len_unless_one_cycle():
+    from lcbook.train import train_reference
+
+    model, batches = reference_setup()
+    plain = [b for b in batches.batches]
+    train_reference(model, iter_once(plain), epochs=1, lr=0.05, schedule="exp", gamma=0.9, progress=False)
+    with pytest.raises(TypeError, match="needs len"):
+        train_reference(model, iter_once(plain), epochs=1, lr=0.05, schedule="onecycle", progress=False)
+    with pytest.raises(ValueError, match="gamma must be a finite number > 0"):
+        train_reference(model, plain, epochs=1, lr=0.05, gamma=float("nan"), progress=False)
+
+
+class iter_once:
+    """An iterable with no len()."""
+
+    def __init__(self, items):
+        self.items = items
+
+    def __iter__(self):
+        return iter(self.items)

@@ -54,6 +54,14 @@ def test_near_equal_budgets_get_different_ids_and_commands_that_read_back():
         text = runs.budget_text(budget)
         assert runs.parse_budget(text) == budget  # exactly the same values, no rounding
     assert runs.budget_text({"rank": 1.0, "fraction": 1e-05}) == "rank=1,fraction=1e-05"
+    assert runs.Experiment("resnet20", "p", {"fraction": -0.0}).id == runs.Experiment("resnet20", "p", {"fraction": 0.0}).id
+    with pytest.raises(ValueError, match=r"budget k must be an integer in \[1, 65536\]"):
+        runs.Experiment("resnet20", "q", {"k": 1e300})
+    for text, match in (("k=2_0", "not a number"), ("k=٣", "not a number"), ("fraction=1e-400", "too small"),
+                        ("k=nan", "not a number"), ("k=inf", "not a number")):
+        with pytest.raises(ValueError, match=match):
+            runs.parse_budget(text)
+    assert runs.parse_budget("fraction=.5,k=+2,rank=2E-1") == {"fraction": 0.5, "k": 2.0, "rank": 0.2}
 
 
 def test_run_stores_a_result_with_provenance_and_resumes(tmp_path, monkeypatch, capsys):

@@ -66,6 +66,8 @@ class AdditiveCombination(Compression):
     tol: float = 1e-6
 
     def __post_init__(self):
+        if isinstance(self.parts, (str, bytes, Compression)) or not hasattr(self.parts, "__iter__"):
+            raise TypeError(f"parts must be a sequence of two or more compressions, got parts={self.parts!r}")
         object.__setattr__(self, "parts", tuple(self.parts))
         if len(self.parts) < 2:
             raise ValueError(f"parts must hold at least two compressions, got {len(self.parts)}")

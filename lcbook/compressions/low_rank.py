@@ -99,8 +99,8 @@ class LowRank(Compression):
         object.__setattr__(self, "rank", check_int("rank", self.rank, 0))
 
     def check_view(self, shape: torch.Size) -> None:
-        if len(shape) != 2:
-            raise ValueError(f"LowRank needs a 2-D weight view, got shape {tuple(shape)}")
+        if len(shape) != 2 or 0 in tuple(shape):
+            raise ValueError(f"LowRank needs a non-empty 2-D weight view, got shape {tuple(shape)}")
 
     def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
         check_finite(w)
@@ -171,8 +171,8 @@ class RankSelection(Compression):
         object.__setattr__(self, "positions", check_int("positions", self.positions, 1))
 
     def check_view(self, shape: torch.Size) -> None:
-        if len(shape) != 2:
-            raise ValueError(f"RankSelection needs a 2-D weight view, got shape {tuple(shape)}")
+        if len(shape) != 2 or 0 in tuple(shape):
+            raise ValueError(f"RankSelection needs a non-empty 2-D weight view, got shape {tuple(shape)}")
 
     def costs(self, m: int, n: int, device=None) -> torch.Tensor:
         """``(min(m,n)+1,)`` float64: C(r) for r = 0..min(m, n)."""

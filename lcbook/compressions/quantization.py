@@ -17,7 +17,7 @@ from typing import Optional, Tuple
 
 import torch
 
-from .._checks import is_int
+from .._checks import is_int, is_real
 from .base import (FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int, shape_of, shape_tensor,
                    work_dtype)
 
@@ -488,12 +488,13 @@ class FixedCodebook(Compression):
     values: Tuple[float, ...]
 
     def __post_init__(self):
-        try:
-            vals = tuple(float(v) for v in self.values)
-        except (TypeError, ValueError):
-            raise ValueError(f"values must be a sequence of numbers, got values={self.values!r}") from None
-        if not vals or len(set(vals)) != len(vals) or not all(torch.isfinite(torch.tensor(vals))):
-            raise ValueError(f"values must be non-empty, distinct and finite, got values={self.values!r}")
+        vals = self.values.tolist() if torch.is_tensor(self.values) else self.values
+        if isinstance(vals, (str, bytes)) or not hasattr(vals, "__iter__") or not all(is_real(v) for v in vals):
+            raise ValueError(f"values must be a sequence of numbers, got values={self.values!r}")
+        vals = tuple(float(v) for v in vals)
+        as32 = torch.tensor(vals, dtype=torch.float32)  # the codebook is used in float32 (or float64) arithmetic
+        if not vals or len(set(as32.tolist())) != len(vals) or not bool(torch.isfinite(as32).all()):
+            raise ValueError(f"values must be non-empty, finite and distinct in float32, got values={self.values!r}")
         object.__setattr__(self, "values", tuple(sorted(vals)))
 
     def codebook(self, like: torch.Tensor) -> torch.Tensor:
