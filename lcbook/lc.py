@@ -403,7 +403,7 @@ class LCAlgorithm:
                     raise ValueError(f"checkpoint {str(checkpoint)!r} is not an LC checkpoint (a {type(state).__name__})")
                 saved, now = state.get("config") or {}, self._config()
                 if saved != now:
-                    diff = [k for k in now if saved.get(k) != now[k]]
+                    diff = sorted(k for k in set(now) | set(saved) if saved.get(k) != now.get(k))
                     raise ValueError(f"checkpoint {str(checkpoint)!r} is from another configuration (its "
                                      f"{', '.join(diff) or 'config'} differ from this run's); delete it or use another path")
                 self.load_state_dict(state)
