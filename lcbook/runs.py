@@ -340,23 +340,31 @@ def run_experiment(exp: Experiment, progress: bool = True) -> Dict[str, Any]:
     return result
 
 
-def load_results(profile_name: Optional[str] = None, **match) -> List[Dict[str, Any]]:
+def load_results(profile_name: Optional[str] = None, sweep: Optional[str] = None, **match) -> List[Dict[str, Any]]:
     """All stored results of a profile (default: the active one) whose fields equal ``match``
     (e.g. ``model="resnet20"``, ``combo="qp"``), sorted by id.
+
+    Args:
+        sweep: read a committed tuning sweep instead, ``data/results/<profile>/sweeps/<sweep>/``:
+            runs with schedule overrides (e.g. ``--set mu0=0.1``, made under
+            ``data/results/custom/`` and copied there), such as ``"mu0"``.
 
     A file that is not a result (unreadable JSON, a missing field, a field of the wrong type, a
     non-finite number) is skipped with a logged warning.
 
     Raises:
-        ValueError: ``profile_name`` is not a profile, or a ``match`` key is not a result field.
+        ValueError: ``profile_name`` is not a profile, ``sweep`` is not a plain folder name, or
+            a ``match`` key is not a result field.
     """
     prof = profile_name or profile()
     if prof not in PROFILES:
         raise ValueError(f"profile_name must be one of {PROFILES}, got profile_name={prof!r}")
+    if sweep is not None and not (isinstance(sweep, str) and re.fullmatch(r"[a-z0-9_]+", sweep)):
+        raise ValueError(f"sweep must be a folder name of lowercase letters, digits and _, got sweep={sweep!r}")
     unknown = sorted(set(match) - set(RESULT_FIELDS))
     if unknown:
         raise ValueError(f"unknown result fields {unknown} in match; fields: {sorted(RESULT_FIELDS)}")
-    folder = RESULTS_DIR / prof
+    folder = RESULTS_DIR / prof / "sweeps" / sweep if sweep else RESULTS_DIR / prof
     out = []
     for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:

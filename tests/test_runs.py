@@ -153,6 +153,26 @@ def test_load_results_validates_profile_fields_and_skips_bad_files(tmp_path, mon
         runs.load_results("../quick")
     with pytest.raises(ValueError, match="modle"):
         runs.load_results("quick", modle="lenet300")
+    # a tuning sweep lives in its own folder and never mixes with the standard runs
+    (tmp_path / "quick" / "sweeps" / "mu0").mkdir(parents=True)
+    swept = {**good, "id": good["id"] + "-setabc", "overrides": {"mu0": 0.1}}
+    (tmp_path / "quick" / "sweeps" / "mu0" / "a.json").write_text(json.dumps(swept))
+    assert [r["id"] for r in runs.load_results("quick", sweep="mu0")] == [swept["id"]]
+    assert [r["id"] for r in runs.load_results("quick")] == [good["id"]]
+    for bad in ("../quick", "", "MU0", 3):
+        with pytest.raises(ValueError, match="sweep must be a folder name"):
+            runs.load_results("quick", sweep=bad)
+
+
+def test_the_committed_mu0_sweep_varies_only_mu0_from_the_standard_runs():
+    sweep = runs.load_results("quick", sweep="mu0")
+    assert len(sweep) >= 2
+    for r in sweep:
+        assert set(r["overrides"]) == {"mu0"} and f"--set mu0={r['overrides']['mu0']}" in r["command"]
+        standard = runs.load_results("quick", model=r["model"], combo=r["combo"])
+        base = [s for s in standard if s["budget"] == r["budget"]]
+        assert len(base) == 1 and {**base[0]["schedule"], "mu0": r["overrides"]["mu0"]} == r["schedule"]
+        assert base[0]["dc_error"] == r["dc_error"]  # the same reference, data and DC start
 
 
 def test_experiment_refuses_bad_budget_types_and_an_overflowing_mu_schedule():

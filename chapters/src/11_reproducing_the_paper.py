@@ -21,6 +21,7 @@
 #   errors, bits, compression ratio and provenance (date, hardware, git commit, command);
 # - which results exist today, for the `quick` profile (short CPU runs) and the `full` profile
 #   (the papers' schedules on a GPU), and how to read them beside the published numbers;
+# - how much the quick runs depend on the first penalty value μ0 (a stored sweep);
 # - the exact commands a GPU user runs to reproduce the paper-scale grid of Part V
 #   {cite}`carreira2021part5`: ResNets under Q, P and Q+P, VGG-16 under L, L+P, P and Q+P.
 #
@@ -93,8 +94,7 @@ assert STORE["quick"], "the committed quick-profile results are missing from dat
 
 
 # %%
-def budget_text(budget):
-    return ",".join(f"{k}={v:g}" for k, v in budget.items())
+budget_text = runs.budget_text  # {"k": 2, "fraction": 0.02} -> "k=2,fraction=0.02", as the command line takes it
 
 
 def table(rows):
@@ -201,6 +201,66 @@ for model in quick_models:
           + "; ".join(f"{r['combo']} {budget_text(r['budget'])} ({r['ratio']:.1f}×, {r['lc_error']:.1f}%)" for r in front))
 
 # %% [markdown]
+# ## How much does μ0 matter?
+#
+# LC follows a path: for μ → 0 the L step minimises the loss alone and the weights stay at the
+# reference $\bar{\mathbf{w}}$; as μ → ∞ the penalty forces them onto $\boldsymbol{\Delta}(\boldsymbol{\Theta})$.
+# The schedule $\mu_k = \mu_0 a^k$ sets how the run moves along that path, and with only a few
+# LC steps (the quick profile has 5) $\mu_0$ decides where it starts and where it ends. Too small,
+# and the first L steps hardly feel the penalty: the compressed model stays near direct
+# compression until the last steps. Too large, and the penalty dominates from the first L step:
+# the weights are held near $\boldsymbol{\Delta}(\boldsymbol{\Theta})$ before the loss has had
+# a chance to move them, and the later steps change little.
+#
+# The quick profile's $\mu_0$ was chosen by a sweep, run for the two combinations this book is
+# about and stored in `data/results/quick/sweeps/mu0/`. Each of those runs was made by the
+# command in its file (`python -m lcbook run … --set mu0=…`, which writes to
+# `data/results/custom/`) and copied there; `runs.load_results("quick", sweep="mu0")` reads them.
+# Everything else (reference, data, schedule, seed) is the standard run's, so every run starts
+# from the same direct compression.
+
+# %%
+SWEEP = runs.load_results("quick", sweep="mu0")
+assert SWEEP, "the μ0 sweep is missing from data/results/quick/sweeps/mu0"
+sweep_settings = sorted({(r["model"], r["combo"], budget_text(r["budget"])) for r in SWEEP})
+sweep_runs = {s: [r for r in SWEEP + STORE["quick"] if (r["model"], r["combo"], budget_text(r["budget"])) == s]
+              for s in sweep_settings}
+for s, rs in sweep_runs.items():
+    assert len({r["dc_error"] for r in rs}) == 1, f"{s}: the runs do not share one direct compression"
+    assert all(set(r["overrides"]) <= {"mu0"} for r in rs), s
+sweep_table = pd.DataFrame([{"setting": " ".join(s), "μ0": r["schedule"]["mu0"],
+                             "LC error %": r["lc_error"]} for s, rs in sweep_runs.items() for r in rs])
+sweep_table.pivot(index="μ0", columns="setting", values="LC error %").style.format(precision=2).format_index(
+    lambda v: f"{v:g}").set_caption(
+    "LC test error (%) after the quick profile's 5 LC steps, by μ0 (DC error: "
+    + "; ".join(f"{' '.join(s)} {rs[0]['dc_error']:.2f}%" for s, rs in sweep_runs.items()) + ")")
+
+# %%
+fig, axes = plt.subplots(1, len(sweep_runs), figsize=(6.2 * len(sweep_runs), 4.0), squeeze=False)
+for ax, (s, rs) in zip(axes[0], sweep_runs.items()):
+    for r in sorted(rs, key=lambda r: r["schedule"]["mu0"]):
+        steps = [h for h in r["history"] if h["step"] != "FT"]
+        ax.plot(range(len(steps)), [h["test_error"] for h in steps], marker="o",
+                label=f"μ0 = {r['schedule']['mu0']:g}" + ("" if r["overrides"] else " (quick schedule)"))
+    ax.set_xticks(range(len(steps)), ["DC"] + [str(h["step"]) for h in steps[1:]])
+    ax.set_xlabel("LC step")
+    ax.set_ylabel("test error of Δ(Θ) (%)")
+    ax.set_title(" ".join(s))
+    ax.legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+for s, rs in sweep_runs.items():
+    best = min(rs, key=lambda r: r["lc_error"])
+    std = [r for r in rs if not r["overrides"]]
+    gap = f"; the quick schedule's μ0 = {std[0]['schedule']['mu0']:g} gives {std[0]['lc_error']:.2f}% ({std[0]['lc_error'] - best['lc_error']:+.2f} points)" if std else ""
+    print(f"{' '.join(s)}: lowest LC error {best['lc_error']:.2f}% at μ0 = {best['schedule']['mu0']:g}{gap}")
+
+# %% [markdown]
+# One seed and 2,000 test images per run (one image is 0.05 points), so differences of a few
+# tenths are within noise. The full profile has 50–60 LC steps with a gentler $a$, which makes
+# it less sensitive to $\mu_0$; its Q+P and L+P runs use each family's low-rank schedule, which
+# still has to be tuned on a GPU in the same way (`--set mu0=…`).
+#
 # ## Beside the published numbers
 #
 # These are the numbers we can cite; all are **published** by the LC authors, none is measured
@@ -400,6 +460,8 @@ assert all(j.profile == "full" and j.result_path().parent == runs.RESULTS_DIR / 
 #   consistency (ratio, bit totals, error ranges, ids, commands).
 # - The quick results are short CPU runs from weak references: they show orderings, not the
 #   papers' errors. No full-profile results are stored unless the table above says otherwise.
+# - The quick profile's μ0 comes from a stored sweep over μ0 for ResNet-20 Q+P and VGG-16/4 L+P;
+#   the table and figure above show how far each run got from direct compression in 5 LC steps.
 # - Published numbers (the LC toolkit's LeNet300 table, the CVPR20 reference errors) are shown
 #   beside ours and labelled as such; Part V's per-network tables are not quoted.
 # - The paper-scale grid is a handful of `python -m lcbook reference` and `grid` commands on a
