@@ -5,7 +5,9 @@ the reference if it is missing, runs LC with a checkpoint after every step (rest
 command resumes), and writes one JSON result to the store under ``data/results/<profile>/``:
 test errors (DC and LC, in percent), per-layer and total bits, compression ratio, the history,
 wall time, and provenance (hardware, versions, git commit, profile, seed). Chapters read the
-store with :func:`load_results`.
+store with :func:`load_results`. Runs with schedule overrides (``--set``) go to
+``data/results/custom/`` instead; a tuning sweep worth keeping is copied from there to
+``data/results/<profile>/sweeps/<name>/`` and read with ``load_results(sweep=name)``.
 
 Combinations (``budget`` keys in brackets):
 
