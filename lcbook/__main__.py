@@ -66,6 +66,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     res.add_argument("--profile", choices=PROFILES, default=None)
     res.add_argument("--model", default=None)
     res.add_argument("--combo", default=None)
+    res.add_argument("--sweep", default=None,
+                     help="list a committed tuning sweep, data/results/<profile>/sweeps/SWEEP/ (e.g. mu0)")
 
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -138,14 +140,21 @@ def main(argv: Optional[List[str]] = None) -> int:
                         print(f"FAILED ({r[0].returncode}): {r[2].id}", file=sys.stderr)
         return 1 if failed else 0
 
-    rows = runs.load_results(prof, **{k: v for k, v in (("model", args.model), ("combo", args.combo)) if v})
+    try:
+        rows = runs.load_results(prof, sweep=args.sweep,
+                                 **{k: v for k, v in (("model", args.model), ("combo", args.combo)) if v})
+    except ValueError as e:
+        ap.error(str(e))
     if rows:
         print(f"{'experiment':45s} {'DC error':>9s} {'LC error':>9s} {'ratio':>8s}  hardware / date")
     for r in rows:
+        overrides = "  " + " ".join(f"{k}={v}" for k, v in r["overrides"].items()) if r["overrides"] else ""
         print(f"{r['id']:45s} {r['dc_error']:8.2f}% {r['lc_error']:8.2f}% {r['ratio']:7.1f}x  "
-              f"{r['hardware']}  {r['date']}")
+              f"{r['hardware']}  {r['date']}{overrides}")
     if not rows:
-        print(f"no stored results for profile {prof!r}")
+        where = f"sweep {args.sweep!r} of " if args.sweep else ""
+        print(f"no stored results for {where}profile {prof!r} (runs with --set overrides are in "
+              f"{runs.RESULTS_DIR / 'custom' / prof})")
     return 0
 
 

@@ -92,6 +92,13 @@ def test_run_stores_a_result_with_provenance_and_resumes(tmp_path, monkeypatch, 
     assert "no stored results" in capsys.readouterr().out
 
 
+def test_cli_lists_the_committed_mu0_sweep_with_its_overrides(capsys):
+    assert cli(["results", "--profile", "quick", "--sweep", "mu0"]) == 0
+    out = capsys.readouterr().out
+    ids = [r["id"] for r in runs.load_results("quick", sweep="mu0")]
+    assert ids and all(i in out for i in ids) and "mu0=" in out
+
+
 def test_cli_rejects_bad_input(capsys):
     with pytest.raises(SystemExit):
         cli(["run", "lenet300", "qp", "k=2"])  # fraction missing
@@ -112,6 +119,7 @@ def test_cli_rejects_bad_input(capsys):
     (["run", "lenet300", "q", "k=2", "--set", "multipliers=3"], "multipliers=3 is invalid"),
     (["run", "lenet300", "q", "k=2", "--set", "finetune_epochs=2.5"], "finetune_epochs=2.5 is invalid"),
     (["grid", "--models", "lenet300", "--combos", "qp", "--budgets", "k=2"], "no job"),
+    (["results", "--sweep", "../quick"], "sweep must be a folder name"),
 ])
 def test_cli_checks_everything_before_any_work(args, message, capsys):
     with pytest.raises(SystemExit):
