@@ -256,9 +256,10 @@ for s, rs in sweep_runs.items():
     print(f"{' '.join(s)}: lowest LC error {best['lc_error']:.2f}% at μ0 = {best['schedule']['mu0']:g}{gap}")
 
 # %% [markdown]
-# One seed and 2,000 test images per run (one image is 0.05 points), so differences of a few
-# tenths are within noise. The full profile has 50–60 LC steps with a gentler $a$, which makes
-# it less sensitive to $\mu_0$; its Q+P and L+P runs use each family's low-rank schedule, which
+# Each μ0 was run with one seed and evaluated on the profile's test subset (the `test images`
+# column of the quick table above), so differences of a few tenths of a point are within noise.
+# The full profile's schedules (50–60 LC steps with a gentler $a$, listed in the GPU section
+# below) have not been swept: its Q+P and L+P runs use each family's low-rank schedule, which
 # still has to be tuned on a GPU in the same way (`--set mu0=…`).
 #
 # ## Beside the published numbers
