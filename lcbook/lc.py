@@ -272,6 +272,9 @@ class LCAlgorithm:
         self.step = -1  # index of the last completed μ step; -1: none yet
         self.mu = 0.0
         self.history: List[Dict[str, float]] = []
+        #: wall time in seconds of DC and the LC steps so far (L step, C step, evaluation),
+        #: summed over every process of a resumed run (kept in the checkpoint)
+        self.seconds = 0.0
         self._targets: Optional[List[Tuple[torch.Tensor, torch.Tensor]]] = None
 
     # --- the steps -------------------------------------------------------------------------
@@ -303,7 +306,7 @@ class LCAlgorithm:
         for b in self.tasks:
             b.lam.zero_()
             b.theta = None
-        self.mu, self.step, self.history = 0.0, -1, []
+        self.mu, self.step, self.history, self.seconds = 0.0, -1, [], 0.0
         secs = self.c_step()
         rec = self._record("DC", c_seconds=secs, l_seconds=0.0, l_stats={})
         return rec
@@ -409,7 +412,9 @@ class LCAlgorithm:
                 self.load_state_dict(state)
                 log.info("resumed from %s at step %s", checkpoint, self.step)
         if self.tasks[0].theta is None or not self.history:
+            t0 = time.perf_counter()
             self.direct_compression()
+            self.seconds = time.perf_counter() - t0
             if checkpoint is not None:
                 atomic_save(self.state_dict(), checkpoint)
         todo = range(self.step + 1, len(self.mu_schedule))
@@ -426,6 +431,7 @@ class LCAlgorithm:
             rec = self._record(k, c_seconds=c_secs, l_seconds=l_secs, l_stats=stats)
             self.update_multipliers()
             self.step = k
+            self.seconds += time.perf_counter() - t0
             if checkpoint is not None:
                 atomic_save(self.state_dict(), checkpoint)
             bar.set_postfix({k2: f"{v:.3g}" for k2, v in rec.items() if k2 in ("mu", "distance", "test_error")})
@@ -589,6 +595,7 @@ class LCAlgorithm:
             "thetas": [dict(b.theta) if b.theta is not None else None for b in self.tasks],
             "lambdas": [b.lam.clone() for b in self.tasks],
             "history": [dict(r) for r in self.history],
+            "seconds": self.seconds,
             "rng": {"torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
             "l_step": self.l_step.state_dict() if hasattr(self.l_step, "state_dict") else {},
@@ -636,6 +643,10 @@ class LCAlgorithm:
             raise ValueError(f"state step={step} is outside this run's μ schedule of {len(self.mu_schedule)} steps")
         if not (math.isfinite(mu) and mu >= 0):
             raise ValueError(f"state mu={mu!r} must be finite and ≥ 0")
+        seconds = state.get("seconds", 0.0)  # checkpoints written before it was kept lack it
+        if not (is_real(seconds) and math.isfinite(seconds) and seconds >= 0):
+            raise ValueError(f"state seconds={seconds!r} must be a finite number ≥ 0")
+        seconds = float(seconds)
         deltas = []
         for b, th, lam in zip(self.tasks, state["thetas"], state["lambdas"]):
             if tuple(lam.shape) != tuple(b.lam.shape) or lam.dtype != b.lam.dtype:
@@ -688,6 +699,7 @@ class LCAlgorithm:
         # All checked: apply.
         self.model.load_state_dict(state["model"])
         self.step, self.mu = step, mu
+        self.seconds = seconds
         for b, th, lam, d in zip(self.tasks, state["thetas"], state["lambdas"], deltas):
             b.theta = {k: v.to(b.lam.device) for k, v in th.items()} if th is not None else None
             b.delta = d

@@ -315,13 +315,14 @@ def run_experiment(exp: Experiment, progress: bool = True) -> Dict[str, Any]:
         mu_schedule=geometric_mu(sched["mu0"], sched["a"], sched["steps"]),
         evaluate=evaluate, multipliers=sched["multipliers"], progress=progress,
     )
-    t0 = time.perf_counter()
     history = lc.run(checkpoint=exp.checkpoint_path())
     lc_error = history[-1]["test_error"]
+    seconds = lc.seconds  # DC and LC steps, summed over the processes of a resumed run
     if sched["finetune_epochs"] > 0:  # optional: train Θ's continuous parts with the structure fixed
+        t0 = time.perf_counter()
         lc.finetune(train_b, epochs=sched["finetune_epochs"], lr=sched["finetune_lr"])
         history = lc.history
-    seconds = time.perf_counter() - t0
+        seconds += time.perf_counter() - t0
     example = next(iter(test_b))[0][:1]
     report = storage_report(lc, example)
     result = {

@@ -258,7 +258,8 @@ def test_load_state_dict_checks_before_changing_anything():
                               ("mu", "abc", "mu must be a number"), ("mu", None, "mu must be a number"),
                               ("lambdas", [torch.zeros(12, dtype=torch.float64)], "expected \\(12,\\) torch.float32"),
                               ("thetas", [None], "no Θ, but the state is at LC step"),
-                              ("history", [], "a state at LC step"), ("model", {"0.weight": 3}, "dict of tensors")]:
+                              ("history", [], "a state at LC step"), ("model", {"0.weight": 3}, "dict of tensors"),
+                              ("seconds", -1.0, "seconds=-1.0 must be"), ("seconds", "1", "seconds='1' must be")]:
         bad = a.state_dict()
         bad[key] = value
         with pytest.raises(ValueError, match=match):

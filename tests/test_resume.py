@@ -63,6 +63,9 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
         assert torch.equal(a, b)
     assert [r["step"] for r in resumed.history] == [r["step"] for r in ref.history]
     assert torch.load(ckpt, weights_only=True)["step"] == 3
+    # the wall time counts both processes: the first one's saved seconds plus the resumed steps
+    steps_time = sum(r["l_seconds"] + r["c_seconds"] for r in resumed.history)
+    assert 0 < saved["seconds"] < resumed.seconds and resumed.seconds >= steps_time
 
 
 def test_checkpoint_from_another_configuration_is_refused(tmp_path):
