@@ -1,9 +1,9 @@
 """Type tests for numbers given as hyperparameters.
 
 Python numbers and NumPy scalars (``np.int64(2)``, ``np.float32(0.5)``) are accepted alike;
-booleans are not numbers here (``k=True`` is refused), and NumPy booleans count as booleans. Callers convert accepted values with
-``int()``/``float()`` before storing them, so no NumPy type reaches a checkpoint, a result or an
-export header.
+booleans are not numbers here (``k=True`` is refused), and NumPy booleans count as booleans.
+Callers convert accepted values with ``int()``/``float()`` before storing them, so no NumPy type
+reaches a checkpoint, a result or an export header.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
 import torch
+
 from ._checks import is_int
 
 log = logging.getLogger(__name__)

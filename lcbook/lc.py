@@ -36,6 +36,7 @@ from tqdm.std import tqdm
 from ._checks import is_int, is_real
 from ._io import atomic_save, checkpoint_path
 from ._modes import modes_restored
+from ._rng import is_generator_state, restore_rng, rng_state
 from .compressions.base import Compression, Theta
 
 log = logging.getLogger(__name__)
@@ -303,12 +304,14 @@ class LCAlgorithm:
         Restarts the run: the history is cleared and begins with the record of step ``"DC"``,
         which is returned.
         """
+        t0 = time.perf_counter()
         for b in self.tasks:
             b.lam.zero_()
             b.theta = None
-        self.mu, self.step, self.history, self.seconds = 0.0, -1, [], 0.0
+        self.mu, self.step, self.history = 0.0, -1, []
         secs = self.c_step()
         rec = self._record("DC", c_seconds=secs, l_seconds=0.0, l_stats={})
+        self.seconds = time.perf_counter() - t0  # the run's clock starts over with DC
         return rec
 
     def update_multipliers(self) -> None:
@@ -412,9 +415,7 @@ class LCAlgorithm:
                 self.load_state_dict(state)
                 log.info("resumed from %s at step %s", checkpoint, self.step)
         if self.tasks[0].theta is None or not self.history:
-            t0 = time.perf_counter()
             self.direct_compression()
-            self.seconds = time.perf_counter() - t0
             if checkpoint is not None:
                 atomic_save(self.state_dict(), checkpoint)
         todo = range(self.step + 1, len(self.mu_schedule))
@@ -596,8 +597,7 @@ class LCAlgorithm:
             "lambdas": [b.lam.clone() for b in self.tasks],
             "history": [dict(r) for r in self.history],
             "seconds": self.seconds,
-            "rng": {"torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+            "rng": rng_state(),
             "l_step": self.l_step.state_dict() if hasattr(self.l_step, "state_dict") else {},
             "config": self._config(),
         }
@@ -677,11 +677,8 @@ class LCAlgorithm:
         if rng is not None and not (isinstance(rng, dict) and torch.is_tensor(rng.get("torch"))
                                     and rng["torch"].dtype == torch.uint8):
             raise ValueError("state['rng'] must hold the torch RNG state as a uint8 tensor")
-        if rng:
-            try:
-                torch.Generator().set_state(rng["torch"])
-            except RuntimeError as e:
-                raise ValueError(f"state['rng']['torch'] is not a torch RNG state ({e})") from e
+        if rng and not is_generator_state(rng["torch"]):
+            raise ValueError("state['rng']['torch'] is not a torch RNG state")
         if not isinstance(state.get("l_step", {}), dict):
             raise ValueError("state['l_step'] must be a dict")
         for th in state["thetas"]:
@@ -706,11 +703,8 @@ class LCAlgorithm:
             b.lam = lam.clone().to(b.lam.device)
         self.history = [dict(r) for r in state["history"]]
         self._targets = None
-        rng = state.get("rng")
-        if rng:
-            torch.set_rng_state(rng["torch"])
-            if rng.get("cuda") and torch.cuda.is_available() and len(rng["cuda"]) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(rng["cuda"])
+        if state.get("rng"):
+            restore_rng(state["rng"])
 
 
 def _no_l_step(lc: "LCAlgorithm") -> Dict[str, float]:

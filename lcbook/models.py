@@ -21,6 +21,7 @@ from typing import List
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from ._checks import is_int, is_real
 
 

@@ -22,6 +22,7 @@ from tqdm.std import tqdm
 from ._checks import is_bool, is_int, is_real
 from ._io import atomic_save, checkpoint_path
 from ._modes import modes_restored
+from ._rng import is_generator_state, restore_rng, rng_state
 
 
 def _check_positive(name: str, v, allow_zero: bool = False) -> None:
@@ -229,22 +230,10 @@ def train_reference(
             atomic_save({
                 "config": config, "losses": losses, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict() if sched else {},
-                "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "rng": rng_state(),
                 "generator": gen.get_state() if isinstance(gen, torch.Generator) else None,
             }, checkpoint)
     return losses
-
-
-def _valid_state(state, make) -> bool:
-    """``True`` if ``state`` is a torch generator state (a uint8 tensor ``make().set_state`` takes)."""
-    if not (torch.is_tensor(state) and state.dtype == torch.uint8):
-        return False
-    try:
-        make().set_state(state)
-    except (RuntimeError, TypeError, ValueError):
-        return False
-    return True
 
 
 def _resume_reference(path: Path, config: dict, model: nn.Module, opt, sched, gen) -> list:
@@ -272,10 +261,10 @@ def _resume_reference(path: Path, config: dict, model: nn.Module, opt, sched, ge
     if (not isinstance(saved, dict) or set(saved) != set(own)
             or any(not torch.is_tensor(saved[k]) or saved[k].shape != v.shape for k, v in own.items())):
         raise refuse("holds another model's weights")
-    if not _valid_state(state["rng"], torch.Generator):
+    if not (isinstance(state["rng"], dict) and is_generator_state(state["rng"].get("torch"))):
         raise refuse("holds no valid torch RNG state")
     if isinstance(gen, torch.Generator) != (state["generator"] is not None) or (
-            state["generator"] is not None and not _valid_state(state["generator"], torch.Generator)):
+            state["generator"] is not None and not is_generator_state(state["generator"])):
         raise refuse("does not hold a state of the batches' generator")
     if sched is not None and not (isinstance(state["scheduler"], dict) and state["scheduler"].get("total_steps")
                                   == sched.total_steps):
@@ -294,9 +283,7 @@ def _resume_reference(path: Path, config: dict, model: nn.Module, opt, sched, ge
     if sched is not None:
         sched.load_state_dict(state["scheduler"])
     model.load_state_dict(saved)
-    torch.set_rng_state(state["rng"])
-    if state.get("cuda_rng") and torch.cuda.is_available() and len(state["cuda_rng"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    restore_rng(state["rng"])
     if isinstance(gen, torch.Generator):
         gen.set_state(state["generator"])
     return list(losses)
@@ -370,10 +357,8 @@ class SGDLStep:
         if "generator" in state:
             if not isinstance(g, torch.Generator):
                 raise ValueError("state holds a batch generator state, but this L step's batches have no generator")
-            try:
-                torch.Generator().set_state(state["generator"])
-            except (RuntimeError, TypeError) as e:
-                raise ValueError(f"state['generator'] is not a torch generator state ({e})") from e
+            if not is_generator_state(state["generator"]):
+                raise ValueError(f"state['generator'] is not a torch generator state, got {state['generator']!r:.60}")
             g.set_state(state["generator"])
 
     def __call__(self, lc) -> Dict[str, float]:

@@ -20,6 +20,7 @@ import math
 from typing import Dict, Optional, Tuple
 
 import torch
+
 from .._checks import is_int, is_real
 
 Theta = Dict[str, torch.Tensor]
