@@ -214,12 +214,16 @@ class Batches:
         b, _, h, w = xb.shape
         g = self.generator
         pad = torch.nn.functional.pad(xb, (4, 4, 4, 4))
-        dx = torch.randint(0, 9, (b,), generator=g).tolist()
-        dy = torch.randint(0, 9, (b,), generator=g).tolist()
-        out = torch.stack([pad[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
-        flip = torch.rand(b, generator=g) < 0.5
-        out[flip.to(out.device)] = out[flip.to(out.device)].flip(-1)
-        return out
+        dev = xb.device
+        dx = torch.randint(0, 9, (b,), generator=g).to(dev)
+        dy = torch.randint(0, 9, (b,), generator=g).to(dev)
+        flip = (torch.rand(b, generator=g) < 0.5).to(dev)
+        # Each image's crop as one gather: rows dy..dy+h, columns dx..dx+w (reversed if flipped).
+        cols = torch.arange(w, device=dev)
+        cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]
+        rows = dy[:, None] + torch.arange(h, device=dev)
+        return pad[torch.arange(b, device=dev)[:, None, None, None], torch.arange(xb.shape[1], device=dev)[None, :, None, None],
+                   rows[:, None, :, None], cols[:, None, None, :]]
 
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)

@@ -1,37 +1,57 @@
-"""The profile switch: one environment variable, ``LCBOOK_PROFILE``, read only here.
+"""The package's settings from the environment, read only here: the profile switch
+``LCBOOK_PROFILE`` and the checkpoint folder ``LCBOOK_RUNS_DIR``.
+
+Profiles:
 
 * ``quick`` (default): real data subsets, a few epochs; each chapter runs in minutes on a
   2-core CPU (this is what CI executes);
+* ``cpu``: long runs for a CPU, in the background over hours: all 50,000 training images,
+  every evaluation on all 10,000 test images, LC schedules long enough that the test error has
+  stopped moving (CI never runs them; the chapters read their stored results);
 * ``full``: the paper-scale recipes (full data, hundreds of epochs); meant for a GPU.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
-PROFILES = ("quick", "full")
+PROFILES = ("quick", "cpu", "full")
+
+
+def runs_dir() -> Path:
+    """Where unfinished runs keep their checkpoints (LC runs and reference trainings):
+    ``$LCBOOK_RUNS_DIR`` if set, else ``<project>/data/runs`` (ignored by git). Point it at a
+    folder outside the checkout for long runs, so that a new checkout resumes them."""
+    default = Path(__file__).resolve().parent.parent / "data" / "runs"
+    return Path(os.environ.get("LCBOOK_RUNS_DIR") or default).expanduser()
 
 
 def profile() -> str:
     """The active profile: ``$LCBOOK_PROFILE`` (``"quick"`` if unset).
 
     Raises:
-        ValueError: if ``LCBOOK_PROFILE`` holds anything but ``quick`` or ``full``.
+        ValueError: if ``LCBOOK_PROFILE`` holds anything but ``quick``, ``cpu`` or ``full``.
     """
     p = os.environ.get("LCBOOK_PROFILE", "quick").strip().lower() or "quick"
     if p not in PROFILES:
-        raise ValueError(f"LCBOOK_PROFILE must be 'quick' or 'full', got LCBOOK_PROFILE={p!r}")
+        raise ValueError(f"LCBOOK_PROFILE must be 'quick', 'cpu' or 'full', got LCBOOK_PROFILE={p!r}")
     return p
 
 
-def choose(quick: Any, full: Any) -> Any:
-    """``quick`` or ``full`` according to :func:`profile`.
+def choose(quick: Any, full: Any, cpu: Any = None) -> Any:
+    """``quick``, ``cpu`` or ``full`` according to :func:`profile`; the ``cpu`` profile takes
+    ``quick``'s value when ``cpu`` is not given (what a chapter computes live stays quick-sized;
+    the long runs are read from the store).
 
     Raises:
         ValueError: as :func:`profile` for a bad ``LCBOOK_PROFILE``.
     """
-    return quick if profile() == "quick" else full
+    p = profile()
+    if p == "full":
+        return full
+    return cpu if p == "cpu" and cpu is not None else quick
 
 
 def chapter_profile(needs_gpu: bool = True) -> str:
@@ -44,7 +64,7 @@ def chapter_profile(needs_gpu: bool = True) -> str:
         needs_gpu: whether the chapter's full-profile work is GPU-scale (training CIFAR nets).
 
     Returns:
-        ``"quick"`` or ``"full"``.
+        ``"quick"``, ``"cpu"`` or ``"full"``.
 
     Raises:
         ValueError: as :func:`profile` for a bad ``LCBOOK_PROFILE``.

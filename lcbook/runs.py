@@ -46,13 +46,13 @@ from ._io import atomic_write_json
 from .compressions import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank
 from .experiments import RECIPES, ROOT, batches, device, profile, provenance, reference
 from .lc import LCAlgorithm, Task, geometric_mu
-from .profiles import PROFILES
+from .profiles import PROFILES, runs_dir
 from .storage import storage_report
 
 log = logging.getLogger(__name__)
 
 RESULTS_DIR = ROOT / "data" / "results"
-RUNS_DIR = ROOT / "data" / "runs"  # LC checkpoints (ignored by git)
+RUNS_DIR = runs_dir()  # LC checkpoints ($LCBOOK_RUNS_DIR, default data/runs, ignored by git)
 
 COMBOS: Dict[str, tuple] = {
     "q": ("k",),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Tuple, Union
@@ -158,6 +159,7 @@ def train_reference(
     schedule: str = "step",
     progress: bool = True,
     checkpoint: Optional[Union[str, os.PathLike]] = None,
+    timing: Optional[dict] = None,
 ) -> list:
     """Train ``model`` from scratch; returns the per-epoch mean training loss (nats).
 
@@ -173,6 +175,8 @@ def train_reference(
             generator) is saved there atomically; if the file exists, training resumes from it.
             On CPU with a fixed seed a resumed run ends with the same weights as an uninterrupted
             one. It loads with ``torch.load(weights_only=True)``; delete it to start again.
+        timing: optional dict; on return ``timing["seconds"]`` holds the wall time of training in
+            seconds, summed over every process of a resumed run (kept in the checkpoint).
 
     Raises:
         ValueError: a bad ``epochs``/``lr``/``gamma``/``momentum``/``weight_decay``/``milestones``/
@@ -215,30 +219,37 @@ def train_reference(
         config["examples"] = len(train_batches.y)
     gen = getattr(train_batches, "generator", None)
     losses: list = []
+    seconds = 0.0  # wall time of the epochs done, over every process of a resumed run
     if checkpoint is not None and checkpoint.is_file():
-        losses = _resume_reference(checkpoint, config, model, opt, sched, gen)
+        losses, seconds = _resume_reference(checkpoint, config, model, opt, sched, gen)
     bar = tqdm(range(len(losses), epochs), desc="reference", disable=not progress, leave=False,
                initial=len(losses), total=epochs)
     for ep in bar:
+        t0 = time.perf_counter()
         if sched is None:
             f = gamma ** sum(ep >= m for m in milestones) if schedule == "step" else gamma**ep
             for g in opt.param_groups:
                 g["lr"] = lr * f
         losses.append(train_epoch(model, train_batches, opt, after_step=sched.step if sched else None))
         bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        seconds += time.perf_counter() - t0
         if checkpoint is not None:
             atomic_save({
-                "config": config, "losses": losses, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "config": config, "losses": losses, "seconds": seconds, "model": model.state_dict(),
+                "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict() if sched else {},
                 "rng": rng_state(),
                 "generator": gen.get_state() if isinstance(gen, torch.Generator) else None,
             }, checkpoint)
+    if timing is not None:
+        timing["seconds"] = seconds
     return losses
 
 
-def _resume_reference(path: Path, config: dict, model: nn.Module, opt, sched, gen) -> list:
+def _resume_reference(path: Path, config: dict, model: nn.Module, opt, sched, gen) -> Tuple[list, float]:
     """Load a :func:`train_reference` checkpoint into ``model``/``opt``/``sched``/``gen`` after
-    checking all of it (nothing changes if a check fails); returns the losses so far."""
+    checking all of it (nothing changes if a check fails); returns the losses so far and the
+    seconds spent on them (0 for a checkpoint written before the time was kept)."""
     def refuse(why):
         return ValueError(f"checkpoint {str(path)!r} {why}; delete it to start again")
 
@@ -256,6 +267,9 @@ def _resume_reference(path: Path, config: dict, model: nn.Module, opt, sched, ge
     if not (isinstance(losses, list) and 1 <= len(losses) <= config["epochs"]
             and all(isinstance(v, float) and math.isfinite(v) for v in losses)):
         raise refuse(f"does not hold 1..{config['epochs']} finite epoch losses")
+    seconds = state.get("seconds", 0.0)
+    if not (isinstance(seconds, float) and math.isfinite(seconds) and seconds >= 0):
+        raise refuse("holds no valid training time (seconds)")
     own = model.state_dict()
     saved = state["model"]
     if (not isinstance(saved, dict) or set(saved) != set(own)
@@ -286,7 +300,7 @@ def _resume_reference(path: Path, config: dict, model: nn.Module, opt, sched, ge
     restore_rng(state["rng"])
     if isinstance(gen, torch.Generator):
         gen.set_state(state["generator"])
-    return list(losses)
+    return list(losses), seconds
 
 
 @dataclass

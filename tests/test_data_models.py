@@ -72,6 +72,23 @@ def test_augmentation_is_a_shift_and_optional_flip_of_each_image():
     assert moved >= 8  # the augmentation really moves most images
 
 
+def test_augmentation_draws_shift_then_flip_from_the_batches_generator():
+    # The draws (order shuffle, x shift, y shift, flip) are those of earlier versions of the
+    # code, so stored runs and resumed checkpoints keep meaning the same batches.
+    x = torch.randint(0, 255, (8, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    b = data.Batches(x, torch.arange(8), "cifar10", batch_size=8, train=True, augment=True, seed=3)
+    xb, yb = next(iter(b))
+    g = torch.Generator().manual_seed(3)
+    order = torch.randperm(8, generator=g)
+    dx, dy = torch.randint(0, 9, (8,), generator=g), torch.randint(0, 9, (8,), generator=g)
+    flip = torch.rand(8, generator=g) < 0.5
+    assert torch.equal(yb, order)
+    plain = torch.nn.functional.pad((x.float() - b._mean) / b._std, (4, 4, 4, 4))
+    for j, i in enumerate(order.tolist()):
+        crop = plain[i, :, dy[j]:dy[j] + 32, dx[j]:dx[j] + 32]
+        assert torch.equal(xb[j], crop.flip(-1) if flip[j] else crop)
+
+
 @pytest.mark.parametrize("name,params", [("lenet300", 266_610), ("resnet20", 269_722), ("resnet32", 464_154),
                                          ("resnet56", 853_018), ("resnet110", 1_727_962), ("vgg16", 15_251_402),
                                          ("vgg16_quarter", 956_666)])
@@ -109,8 +126,10 @@ def test_profile_switch(monkeypatch):
     assert experiments.profile() == "quick" and experiments.choose(1, 2) == 1
     monkeypatch.setenv("LCBOOK_PROFILE", "full")
     assert experiments.profile() == "full" and experiments.choose(1, 2) == 2
+    monkeypatch.setenv("LCBOOK_PROFILE", "cpu")
+    assert experiments.profile() == "cpu" and experiments.choose(1, 2) == 1 and experiments.choose(1, 2, cpu=3) == 3
     monkeypatch.setenv("LCBOOK_PROFILE", "fast")
-    with pytest.raises(ValueError, match="LCBOOK_PROFILE must be 'quick' or 'full', got LCBOOK_PROFILE='fast'"):
+    with pytest.raises(ValueError, match="LCBOOK_PROFILE must be 'quick', 'cpu' or 'full', got LCBOOK_PROFILE='fast'"):
         experiments.profile()
 
 
