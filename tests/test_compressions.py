@@ -191,7 +191,7 @@ def _sparse_bits_reference(indices, value_bits=32):
 
 
 @given(st.lists(st.integers(0, 5000), unique=True, max_size=60))
-@settings(max_examples=50, deadline=None)
+@settings(deadline=None)
 def test_sparse_bits_matches_a_direct_count(idx):
     assert sparse_bits(torch.tensor(idx, dtype=torch.long)) == _sparse_bits_reference(idx)
 
@@ -301,7 +301,7 @@ def test_additive_bad_arguments():
     frac=st.floats(0, 1),
     seed=st.integers(0, 2**16),
 )
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 def test_random_shapes_q_p_qp(shape, k, frac, seed):
     g = torch.Generator().manual_seed(seed)
     w = torch.randn(*shape, generator=g)
@@ -319,7 +319,7 @@ def test_random_shapes_q_p_qp(shape, k, frac, seed):
 
 
 @given(m=st.integers(1, 8), n=st.integers(1, 8), r=st.integers(0, 9), seed=st.integers(0, 2**16))
-@settings(max_examples=40, deadline=None)
+@settings(deadline=None)
 def test_random_shapes_low_rank(m, n, r, seed):
     w = torch.randn(m, n, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
     d, th = LowRank(r).compress(w)

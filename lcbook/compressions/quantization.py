@@ -128,12 +128,101 @@ def _backtrack(splits, g: int, dev) -> torch.Tensor:
     return torch.tensor(bounds[::-1], device=dev)
 
 
-def _run_means(csum: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
-    return (csum[bounds[1:]] - csum[bounds[:-1]]) / (bounds[1:] - bounds[:-1]).to(torch.float64)
+def _run_levels(xs: torch.Tensor, bounds: torch.Tensor) -> torch.Tensor:
+    """The level of each run ``[bounds[j], bounds[j+1])`` of the sorted values ``xs``: the mean
+    of its own members, summed in float64 after subtracting the run's first value (exact for
+    tiny values beside large ones, where differences of prefix sums lose them), and clamped to
+    the run's smallest and largest member. Runs must be non-empty; runs that split the sorted
+    values only between distinct values then give strictly increasing levels, in float64 and
+    after rounding to ``xs``'s dtype (rounding is monotone and keeps each run's end values).
+
+    Returns:
+        ``(len(bounds) − 1,)`` float64 levels.
+    """
+    counts = bounds[1:] - bounds[:-1]
+    first = xs[bounds[:-1]].to(torch.float64)
+    last = xs[bounds[1:] - 1].to(torch.float64)
+    seg = torch.repeat_interleave(torch.arange(counts.numel(), device=xs.device), counts)
+    sums = torch.zeros(counts.numel(), dtype=torch.float64, device=xs.device)
+    sums.index_add_(0, seg, xs.to(torch.float64) - first.index_select(0, seg))
+    return torch.minimum(torch.maximum(first + sums / counts.to(torch.float64), first), last)
 
 
-#: Groups of sorted values the cold start of :func:`kmeans_1d` runs its DP on.
+def _distinct(xs: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Distinct values of the sorted ``xs`` and where each starts: ``(D,)`` values and
+    ``(D+1,)`` int64 start positions (the last is N)."""
+    u, counts = torch.unique_consecutive(xs, return_counts=True)
+    starts = torch.zeros(u.numel() + 1, dtype=torch.long, device=xs.device)
+    torch.cumsum(counts, 0, out=starts[1:])
+    return u, starts
+
+
+def _group_dp(xs: torch.Tensor, edges: torch.Tensor, k: int) -> torch.Tensor:
+    """Optimal k runs of whole groups ``[edges[g], edges[g+1])`` of the sorted values (DP on
+    centred float64 prefix sums of the groups); returns run boundaries in positions of ``xs``."""
+    xd = xs.to(torch.float64)
+    xc = xd - xd.mean()  # centred: smaller prefix sums, less cancellation in the costs
+    c0, c1, c2 = edges.to(torch.float64), _prefix(xc)[edges], _prefix(xc * xc)[edges]
+    g = edges.numel() - 1
+    # The dense DP (all (G+1)² run costs at once) is faster for the few hundred groups of a cold
+    # start; divide and conquer, O(k·G log G) time and O(k·G) memory, for many groups.
+    runs = _dp_runs_dense(c0, c1, c2, k) if k * g * g <= 2**27 else _dp_runs(c0, c1, c2, k)
+    return edges[runs]
+
+
+#: Groups of sorted values the cold start of :func:`kmeans_1d` runs its DP on (at least; 4·K
+#: for large K).
 _INIT_GROUPS = 512
+
+
+def _cold_starts(xs: torch.Tensor, starts: torch.Tensor, u: torch.Tensor, k: int):
+    """Initial codebooks for a cold k-means (``xs`` sorted, more than ``k`` distinct values
+    ``u`` starting at ``starts``): the standard starts, each run to convergence by the caller,
+    who keeps the best.
+
+    1. **Histogram DP**: the optimal k runs over groups of the sorted values, the groups cut at
+       the edges of G equal-width bins *and* of G equal-count bins (equal width keeps the sparse
+       tails apart, where the outer levels sit; equal count splits a dense core that a few
+       outliers squeeze into one bin), never splitting equal values;
+    2. **quantiles**: the values at the quantiles (j + ½)/k;
+    3. **k-means++** (Arthur & Vassilvitskii, 2007) with a fixed seed, on the distinct values
+       weighted by their counts.
+    """
+    n, dev = xs.numel(), xs.device
+    d = u.numel()
+    groups = max(_INIT_GROUPS, 4 * k)
+    if d <= groups:
+        edges = starts
+    else:
+        lin = torch.linspace(0, 1, groups + 1, device=dev, dtype=torch.float64)
+        cuts = (xs[0].double() + lin * (xs[-1].double() - xs[0].double())).to(xs.dtype)
+        width = torch.searchsorted(xs, cuts[1:-1])  # at the start of a run of equal values
+        count = starts[torch.searchsorted(starts, torch.div(torch.arange(1, groups, device=dev) * n, groups,
+                                                            rounding_mode="floor"))]
+        edges = torch.unique(torch.cat([starts[:1], width, count, starts[-1:]]))
+        if edges.numel() - 1 < k:  # too few groups for k runs: the distinct values themselves
+            edges = starts
+    out = [_run_levels(xs, _group_dp(xs, edges, k))]
+    q = torch.div((2 * torch.arange(k, device=dev) + 1) * n, 2 * k, rounding_mode="floor")
+    out.append(xs[q].to(torch.float64))
+    # k-means++ on the distinct values, weighted by count; uniform draws from a fixed CPU
+    # generator, so the start is the same on every device.
+    gen = torch.Generator().manual_seed(0)
+    w = (starts[1:] - starts[:-1]).to(torch.float64)
+    ud = u.to(torch.float64)
+    cum = torch.cumsum(w, 0)
+    first = int(torch.searchsorted(cum, torch.rand(1, generator=gen, dtype=torch.float64).to(dev) * cum[-1]).clamp(max=d - 1))
+    centres = [ud[first]]
+    dist = (ud - ud[first]) ** 2
+    for _ in range(1, k):
+        cum = torch.cumsum(w * dist, 0)
+        if float(cum[-1]) <= 0:
+            break
+        i = int(torch.searchsorted(cum, torch.rand(1, generator=gen, dtype=torch.float64).to(dev) * cum[-1]).clamp(max=d - 1))
+        centres.append(ud[i])
+        dist = torch.minimum(dist, (ud - ud[i]) ** 2)
+    out.append(torch.stack(centres))
+    return out
 
 
 def _dp_runs_dense(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, k: int) -> torch.Tensor:
@@ -145,8 +234,8 @@ def _dp_runs_dense(c0: torch.Tensor, c1: torch.Tensor, c2: torch.Tensor, k: int)
     d1 = c1[None, :] - c1[:, None]
     cost = (c2[None, :] - c2[:, None] - d1 * d1 / d0.clamp(min=1)).clamp_(min=0)
     cost.masked_fill_(i[:, None] >= i[None, :], float("inf"))  # run [i, j) needs i < j
-    prev = cost[0].clone()
-    prev[0] = 0.0
+    prev = cost[0].clone()  # D_1(j): one run over [0, j)
+    prev[0] = float("inf")  # runs are never empty (a tie must not pick an empty first run)
     args = []
     for _ in range(2, k + 1):
         prev, arg = (prev[:, None] + cost).min(0)
@@ -161,18 +250,22 @@ def kmeans_1d(
 
     * **Warm start** (``init`` of k values, the previous C step's codebook): Lloyd iterations on
       the unsorted values, each a ``bucketize`` against the codebook midpoints and two
-      ``bincount`` sums, O(N log K); a warm codebook usually needs a few.
-    * **Cold start**, or a warm start still moving after a few iterations, or with an empty
-      cluster: one sort, then each Lloyd iteration needs only O(K log N) work, as every cluster
-      of a sorted codebook is a contiguous run of the sorted values (boundaries by
-      ``searchsorted``, sums by float64 prefix sums). The cold codebook is the optimal
-      quantization (the DP of :func:`optimal_quantization_1d`) of a 512-bin histogram of the
-      values, which Lloyd then refines on all values.
+      ``bincount`` sums, O(N log K). They stop at a fixed point (no assignment changes) or when
+      the codebook moves by less than the tolerance of scikit-learn's ``KMeans``
+      (``Σ_j (Δc_j)² ≤ 10⁻⁴·Var(x)``); only an empty cluster, or 20 iterations without stopping,
+      hands over to the sorted phase below (one sort), so a warm C step never sorts when Lloyd
+      converges.
+    * **Cold start**, or a warm start handed over: one sort, then each Lloyd iteration needs only
+      O(K log N) work, as every cluster of a sorted codebook is a contiguous run of the sorted
+      values (boundaries by ``searchsorted``, sums by float64 prefix sums). A cold start runs
+      Lloyd from each of the standard starts — the optimal quantization (DP) of a histogram of
+      the values, the quantiles, and a seeded k-means++ — and keeps the codebook of least
+      distortion, so it is never worse than any of them.
 
     A centroid whose cluster is empty moves onto the value worst served by the others, so the
-    distortion ``Σ (x − c_z)²`` never increases from the initial codebook. Lloyd stops at a fixed
-    point (no assignment changes: every value at its nearest centroid, every centroid at its
-    cluster's mean) or after ``max_iter`` iterations.
+    distortion ``Σ (x − c_z)²`` never increases from the initial codebook. Each final level is
+    the mean of its cluster computed from the members themselves (exact for tiny values beside
+    large ones) and lies within its cluster's range, so the levels are strictly increasing.
 
     Args:
         x: ``(N,)`` finite values, N ≥ 1.
@@ -180,19 +273,27 @@ def kmeans_1d(
             is those distinct values (zero distortion) and may have fewer than ``k`` entries.
         init: ``(k',)`` initial codebook (warm start); ignored if empty or longer than ``k``;
             if shorter than ``k``, the missing centroids are added at the values worst served.
-        max_iter: iteration limit.
+        max_iter: iteration limit of each Lloyd run.
 
     Returns:
-        ``(codebook, assignments)``: ``(K',)`` sorted centroids with K' ≤ k, and ``(N,)`` int64.
+        ``(codebook, assignments)``: ``(K',)`` strictly increasing centroids with K' ≤ k, and
+        ``(N,)`` int64 indices of the nearest centroid.
 
     Raises:
         ValueError: ``k`` not an int ≥ 1, ``x`` not 1-D or not finite.
 
-    Source: Lloyd (1982); the warm-started C step of adaptive quantization [P2, §4.1].
+    Source: Lloyd (1982); the warm-started C step of adaptive quantization [P2, §4.1]; k-means++
+    (Arthur & Vassilvitskii, SODA 2007).
     """
     _check_1d(x, k)
     check_int("max_iter", max_iter, 1)
     return _kmeans_1d(x, k, init, max_iter)
+
+
+#: Warm Lloyd iterations on the unsorted values before handing over to the sorted phase.
+_WARM_ITERS = 20
+#: Lloyd stops when the codebook moves by Σ (Δc)² ≤ _TOL·Var(x) (scikit-learn's default).
+_TOL = 1e-4
 
 
 def _kmeans_1d(x: torch.Tensor, k: int, init: Optional[torch.Tensor], max_iter: int):
@@ -204,50 +305,32 @@ def _kmeans_1d(x: torch.Tensor, k: int, init: Optional[torch.Tensor], max_iter: 
         c = torch.sort(init.to(device=x.device, dtype=x.dtype).flatten()).values
         z = assign_nearest(x, c)
         x64 = x.to(torch.float64)
-        for _ in range(min(8, max_iter)):
+        tol = _TOL * float(x64.var(unbiased=False)) if n > 1 else 0.0
+        for _ in range(min(_WARM_ITERS, max_iter)):
             counts = torch.bincount(z, minlength=k)
             if not bool(counts.all()):
                 break  # an empty cluster: the sorted phase below handles it
-            c = (torch.bincount(z, weights=x64, minlength=k) / counts).to(x.dtype)
-            c = torch.sort(c).values
+            sums = torch.bincount(z, weights=x64, minlength=k)
+            lo = torch.full((k,), float("inf"), dtype=torch.float64, device=x.device).scatter_reduce(0, z, x64, "amin")
+            hi = torch.full((k,), -float("inf"), dtype=torch.float64, device=x.device).scatter_reduce(0, z, x64, "amax")
+            # Clusters of a sorted codebook are disjoint ranges: means clamped to their ranges increase strictly.
+            new = torch.minimum(torch.maximum(sums / counts, lo), hi).to(x.dtype)
+            shift = float(((new.to(torch.float64) - c.to(torch.float64)) ** 2).sum())
+            c = new
             z_new = assign_nearest(x, c)
-            if torch.equal(z_new, z):
-                return c, z  # a fixed point
+            if torch.equal(z_new, z) or shift <= tol:
+                return c, z_new  # a fixed point, or the codebook has stopped moving
             z = z_new
     return _kmeans_sorted(x, k, c if c is not None else init, max_iter)
 
 
-def _kmeans_sorted(x: torch.Tensor, k: int, init: Optional[torch.Tensor], max_iter: int):
-    n = x.numel()
-    xs = torch.sort(x).values
-    distinct = torch.ones(n, dtype=torch.bool, device=x.device)
-    distinct[1:] = xs[1:] != xs[:-1]
-    if int(distinct.sum()) <= k:
-        uniq = xs[distinct]
-        return uniq, torch.bucketize(x, uniq)  # exact: every value is its own centroid
-    csum = _prefix(xs)
-    if init is None or init.numel() == 0 or init.numel() > k:
-        # Cold start: the optimal k runs over the sorted values grouped into G bins of equal
-        # width (a histogram, as in Wu & Rokne's algorithm; unlike equal-count groups it keeps
-        # the sparse tails apart, where the outer levels of a large codebook sit).
-        lin = torch.linspace(0, 1, _INIT_GROUPS + 1, device=x.device, dtype=torch.float64)
-        cuts = (xs[0].double() + lin * (xs[-1].double() - xs[0].double())).to(xs.dtype)
-        edges = torch.searchsorted(xs, cuts[1:-1])
-        edges = torch.unique(torch.cat([edges.new_zeros(1), edges, edges.new_full((1,), n)]))
-        if edges.numel() - 1 < k:  # fewer non-empty bins than levels: equal-count groups instead
-            g = min(n, _INIT_GROUPS)
-            edges = torch.div(torch.arange(g + 1, device=x.device) * n, g, rounding_mode="floor")
-        c2 = _prefix(xs.to(torch.float64) ** 2)
-        runs = edges[_dp_runs_dense(edges.to(torch.float64), csum[edges], c2[edges], k)]
-        c = _run_means(csum, runs).to(x.dtype)
-    else:
-        c = torch.sort(init.to(device=x.device, dtype=x.dtype).flatten()).values
-        if c.numel() < k:
-            # Too few centroids (e.g. the weights had < k distinct values at the last C step):
-            # duplicates of c[0] get empty clusters, which the loop moves to the worst-served values.
-            c = torch.cat([c[:1].expand(k - c.numel()), c])
-    ends = torch.tensor([n], device=x.device)
-    zero = torch.zeros(1, dtype=torch.long, device=x.device)
+def _lloyd_sorted(xs: torch.Tensor, csum: torch.Tensor, c: torch.Tensor, max_iter: int) -> torch.Tensor:
+    """Lloyd's iterations on the sorted values ``xs`` from the sorted codebook ``c`` to a fixed
+    point (each costs O(K log N), so no tolerance is needed) or ``max_iter``; returns the final
+    levels (each the mean of its non-empty cluster, from :func:`_run_levels`)."""
+    n = xs.numel()
+    ends = torch.tensor([n], device=xs.device)
+    zero = torch.zeros(1, dtype=torch.long, device=xs.device)
     bounds = None
     for _ in range(max_iter):
         # Cluster j holds the sorted values in [bounds[j], bounds[j+1]), as assign_nearest does.
@@ -257,7 +340,7 @@ def _kmeans_sorted(x: torch.Tensor, k: int, init: Optional[torch.Tensor], max_it
         bounds = new
         counts = (bounds[1:] - bounds[:-1]).to(torch.float64)
         sums = csum[bounds[1:]] - csum[bounds[:-1]]
-        c = torch.where(counts > 0, sums / counts.clamp(min=1), c.to(torch.float64)).to(x.dtype)
+        c = torch.where(counts > 0, sums / counts.clamp(min=1), c.to(torch.float64)).to(xs.dtype)
         empty = counts == 0
         if bool(empty.any()):
             # Move each empty centroid onto one of the worst-served values: that value's error
@@ -267,7 +350,62 @@ def _kmeans_sorted(x: torch.Tensor, k: int, init: Optional[torch.Tensor], max_it
             c = c.clone()
             c[empty] = xs[worst]
         c = torch.sort(c).values
+    return _polish(xs, _clusters(xs, c), max_iter)
+
+
+def _clusters(xs: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """Boundaries of the non-empty clusters of the sorted codebook ``c`` in the sorted values
+    ``xs`` (nearest level, ties to the lower one, as :func:`assign_nearest`)."""
+    ends = xs.new_tensor([0, xs.numel()], dtype=torch.long)
+    mid = torch.searchsorted(xs, (c[1:] + c[:-1]) / 2, right=True)
+    return torch.unique_consecutive(torch.cat([ends[:1], mid, ends[1:]]))
+
+
+def _polish(xs: torch.Tensor, bounds: torch.Tensor, max_iter: int = 300) -> torch.Tensor:
+    """Lloyd's iterations with each level computed from its members (:func:`_run_levels`, O(N)
+    each) from the runs ``bounds`` of the sorted values ``xs`` to a fixed point: the returned
+    levels (in ``xs``'s dtype) are then each the mean of the values nearest to it, and strictly
+    increasing. Prefix-sum means (used before, for speed) lose tiny values beside large ones;
+    these iterations put them back and never increase the distortion. Usually one or two."""
+    for _ in range(max_iter):
+        c = _run_levels(xs, bounds).to(xs.dtype)
+        new = _clusters(xs, c)
+        if torch.equal(new, bounds):
+            break
+        bounds = new
+    return c
+
+
+def _kmeans_sorted(x: torch.Tensor, k: int, init: Optional[torch.Tensor], max_iter: int):
+    xs = torch.sort(x).values
+    u, starts = _distinct(xs)
+    if u.numel() <= k:
+        return u, torch.bucketize(x, u)  # exact: every value is its own centroid
+    csum = _prefix(xs)
+    if init is None or init.numel() == 0 or init.numel() > k:
+        best, best_d = None, float("inf")
+        for c0 in _cold_starts(xs, starts, u, k):
+            c0 = torch.sort(c0.to(x.dtype)).values
+            if c0.numel() < k:  # k-means++ ran out of distinct values: pad with duplicates (moved by Lloyd)
+                c0 = torch.cat([c0[:1].expand(k - c0.numel()), c0])
+            c = _lloyd_sorted(xs, csum, c0, max_iter)
+            d = _distortion(xs, c)
+            if d < best_d:
+                best, best_d = c, d
+        c = best
+    else:
+        c = torch.sort(init.to(device=x.device, dtype=x.dtype).flatten()).values
+        if c.numel() < k:
+            # Too few centroids (e.g. the weights had < k distinct values at the last C step):
+            # duplicates of c[0] get empty clusters, which the loop moves to the worst-served values.
+            c = torch.cat([c[:1].expand(k - c.numel()), c])
+        c = _lloyd_sorted(xs, csum, c, max_iter)
     return c, assign_nearest(x, c)
+
+
+def _distortion(x: torch.Tensor, c: torch.Tensor) -> float:
+    """``Σ (x − c_z)²`` in float64 with z the nearest level."""
+    return float(((x.to(torch.float64) - c.to(torch.float64)[assign_nearest(x, c)]) ** 2).sum())
 
 
 def optimal_quantization_1d(x: torch.Tensor, k: int) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -303,15 +441,12 @@ def _optimal_1d(x: torch.Tensor, k: int):
     if n == 0:
         return x.new_empty(0), torch.zeros(0, dtype=torch.long, device=dev)
     xs = torch.sort(x).values
-    distinct = torch.ones(n, dtype=torch.bool, device=dev)
-    distinct[1:] = xs[1:] != xs[:-1]
-    if int(distinct.sum()) <= k:
-        uniq = xs[distinct]
-        return uniq, torch.bucketize(x, uniq)
-    xd = xs.to(torch.float64)
-    xc = xd - xd.mean()  # centred: smaller prefix sums, less cancellation in the costs
-    runs = _dp_runs(torch.arange(n + 1, device=dev, dtype=torch.float64), _prefix(xc), _prefix(xc * xc), k)
-    c = torch.sort(_run_means(_prefix(xd), runs).to(x.dtype)).values
+    u, starts = _distinct(xs)
+    if u.numel() <= k:
+        return u, torch.bucketize(x, u)
+    # The DP runs over the distinct values (an optimal partition never splits equal values), so
+    # the levels, each from its own members, increase strictly.
+    c = _polish(xs, _group_dp(xs, starts, k))
     return c, assign_nearest(x, c)
 
 
