@@ -53,6 +53,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="override a schedule entry, e.g. --set steps=2 --set train_size=500 (recorded in the result)")
+    run.add_argument("--force", action="store_true",
+                     help="run again even if the result is stored (from scratch; a result committed to git is "
+                          "not replaced: the new one goes to data/results/custom/<profile>/)")
+    run.add_argument("--replace", action="store_true", help="with --force: replace the committed result in place")
 
     grid = sub.add_parser("grid", help="run every network × combination × budget (skips stored results)")
     grid.add_argument("--models", nargs="+", required=True)
@@ -98,9 +102,28 @@ def main(argv: Optional[List[str]] = None) -> int:
             exp = runs.Experiment(args.model, args.combo, args.budget, prof, args.seed, overrides)
         except ValueError as e:
             ap.error(str(e))
-        result = runs.run_experiment(exp)
+        if args.replace and not args.force:
+            ap.error("--replace only goes with --force")
+        path, ckpt = exp.result_path(), exp.checkpoint_path()
+        if path.is_file() and not args.force:
+            try:
+                stored = json.loads(path.read_text())
+                summary = f"DC {stored['dc_error']:.2f}%  LC {stored['lc_error']:.2f}%  ratio {stored['ratio']:.1f}x  "
+            except (OSError, ValueError, KeyError, TypeError):
+                summary = "(unreadable) "
+            print(f"{exp.id}: stored, not run again: {summary}-> {path}\n"
+                  f"  (--force runs it again from scratch)")
+            return 0
+        if path.is_file():  # --force: a fresh run with its own checkpoint, so it resumes if interrupted
+            ckpt = ckpt.with_name(ckpt.stem + ".rerun.pt")
+            if runs.is_tracked(path) and not args.replace:
+                path = runs.RESULTS_DIR / "custom" / prof / path.name
+                print(f"{exp.id}: the stored result is committed; the new one goes to {path} (--replace to overwrite it)")
+        result = runs.run_experiment(exp, result_path=path, checkpoint=ckpt)
+        if ckpt != exp.checkpoint_path():
+            ckpt.unlink(missing_ok=True)  # a finished re-run: the next --force starts afresh
         print(f"{exp.id}: DC {result['dc_error']:.2f}%  LC {result['lc_error']:.2f}%  "
-              f"ratio {result['ratio']:.1f}x  ({result['lc_seconds']:.0f} s) -> {exp.result_path()}")
+              f"ratio {result['ratio']:.1f}x  ({result['lc_seconds']:.0f} s) -> {path}")
         return 0
 
     if args.cmd == "grid":

@@ -126,8 +126,9 @@ def _describe(comp) -> Dict[str, Any]:
         return {"class": "AdditiveCombination", "parts": [_describe(p) for p in comp.parts],
                 "max_sweeps": comp.max_sweeps, "tol": comp.tol}
     name = type(comp).__name__
-    if name not in _CLASSES:
-        raise TypeError(f"cannot export a {name}: supported compressions are {sorted(_CLASSES)}")
+    if _CLASSES.get(name) is not type(comp):  # unknown, or a subclass the format would not rebuild
+        raise TypeError(f"cannot export a {type(comp).__qualname__}: the file format knows the compressions "
+                        f"{sorted(_CLASSES)} and additive combinations of them")
     fields = {f: getattr(comp, f) for f in comp.__dataclass_fields__ if comp.__dataclass_fields__[f].init}
     return {"class": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
 
@@ -257,8 +258,9 @@ def export(lc, path, arch: str) -> Dict[str, int]:
         and ``accounted_bits`` (:func:`lcbook.storage.storage_report`'s total).
 
     Raises:
-        ValueError: ``arch`` unknown or not the model's architecture, weights not float32, no Θ yet.
-        TypeError: a compression that cannot be exported.
+        ValueError: ``arch`` unknown or not the model's architecture, weights or a Θ entry not
+            float32 (e.g. after a float64 run), no Θ yet.
+        TypeError: a compression the format does not know (the message names it).
     """
     from .lc import LCAlgorithm
     from .storage import storage_report
@@ -277,6 +279,15 @@ def export(lc, path, arch: str) -> Dict[str, int]:
             raise ValueError(f"export stores float32 weights; parameter {name!r} is {p.dtype}")
     if Path(path).is_dir():
         raise ValueError(f"path must be a file to write, got the folder path={str(path)!r}")
+    for i, b in enumerate(lc.tasks):
+        _describe(b.task.compression)  # a TypeError naming an unknown compression, before any work
+        dt = b.task.compression.decompress(b.theta).dtype
+        if dt != torch.float32:
+            raise ValueError(
+                f"export stores float32: task {i} ({b.task.label}) has Θ in {dt}, which the file could not "
+                f"reproduce bit for bit; run LC on float32 weights and multipliers (model.float() before "
+                f"building the LCAlgorithm), or compress the float32 weights again (lcbook.direct_compression "
+                f"on model.float())")
     w = _Writer()
     tasks, covered = [], set()
     for i, b in enumerate(lc.tasks):
@@ -414,7 +425,9 @@ def load(path, factorized: bool = False) -> nn.Module:
             bound = _Bound(Task(tuple(t["params"]), comp, t["view"]), named)
             delta = comp.decompress(theta).reshape(bound.lam.shape)
             state.update({n: s.contiguous() for n, s in zip(t["params"], bound.scatter(delta))})
-            if factorized and isinstance(comp, (LowRank, RankSelection)) and not t["theta"]["dense"]:
+            # rank 0 (rank selection may choose it) stays a dense layer of zeros: a conv with
+            # zero channels in between cannot run
+            if factorized and isinstance(comp, (LowRank, RankSelection)) and not t["theta"]["dense"] and t["theta"]["r"] > 0:
                 factors.append((t["params"][0], t["view"], theta["U"], theta["V"]))
         for s in header["sections"]:
             if s["group"] in ("params", "buffers") and "/" in s["name"]:

@@ -276,16 +276,35 @@ class Experiment:
         return RUNS_DIR / self.profile / f"{self.id}.pt"
 
 
-def run_experiment(exp: Experiment, progress: bool = True) -> Dict[str, Any]:
+def is_tracked(path: Path) -> bool:
+    """Whether git tracks ``path`` in this project (a committed result). Without git, or outside
+    a git checkout, every file of the results store counts as tracked (it came with the book)."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["git", "ls-files", "--error-unmatch", str(path)], cwd=ROOT, capture_output=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return True
+    if proc.returncode == 0:
+        return True
+    # "not a git repository" (e.g. an installed copy): the store came with the book
+    return b"not a git repository" in proc.stderr
+
+
+def run_experiment(exp: Experiment, progress: bool = True, result_path: Optional[Path] = None,
+                   checkpoint: Optional[Path] = None) -> Dict[str, Any]:
     """Run one experiment (resuming from its checkpoint if there is one) and store its result.
 
     Args:
         exp: the experiment (its ``overrides`` replace schedule entries, e.g.
             ``{"steps": 2, "train_size": 500}`` for a smoke test; they are recorded).
         progress: tqdm bars.
+        result_path: where to write the result (default ``exp.result_path()``).
+        checkpoint: the LC checkpoint (default ``exp.checkpoint_path()``).
 
     Returns:
-        The result dict, also written atomically to ``exp.result_path()``.
+        The result dict, also written atomically to ``result_path``.
     """
     overrides = exp.overrides
     sched = dict(SCHEDULES[(family(exp.model), exp.profile)])
@@ -315,7 +334,7 @@ def run_experiment(exp: Experiment, progress: bool = True) -> Dict[str, Any]:
         mu_schedule=geometric_mu(sched["mu0"], sched["a"], sched["steps"]),
         evaluate=evaluate, multipliers=sched["multipliers"], progress=progress,
     )
-    history = lc.run(checkpoint=exp.checkpoint_path())
+    history = lc.run(checkpoint=checkpoint or exp.checkpoint_path())
     lc_error = history[-1]["test_error"]
     seconds = lc.seconds  # DC and LC steps, summed over the processes of a resumed run
     if sched["finetune_epochs"] > 0:  # optional: train Θ's continuous parts with the structure fixed
@@ -339,7 +358,7 @@ def run_experiment(exp: Experiment, progress: bool = True) -> Dict[str, Any]:
                    + "".join(f" --set {k}={json.dumps(v)}" for k, v in overrides.items()),
         **provenance(),
     }
-    atomic_write_json(result, exp.result_path())
+    atomic_write_json(result, result_path or exp.result_path())
     return result
 
 

@@ -34,7 +34,9 @@ def layer_positions(model: nn.Module, example_input: torch.Tensor) -> Dict[str, 
     One forward pass (in eval mode, without gradients; the mode is restored) of
     ``example_input`` records, for each ``nn.Conv1d/2d/3d`` and ``nn.Linear``, how many output
     positions its weight is applied at for one example (H_out·W_out for a 2-D conv, 1 for a
-    linear layer on a vector); a layer applied several times in one pass counts each time.
+    linear layer on a vector); a layer applied several times in one pass counts each time, and
+    a weight tensor shared by several modules (tied weights) counts every module's use, under
+    its name in ``model.named_parameters()`` (the first name it has).
     Multiply-accumulates of a dense layer are then ``positions · weight.numel()``. The input
     must be batched (its first dimension is the batch).
 
@@ -50,18 +52,22 @@ def layer_positions(model: nn.Module, example_input: torch.Tensor) -> Dict[str, 
     found: Dict[str, int] = {}
     hooks = []
     batch = example_input.shape[0]
-    for mname, mod in model.named_modules():
+    names = {id(p): n for n, p in model.named_parameters()}  # a tied weight: its first name
+    for mname, mod in model.named_modules(remove_duplicate=False):
         if isinstance(mod, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)):
-            def hook(m, inp, out, key=(mname + "." if mname else "") + "weight"):
+            key = names.get(id(mod.weight), (mname + "." if mname else "") + "weight")
+            if any(h[0] is mod for h in hooks):
+                continue  # one module reached by two names: its hook already counts every call
+            def hook(m, inp, out, key=key):
                 per_channel = out.numel() // (out.shape[1] if isinstance(m, nn.modules.conv._ConvNd) else out.shape[-1])
                 found[key] = found.get(key, 0) + per_channel // batch  # a layer used twice counts twice
-            hooks.append(mod.register_forward_hook(hook))
+            hooks.append((mod, mod.register_forward_hook(hook)))
     try:
         with modes_restored(model), torch.no_grad():
             model.eval()
             model(example_input)
     finally:
-        for h in hooks:
+        for _, h in hooks:
             h.remove()
     return found
 

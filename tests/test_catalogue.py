@@ -544,3 +544,46 @@ def test_additive_cold_start_never_worse_than_either_sequential_order(seed):
             da, _ = a.compress(w)
             db, _ = b.compress(w - da)
             assert sq(w, d) <= sq(w, da + db) + 1e-9
+
+
+def test_l1_projection_refuses_non_finite_input():
+    for bad in (float("nan"), float("inf"), -float("inf")):
+        with pytest.raises(ValueError, match="non-finite"):
+            project_l1_ball(torch.tensor([1.0, bad, 0.5]), 1.0)
+    with pytest.raises(TypeError, match="floating-point"):
+        project_l1_ball(torch.tensor([1, 2]), 1.0)
+
+
+@pytest.mark.parametrize("fraction, n, kappa", [
+    (0.05, 10, 1),     # 0.5 rounds up (round-half-even kept 0 and emptied the layer)
+    (0.25, 2, 1), (0.5, 3, 2), (0.15, 10, 2),  # halves round up
+    (0.145, 100, 15),  # the decimal 0.145, not the float 0.14499999…
+    (0.04, 10, 1), (1e-9, 10, 1),  # a positive fraction keeps at least one weight
+    (0.0, 10, 0), (1.0, 7, 7), (0.3, 10, 3), (0.34, 10, 3), (0.36, 10, 4),
+])
+def test_kappa_from_a_fraction_rounds_half_up_and_never_empties_a_layer(fraction, n, kappa):
+    p = ConstraintL0Pruning(fraction=fraction)
+    assert p.kept(n) == kappa
+    delta, theta = p.compress(torch.arange(1.0, n + 1))
+    assert theta["indices"].numel() == kappa
+
+
+def test_macs_count_every_use_of_a_tied_weight():
+    class Tied(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(6, 6, bias=False)
+            self.b = nn.Linear(6, 6, bias=False)
+            self.b.weight = self.a.weight  # one tensor, two layers
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x)))
+
+    torch.manual_seed(0)
+    m = Tied()
+    assert layer_positions(m, torch.zeros(1, 6)) == {"a.weight": 2}
+    lc = LCAlgorithm(m, [Task("a.weight", ConstraintL0Pruning(kappa=10))], l_step=lambda lc: {},
+                     mu_schedule=[1.0])
+    lc.direct_compression()
+    rep = storage_report(lc, torch.zeros(1, 6))
+    assert rep["reference_macs"] == 2 * 36 and rep["macs"] == 2 * 10

@@ -251,3 +251,54 @@ def test_export_refuses_a_folder_and_a_non_string_arch(tmp_path):
     with pytest.raises(ValueError, match="arch must be one of"):
         export.export(lc, tmp_path / "y.lcbk", ["lenet300"])
     assert not (tmp_path / "y.lcbk").exists()
+
+
+def test_a_layer_at_rank_zero_reloads_factorized_and_runs(tmp_path):
+    # Rank selection with a huge α chooses rank 0 for every layer; a factorized reload used to
+    # build a conv with zero output channels, whose forward raises.
+    torch.manual_seed(0)
+    model = models.build("resnet20")
+    convs = ["layer1.0.conv1.weight", "layer2.1.conv2.weight"]
+    lc = compressed(model, [Task(n, RankSelection(1e6)) for n in convs] + [Task("fc.weight", RankSelection(1e6))])
+    assert all(b.theta["U"].shape[1] == 0 for b in lc.tasks)
+    export.export(lc, tmp_path / "r0.lcbk", "resnet20")
+    fact = export.load(tmp_path / "r0.lcbk", factorized=True)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad(), lc.compressed() as m:
+        assert torch.equal(fact(x), m.eval()(x))
+
+
+def test_an_unknown_compression_is_a_type_error_naming_it(tmp_path):
+    from dataclasses import dataclass
+
+    from lcbook.compressions import Compression
+
+    @dataclass(frozen=True)
+    class Halve(Compression):  # not a format the file knows
+        def compress(self, w, theta=None, mu=None):
+            return w.detach() / 2, {"half": w.detach().reshape(-1) / 2}
+
+        def decompress(self, theta):
+            return theta["half"]
+
+        def bits(self, theta):
+            return 32 * theta["half"].numel()
+
+    class MyQuantization(AdaptiveQuantization):  # a subclass the loader would rebuild as its parent
+        pass
+
+    for comp in (Halve(), MyQuantization(2)):
+        lc = compressed(models.build("lenet300"), [Task("fc3.weight", comp)])
+        with pytest.raises(TypeError, match=type(comp).__name__):
+            export.export(lc, tmp_path / "u.lcbk", "lenet300")
+        assert not (tmp_path / "u.lcbk").exists()
+
+
+def test_export_after_a_float64_run_is_refused_with_the_fix(tmp_path):
+    torch.manual_seed(0)
+    model = models.build("lenet300").double()
+    lc = compressed(model, [Task(n, LowRank(3)) for n in LENET])
+    model.float()  # the weights are float32 again, Θ is still float64
+    with pytest.raises(ValueError, match=r"float64.*model\.float\(\)"):
+        export.export(lc, tmp_path / "f.lcbk", "lenet300")
+    assert not (tmp_path / "f.lcbk").exists()

@@ -216,3 +216,35 @@ def test_numpy_numbers_are_accepted_and_stored_as_python_numbers():
             AdaptiveQuantization(bad)
     with pytest.raises(ValueError, match=r"fraction must be a number in \[0, 1\], got fraction=np.float32\(1.5\)"):
         ConstraintL0Pruning(fraction=np.float32(1.5))
+
+
+def test_run_reports_a_stored_result_and_never_rewrites_a_committed_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runs, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(runs, "RUNS_DIR", tmp_path / "runs")
+    exp = runs.Experiment("resnet20", "q", {"k": 2}, "quick")
+    stored = json.loads(sorted((runs.ROOT / "data" / "results" / "quick").glob("resnet20-q-k2-*.json"))[0].read_text())
+    exp.result_path().parent.mkdir(parents=True)
+    exp.result_path().write_text(json.dumps(stored))
+    before = exp.result_path().read_bytes()
+    calls = []
+
+    def fake_run(e, progress=True, result_path=None, checkpoint=None):
+        calls.append((result_path, checkpoint))
+        runs.atomic_write_json({**stored, "lc_error": 1.0}, result_path)
+        return {**stored, "lc_error": 1.0}
+
+    monkeypatch.setattr(runs, "run_experiment", fake_run)
+    assert cli(["run", "resnet20", "q", "k=2", "--profile", "quick"]) == 0
+    assert calls == [] and "stored, not run again" in capsys.readouterr().out
+    # --force on a committed result: a fresh run (own checkpoint) written beside, never over it
+    monkeypatch.setattr(runs, "is_tracked", lambda p: True)
+    assert cli(["run", "resnet20", "q", "k=2", "--profile", "quick", "--force"]) == 0
+    (path, ckpt), = calls
+    assert path == tmp_path / "results" / "custom" / "quick" / exp.result_path().name
+    assert ckpt != exp.checkpoint_path() and exp.result_path().read_bytes() == before
+    assert json.loads(path.read_text())["lc_error"] == 1.0
+    # --force --replace says so: then the result is replaced in place
+    assert cli(["run", "resnet20", "q", "k=2", "--profile", "quick", "--force", "--replace"]) == 0
+    assert calls[-1][0] == exp.result_path() and json.loads(exp.result_path().read_text())["lc_error"] == 1.0
+    with pytest.raises(SystemExit):
+        cli(["run", "resnet20", "q", "k=2", "--replace"])

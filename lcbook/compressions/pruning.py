@@ -28,6 +28,7 @@ net pruning*, CVPR 2018.
 from __future__ import annotations
 
 import math
+from decimal import ROUND_FLOOR, Decimal
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
@@ -98,9 +99,11 @@ class _SparseTheta(Compression):
 class ConstraintL0Pruning(_SparseTheta):
     """ℓ0-constraint pruning: keep at most κ weights, the rest are zero [CVPR18].
 
-    Give exactly one of ``kappa`` (a count) or ``fraction`` (of the weights in the task's view,
-    κ = round(fraction·N)). With several layers in one view, one κ is shared across all of them,
-    so the layers compete for the kept weights.
+    Give exactly one of ``kappa`` (a count) or ``fraction`` (of the weights in the task's view).
+    From a fraction, κ = fraction·N rounded half up, computed on the decimal value of
+    ``fraction`` as written (0.145 of 100 weights keeps 15, 0.05 of 10 keeps 1), and at least 1
+    when fraction > 0: a positive fraction never empties a layer. With several layers in one
+    view, one κ is shared across all of them, so the layers compete for the kept weights.
 
     Args:
         kappa: number κ ≥ 0 of weights kept.
@@ -136,7 +139,11 @@ class ConstraintL0Pruning(_SparseTheta):
     def kept(self, n: int) -> int:
         """κ for a view of ``n`` weights; raises ``ValueError`` if κ > n."""
         if self.kappa is None:
-            return int(round(self.fraction * n))
+            if self.fraction == 0:
+                return 0
+            # Decimal(repr(f)) is the number as the user wrote it (0.145, not 0.14499999…)
+            kappa = int((Decimal(repr(self.fraction)) * n + Decimal("0.5")).to_integral_value(ROUND_FLOOR))
+            return min(n, max(1, kappa))
         if self.kappa > n:
             raise ValueError(f"kappa={self.kappa} is larger than the number of weights ({n}) in the task")
         return self.kappa
@@ -170,9 +177,11 @@ def project_l1_ball(x: torch.Tensor, radius: float) -> torch.Tensor:
         ``(N,)`` tensor like ``x``.
 
     Raises:
-        ValueError/TypeError: ``radius`` not a finite real ≥ 0.
+        ValueError/TypeError: ``radius`` not a finite real ≥ 0; ``x`` not a floating-point
+            tensor, or holding NaN or ±inf.
     """
     radius = check_real("radius", radius, 0.0)
+    check_finite(x, "x")
     a = x.abs()
     if float(a.to(torch.float64).sum()) <= radius:
         return x.clone()
