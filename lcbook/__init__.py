@@ -17,9 +17,11 @@ from .compressions import (
     LowRank,
     PenaltyL0Pruning,
     PenaltyL1Pruning,
+    PruneThenQuantize,
     RankSelection,
     ScaledBinarization,
     ScaledTernarization,
+    SequentialCombination,
 )
 from .profiles import chapter_profile, choose, profile
 from .lc import LCAlgorithm, Task, direct_compression, geometric_mu
@@ -39,10 +41,12 @@ __all__ = [
     "LowRank",
     "PenaltyL0Pruning",
     "PenaltyL1Pruning",
+    "PruneThenQuantize",
     "RankSelection",
     "SGDLStep",
     "ScaledBinarization",
     "ScaledTernarization",
+    "SequentialCombination",
     "Task",
     "chapter_profile",
     "choose",

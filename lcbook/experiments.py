@@ -154,18 +154,30 @@ def reference(name: str, prof: Optional[str] = None, progress: bool = True, seed
             record = json.loads(record_path.read_text())
         else:
             ckpt = training_checkpoint_path(name, prof, seed)
+            if retrain and _finished(ckpt, RECIPES[(name, prof)]["epochs"]):
+                ckpt.unlink()  # a retrain starts afresh; an unfinished retrain resumes
             record = _train(name, prof, model, progress=progress, seed=seed, checkpoint=ckpt)
             atomic_save(model.state_dict(), path)
             atomic_write_json(record, record_path)
-            ckpt.unlink(missing_ok=True)  # the finished reference replaces its training state
+            # The finished training state is kept: if the reference file is lost (a new checkout
+            # before it was committed), the same call rebuilds it from there in seconds.
     return model.to(device()).eval(), record
+
+
+def _finished(ckpt: Path, epochs: int) -> bool:
+    """Whether ``ckpt`` holds a training that ran all ``epochs``."""
+    try:
+        return len(torch.load(ckpt, map_location="cpu", weights_only=True)["losses"]) >= epochs
+    except Exception:  # noqa: BLE001 - missing, unreadable or foreign: not a finished training
+        return False
 
 
 def training_checkpoint_path(name: str, prof: str, seed: int = 0) -> Path:
     """Where an unfinished reference training keeps its state after every epoch
     (``<runs_dir>/references/<name>-<profile>-seed<seed>.pt``, where ``runs_dir`` is
-    ``$LCBOOK_RUNS_DIR`` or ``data/runs``, ignored by git): running the same
-    command again resumes it; it is deleted once the reference is saved."""
+    ``$LCBOOK_RUNS_DIR`` or ``data/runs``, ignored by git): running the same command again
+    resumes it. It is kept after the reference is saved (a lost reference file is rebuilt from
+    it without training); ``retrain=True`` deletes a finished one first."""
     return REFERENCE_RUNS_DIR / f"{name}-{prof}-seed{seed}.pt"
 
 

@@ -9,13 +9,16 @@
 
 Tests set no ``max_examples`` of their own, so the profile decides how many examples run.
 
-Other chance in tests: torch generators are seeded in each test; torch runs single-threaded
-here (``torch.set_num_threads(1)``) so that float reductions add in the same order on every
-machine.
+Other chance in tests: torch's global generator is seeded before every test (an autouse
+fixture), so a test draws the same numbers whichever tests ran before it; torch runs
+single-threaded here (``torch.set_num_threads(1)``) so that float reductions add in the same
+order on every machine; no test asserts on wall time (timing lives in ``benchmarks/``); data
+subsets are chosen by seeded generators (``lcbook.data.subset``).
 """
 
 import os
 
+import pytest
 import torch
 from hypothesis import HealthCheck, settings
 
@@ -29,3 +32,9 @@ _default = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
 
 torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _seeded_torch():
+    torch.manual_seed(0)
+    yield

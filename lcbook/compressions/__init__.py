@@ -1,6 +1,6 @@
 """Compressions and their C steps: quantization, pruning, low-rank and additive combinations."""
 
-from .additive import AdditiveCombination
+from .additive import AdditiveCombination, PruneThenQuantize, SequentialCombination
 from .base import Compression, Theta, check_finite
 from .low_rank import LowRank, RankSelection
 from .pruning import (ConstraintL0Pruning, ConstraintL1Pruning, PenaltyL0Pruning, PenaltyL1Pruning, project_l1_ball,
@@ -19,9 +19,11 @@ __all__ = [
     "LowRank",
     "PenaltyL0Pruning",
     "PenaltyL1Pruning",
+    "PruneThenQuantize",
     "RankSelection",
     "ScaledBinarization",
     "ScaledTernarization",
+    "SequentialCombination",
     "Theta",
     "check_finite",
     "kmeans_1d",

@@ -10,6 +10,10 @@ good as its current value, so the error never increases over sweeps. A cold star
 compression) alternates from every rotation of the parts' order and keeps the best, so it is
 never worse than compressing with the parts one after the other in any of those orders.
 
+Two sequential pipelines are here too, as the baselines the additive model is compared with:
+:class:`SequentialCombination` (each part fitted once, in order, to what the earlier ones leave)
+and :class:`PruneThenQuantize` (keep κ weights, then quantize their values).
+
 For a fixed codebook followed by ℓ0-constraint sparse corrections (``(FixedCodebook(...),
 ConstraintL0Pruning(...))``) the C step is solved exactly in one pass instead [P5]: each weight
 to its nearest codebook value, then the κ largest residuals become the sparse part.
@@ -20,15 +24,16 @@ References: [P5] Carreira-Perpiñán & Idelbayev, *Model compression as constrai
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
 import torch
 
 from .._checks import is_real
-from .base import Compression, Theta, check_finite, check_int
-from .pruning import ConstraintL0Pruning
-from .quantization import FixedCodebook
+from .base import FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int, shape_of, work_dtype
+from .pruning import ConstraintL0Pruning, sparse_bits
+from .quantization import AdaptiveQuantization, FixedCodebook, _kmeans_1d
 
 
 def _sqerr(w: torch.Tensor, d: torch.Tensor) -> float:
@@ -175,3 +180,138 @@ class AdditiveCombination(Compression):
 
     def describe(self) -> str:
         return " + ".join(p.describe() for p in self.parts)
+
+
+@dataclass(frozen=True)
+class SequentialCombination(Compression):
+    """Sequential compression with the additive model ``Δ(Θ) = Σ_i Δi(θi)``: each part is fitted
+    once, in order, to the residual the parts before it leave, and never revisited [P5, §2]:
+    ``θ1 = Π1(w)``, ``θ2 = Π2(w − Δ1(θ1))``, … For Q then P: quantize, then spend κ float
+    corrections on the largest quantization errors. The baseline :class:`AdditiveCombination`
+    improves on by alternating (its C step is never worse than this one for the same parts).
+
+    In an LC run every C step repeats the same pass; each part is warm-started from its own
+    previous θ (e.g. the previous codebook).
+
+    Args:
+        parts: two or more compressions, in the order they are fitted.
+
+    Θ and storage as :class:`AdditiveCombination` (``"i."`` prefixes; the sum of the parts'
+    bits), without ``"sweep_errors"``.
+
+    Raises:
+        ValueError/TypeError: fewer than two parts, or a part that is not a Compression.
+    """
+
+    parts: Tuple[Compression, ...]
+
+    def __post_init__(self):
+        if isinstance(self.parts, (str, bytes, Compression)) or not hasattr(self.parts, "__iter__"):
+            raise TypeError(f"parts must be a sequence of two or more compressions, got parts={self.parts!r}")
+        object.__setattr__(self, "parts", tuple(self.parts))
+        if len(self.parts) < 2:
+            raise ValueError(f"parts must hold at least two compressions, got {len(self.parts)}")
+        for i, p in enumerate(self.parts):
+            if not isinstance(p, Compression):
+                raise TypeError(f"parts[{i}] must be a Compression, got {type(p).__name__}")
+
+    needs_matrix = AdditiveCombination.needs_matrix
+    trainable = AdditiveCombination.trainable
+    needs_mu = AdditiveCombination.needs_mu
+    macs = AdditiveCombination.macs
+    check_view = AdditiveCombination.check_view
+    decompress = AdditiveCombination.decompress
+    bits = AdditiveCombination.bits
+
+    def canonical(self, theta: Theta) -> Theta:
+        out: Theta = {}
+        for i, p in enumerate(self.parts):
+            out.update({f"{i}.{k}": v for k, v in p.canonical(_split(theta, i)).items()})
+        return out
+
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
+        check_finite(w)
+        w = w.detach()
+        total, out = torch.zeros_like(w), {}
+        for i, p in enumerate(self.parts):
+            d, t = p.compress(w - total, (_split(theta, i) or None) if theta else None, mu=mu)
+            total = total + d.reshape(w.shape).to(w.dtype)
+            out.update({f"{i}.{k}": v for k, v in t.items()})
+        return total, out
+
+    def describe(self) -> str:
+        return " then ".join(p.describe() for p in self.parts)
+
+
+@dataclass(frozen=True)
+class PruneThenQuantize(Compression):
+    """Prune, then quantize the survivors (the pipeline of Han et al., *Deep Compression*, ICLR
+    2016): keep the κ largest ``|w_i|`` (:class:`ConstraintL0Pruning`), then quantize the kept
+    values with a codebook of K values (1-D k-means, :func:`kmeans_1d`, warm-started from the
+    previous codebook); every other weight is 0. A sequential pipeline, not the exact projection
+    onto its feasible set: the baseline additive Q+P is compared with at equal bits.
+
+    Args:
+        k: codebook size K ≥ 1 for the kept values.
+        kappa, fraction: the kept weights, as :class:`ConstraintL0Pruning`.
+
+    Θ: ``indices`` ``(κ,)`` int64 sorted positions, ``codebook`` ``(K',)`` sorted,
+    ``assignments`` ``(κ,)`` int64, ``shape``.
+
+    Storage: the kept positions as fixed-width gaps with ``⌈log2(K' + 1)⌉``-bit codes as values
+    (one code is kept for the filler slots of long gaps; :func:`sparse_bits`), plus ``32·K'``
+    for the codebook.
+
+    Raises:
+        ValueError/TypeError: as :class:`ConstraintL0Pruning` and :class:`AdaptiveQuantization`.
+    """
+
+    k: int
+    kappa: Optional[int] = None
+    fraction: Optional[float] = None
+    trainable = ("codebook",)
+
+    def __post_init__(self):
+        object.__setattr__(self, "k", check_int("k", self.k, 1))
+        p = ConstraintL0Pruning(kappa=self.kappa, fraction=self.fraction)  # validates κ / fraction
+        object.__setattr__(self, "kappa", p.kappa)
+        object.__setattr__(self, "fraction", p.fraction)
+
+    @property
+    def _pruning(self) -> ConstraintL0Pruning:
+        return ConstraintL0Pruning(kappa=self.kappa, fraction=self.fraction)
+
+    def check_view(self, shape: torch.Size) -> None:
+        self._pruning.check_view(shape)
+
+    def compress(self, w: torch.Tensor, theta: Optional[Theta] = None, mu: Optional[float] = None) -> Tuple[torch.Tensor, Theta]:
+        check_finite(w)
+        _, tp = self._pruning.compress(w)
+        init = theta.get("codebook") if theta else None
+        vals = tp["values"].to(work_dtype(w))
+        if vals.numel():
+            c, z = _kmeans_1d(vals, self.k, init, 300)
+        else:
+            c, z = vals.new_zeros(0), torch.zeros(0, dtype=torch.long, device=w.device)
+        out = {"indices": tp["indices"], "codebook": c.to(w.dtype), "assignments": z, "shape": tp["shape"]}
+        return self.decompress(out).to(w.dtype), out
+
+    def decompress(self, theta: Theta) -> torch.Tensor:
+        shape = shape_of(theta)
+        out = theta["codebook"].new_zeros(math.prod(shape))
+        if theta["indices"].numel():
+            out[theta["indices"]] = theta["codebook"][theta["assignments"]]
+        return out.reshape(shape)
+
+    def bits(self, theta: Theta) -> int:
+        k = int(theta["codebook"].numel())
+        return sparse_bits(theta["indices"], value_bits=ceil_log2(k + 1)) + FLOAT_BITS * k
+
+    def macs(self, theta: Theta, positions: int = 1) -> int:
+        return int(positions) * int(theta["indices"].numel())
+
+    def canonical(self, theta: Theta) -> Theta:
+        return {**theta, **AdaptiveQuantization(max(self.k, 1)).canonical(theta)}
+
+    def describe(self) -> str:
+        return f"{self._pruning.describe()} then Q(K={self.k})"

@@ -350,7 +350,7 @@ def _lloyd_sorted(xs: torch.Tensor, csum: torch.Tensor, c: torch.Tensor, max_ite
             c = c.clone()
             c[empty] = xs[worst]
         c = torch.sort(c).values
-    return _polish(xs, _clusters(xs, c), max_iter)
+    return _polish(xs, _clusters(xs, c), c.numel(), max_iter)
 
 
 def _clusters(xs: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
@@ -361,19 +361,31 @@ def _clusters(xs: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return torch.unique_consecutive(torch.cat([ends[:1], mid, ends[1:]]))
 
 
-def _polish(xs: torch.Tensor, bounds: torch.Tensor, max_iter: int = 300) -> torch.Tensor:
+def _polish(xs: torch.Tensor, bounds: torch.Tensor, k: int, max_iter: int = 300) -> torch.Tensor:
     """Lloyd's iterations with each level computed from its members (:func:`_run_levels`, O(N)
     each) from the runs ``bounds`` of the sorted values ``xs`` to a fixed point: the returned
     levels (in ``xs``'s dtype) are then each the mean of the values nearest to it, and strictly
     increasing. Prefix-sum means (used before, for speed) lose tiny values beside large ones;
-    these iterations put them back and never increase the distortion. Usually one or two."""
-    for _ in range(max_iter):
-        c = _run_levels(xs, bounds).to(xs.dtype)
-        new = _clusters(xs, c)
-        if torch.equal(new, bounds):
-            break
-        bounds = new
-    return c
+    these iterations put them back and never increase the distortion. Usually one or two.
+
+    If fewer than ``k`` levels are left (clusters emptied by imprecise means) while more than
+    that many distinct values exist, a level is added at the worst-served value (its error drops
+    to 0, so the distortion falls) and the iterations resume, until there are ``k`` levels.
+    """
+    while True:
+        for _ in range(max_iter):
+            c = _run_levels(xs, bounds).to(xs.dtype)
+            new = _clusters(xs, c)
+            if torch.equal(new, bounds):
+                break
+            bounds = new
+        if c.numel() >= k:
+            return c
+        err = (xs.to(torch.float64) - c.to(torch.float64)[assign_nearest(xs, c)]) ** 2
+        worst = int(torch.argmax(err))
+        if float(err[worst]) == 0.0:
+            return c  # every value is a level already
+        bounds = _clusters(xs, torch.sort(torch.cat([c, xs[worst:worst + 1]])).values)
 
 
 def _kmeans_sorted(x: torch.Tensor, k: int, init: Optional[torch.Tensor], max_iter: int):
@@ -446,7 +458,7 @@ def _optimal_1d(x: torch.Tensor, k: int):
         return u, torch.bucketize(x, u)
     # The DP runs over the distinct values (an optimal partition never splits equal values), so
     # the levels, each from its own members, increase strictly.
-    c = _polish(xs, _group_dp(xs, starts, k))
+    c = _polish(xs, _group_dp(xs, starts, k), k)
     return c, assign_nearest(x, c)
 
 
