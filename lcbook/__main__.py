@@ -6,6 +6,7 @@ Examples::
     python -m lcbook run resnet20 qp k=2,fraction=0.02          # one LC experiment (resumable)
     python -m lcbook grid --models resnet20 resnet32 --combos q qp --budgets k=2 k=2,fraction=0.02
     python -m lcbook results --model resnet20                   # what the store holds
+    python -m lcbook evidence resnet20                          # the cpu-profile grid (lcbook.evidence)
 
 ``grid`` runs each job as an independent process (``python -m lcbook run ...``), one per visible
 GPU at a time (one at a time on a CPU), skipping jobs whose result is already stored, so several
@@ -66,6 +67,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     grid.add_argument("--profile", choices=PROFILES, default=None)
     grid.add_argument("--seeds", nargs="+", type=int, default=[0])
 
+    ev = sub.add_parser("evidence", help="the cpu-profile grid that tests the book's claims (lcbook.evidence)")
+    ev.add_argument("model", choices=["resnet20", "vgg16_quarter"])
+    ev.add_argument("--dry-run", action="store_true", help="list the jobs and their budgets, run nothing")
+
     res = sub.add_parser("results", help="list stored results")
     res.add_argument("--profile", choices=PROFILES, default=None)
     res.add_argument("--model", default=None)
@@ -125,6 +130,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"{exp.id}: DC {result['dc_error']:.2f}%  LC {result['lc_error']:.2f}%  "
               f"ratio {result['ratio']:.1f}x  ({result['lc_seconds']:.0f} s) -> {path}")
         return 0
+
+    if args.cmd == "evidence":
+        from . import evidence
+
+        return 1 if evidence.run(args.model, dry_run=args.dry_run) else 0
 
     if args.cmd == "grid":
         jobs = []

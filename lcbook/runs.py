@@ -15,7 +15,12 @@ Combinations (``budget`` keys in brackets):
 * ``p``  — ℓ0-constraint pruning, one κ shared by all compressed layers [fraction];
 * ``qp`` — K-value codebook plus a share of sparse corrections, per layer [k, fraction];
 * ``l``  — low-rank, rank = ⌈rank·min(m, n)⌉ per layer [rank, a fraction];
-* ``lp`` — that low-rank plus a share of sparse corrections, per layer [rank, fraction].
+* ``lp`` — that low-rank plus a share of sparse corrections, per layer [rank, fraction];
+* ``qthenp`` — the sequential pipeline: quantize, then spend the sparse corrections on the
+  largest errors, each part fitted once (:class:`~lcbook.compressions.SequentialCombination`),
+  per layer [k, fraction];
+* ``pthenq`` — prune, then quantize the kept values (Deep Compression;
+  :class:`~lcbook.compressions.PruneThenQuantize`), per layer [k, fraction].
 
 Optional fine-tuning (schedule entry ``finetune_epochs`` > 0, e.g. ``--set finetune_epochs=5``):
 after LC, :meth:`lcbook.lc.LCAlgorithm.finetune` trains the codebooks, kept values and factors
@@ -43,7 +48,8 @@ import torch
 from ._checks import is_bool, is_int, is_real
 from . import models, train
 from ._io import atomic_write_json
-from .compressions import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank
+from .compressions import (AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank, PruneThenQuantize,
+                           SequentialCombination)
 from .experiments import RECIPES, ROOT, batches, device, profile, provenance, reference
 from .lc import LCAlgorithm, Task, geometric_mu
 from .profiles import PROFILES, runs_dir
@@ -60,6 +66,8 @@ COMBOS: Dict[str, tuple] = {
     "qp": ("k", "fraction"),
     "l": ("rank",),
     "lp": ("rank", "fraction"),
+    "qthenp": ("k", "fraction"),
+    "pthenq": ("k", "fraction"),
 }
 
 #: LC schedules per (network family, profile). The full ones follow the LC authors' CIFAR runs
@@ -85,6 +93,16 @@ SCHEDULES: Dict[tuple, Dict[str, Any]] = {
     ("vgg", "quick"): dict(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
                            mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128,
                         finetune_epochs=0, finetune_lr=1e-3),
+    # cpu: long background runs on all 50k training images, evaluated on all 10k test images;
+    # 20 L steps of one epoch, the augmented Lagrangian, μ from 0.03 to ≈ 30 (×1.44 per step),
+    # lr 0.02 decayed ×0.9 per step (one pass over the data per μ; about 1.5 h per ResNet-20 run
+    # on one core).
+    ("resnet", "cpu"): dict(train_size=None, test_size=None, epochs=1, lr=0.02, step_decay=0.9, epoch_decay=1.0,
+                            mu0=0.03, a=1.44, steps=20, multipliers=True, batch_size=128,
+                            finetune_epochs=0, finetune_lr=1e-3),
+    ("vgg", "cpu"): dict(train_size=None, test_size=None, epochs=1, lr=0.02, step_decay=0.9, epoch_decay=1.0,
+                         mu0=0.03, a=1.44, steps=20, multipliers=True, batch_size=128,
+                         finetune_epochs=0, finetune_lr=1e-3),
     ("vgg", "full"): dict(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
                           mu0=2e-5, a=1.2, steps=60, multipliers=True, batch_size=128,
                         finetune_epochs=0, finetune_lr=1e-3),
@@ -209,6 +227,10 @@ def make_tasks(model_name: str, model, combo: str, budget: Dict[str, float]) -> 
             c = AdaptiveQuantization(budget["k"])
         elif combo == "qp":
             c = AdditiveCombination((AdaptiveQuantization(budget["k"]), ConstraintL0Pruning(fraction=budget["fraction"])))
+        elif combo == "qthenp":
+            c = SequentialCombination((AdaptiveQuantization(budget["k"]), ConstraintL0Pruning(fraction=budget["fraction"])))
+        elif combo == "pthenq":
+            c = PruneThenQuantize(budget["k"], fraction=budget["fraction"])
         elif combo == "l":
             c = LowRank(rank(n))
         else:
@@ -311,6 +333,8 @@ def run_experiment(exp: Experiment, progress: bool = True, result_path: Optional
     sched.update(overrides)
     model, ref_record = reference(exp.model, exp.profile, progress=progress)
     dataset = ref_record.get("recipe", {}).get("dataset", "cifar10")
+    if ref_record.get("recipe", {}).get("channels_last"):
+        model.to(memory_format=torch.channels_last)  # as the reference trained: faster convs on a CPU
     dev = device()
     torch.manual_seed(exp.seed)
     train_b = batches(dataset, "train", sched["batch_size"], sched["train_size"], train_mode=True,

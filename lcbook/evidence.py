@@ -1,0 +1,128 @@
+"""The evidence grid: the runs that test the book's claims at equal storage, in the ``cpu``
+profile (all of CIFAR-10, long LC schedules), run in the background on a CPU.
+
+Claims [P5]: combining compressions beats each alone in the error-vs-storage plane; a ResNet
+compresses to about one bit per weight plus a few float weights with no loss of accuracy; VGG
+compresses best as low-rank plus a few float weights. The grid compares, after LC:
+
+* ResNet-20: Q with K = 2 (1 bit) and K = 4 (2 bits); Q+P (K = 2 plus κ) at three sparse
+  fractions; P alone at the storage of each Q+P; and the two sequential pipelines at the storage
+  of Q+P at 1%: quantize then add sparse corrections (each part once), and prune then quantize
+  the survivors (K′ = 3, the kept fraction chosen to fit);
+* VGG-16/4: L at two ranks; Q+P (K = 2 + 1%); P and L+P at the storage of that Q+P (L+P: the
+  largest rank that fits with 1% sparse corrections, then the sparse share that fills the rest).
+
+"At the storage of" means: the largest budget whose direct compression of the reference costs
+no more bits than the target (bisection, 4 significant digits), so every comparison is at equal
+or fewer bits for the challenger. Every result's bits count the sparse corrections' values and
+indices (:func:`lcbook.storage.storage_report`).
+
+Command line (resumable; skips stored runs; one process per network, one after another)::
+
+    python -m lcbook evidence resnet20          # reference (if missing), then the grid
+    python -m lcbook evidence vgg16_quarter --dry-run   # the jobs and their budgets only
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Dict, List, Optional
+
+from . import runs
+from .experiments import reference
+from .lc import direct_compression
+from .storage import storage_report
+
+log = logging.getLogger(__name__)
+
+#: The profile the evidence runs in.
+PROFILE = "cpu"
+
+
+def budget_bits(model_name: str, model, combo: str, budget: Dict[str, float]) -> int:
+    """Total bits of the direct compression of ``model`` (the reference) under ``budget``."""
+    tasks = runs.make_tasks(model_name, model, combo, budget)
+    return storage_report(direct_compression(model, tasks))["total_bits"]
+
+
+def match_budget(model_name: str, model, combo: str, fixed: Dict[str, float], key: str, target_bits: int,
+                 lo: float = 0.0, hi: float = 1.0, iters: int = 24) -> float:
+    """The largest ``budget[key]`` in ``[lo, hi]`` (with the other entries ``fixed``) whose direct
+    compression costs at most ``target_bits`` bits, rounded down to 4 significant digits.
+
+    Raises:
+        ValueError: even ``lo`` costs more than ``target_bits``.
+    """
+    def bits(v):
+        return budget_bits(model_name, model, combo, {**fixed, key: v})
+
+    if bits(lo) > target_bits:
+        raise ValueError(f"{combo} with {key}={lo} already costs more than {target_bits} bits")
+    if bits(hi) <= target_bits:
+        return hi
+    for _ in range(iters):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if bits(mid) <= target_bits else (lo, mid)
+    digits = 3 - int(math.floor(math.log10(lo))) if lo > 0 else 0
+    return math.floor(lo * 10**digits) / 10**digits if lo > 0 else 0.0
+
+
+def plan(model_name: str, progress: bool = True) -> List[runs.Experiment]:
+    """The evidence grid of one network (trains its ``cpu`` reference first if it is missing)."""
+    model, _ = reference(model_name, PROFILE, progress=progress)
+    model = model.cpu()
+    jobs: List[runs.Experiment] = []
+
+    def add(combo, **budget):
+        jobs.append(runs.Experiment(model_name, combo, budget, PROFILE))
+
+    if model_name.startswith("resnet"):
+        add("qp", k=2, fraction=0.01)
+        add("q", k=2)
+        for f in (0.01, 0.005, 0.02):
+            target = budget_bits(model_name, model, "qp", {"k": 2, "fraction": f})
+            add("p", fraction=match_budget(model_name, model, "p", {}, "fraction", target))
+        add("qp", k=2, fraction=0.005)
+        add("qp", k=2, fraction=0.02)
+        add("q", k=4)
+        add("qthenp", k=2, fraction=0.01)
+        target = budget_bits(model_name, model, "qp", {"k": 2, "fraction": 0.01})
+        add("pthenq", k=3, fraction=match_budget(model_name, model, "pthenq", {"k": 3}, "fraction", target))
+    elif model_name.startswith("vgg"):
+        add("qp", k=2, fraction=0.01)
+        target = budget_bits(model_name, model, "qp", {"k": 2, "fraction": 0.01})
+        # L+P: the largest rank that fits with 1% sparse corrections, then the sparse share that
+        # fills the rest of Q+P's storage (ranks are whole numbers, so the rank alone leaves a gap)
+        rank = match_budget(model_name, model, "lp", {"fraction": 0.01}, "rank", target, lo=1e-4)
+        add("lp", rank=rank, fraction=match_budget(model_name, model, "lp", {"rank": rank}, "fraction", target,
+                                                   lo=0.01, hi=0.2))
+        add("p", fraction=match_budget(model_name, model, "p", {}, "fraction", target))
+        add("l", rank=0.25)
+        add("l", rank=0.1)
+    else:
+        raise ValueError(f"no evidence grid for model {model_name!r}; grids: resnet20, vgg16_quarter")
+    return jobs
+
+
+def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
+    """Run the grid's missing jobs one after another in this process; returns how many failed.
+
+    Each job is :func:`lcbook.runs.run_experiment` (resumable from its checkpoint); a job that
+    raises is logged and skipped, so one diverged run does not stop the others."""
+    jobs = plan(model_name, progress=progress)
+    failed = 0
+    for job in jobs:
+        stored = job.result_path().is_file()
+        print(f"{'stored ' if stored else 'to run '} {job.id}: python -m lcbook run {job.model} {job.combo} "
+              f"{runs.budget_text(job.budget)} --profile {PROFILE}", flush=True)
+        if stored or dry_run:
+            continue
+        try:
+            r = runs.run_experiment(job, progress=progress)
+            print(f"done {job.id}: reference {r['reference_error']:.2f}%  DC {r['dc_error']:.2f}%  "
+                  f"LC {r['lc_error']:.2f}%  {r['bits_per_weight']:.3f} bits/weight", flush=True)
+        except Exception as e:  # noqa: BLE001 - report and go on with the next job
+            failed += 1
+            log.exception("job %s failed: %s", job.id, e)
+    return failed

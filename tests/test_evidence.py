@@ -1,0 +1,49 @@
+"""The evidence grid (lcbook.evidence): budgets matched at equal storage, jobs in the cpu profile."""
+
+import pytest
+
+from lcbook import evidence, models, runs
+from lcbook.experiments import reference
+
+
+def test_matched_budgets_cost_no_more_and_nearly_as_much():
+    model, _ = reference("lenet300", "quick", progress=False)
+    model = model.cpu()
+    target = evidence.budget_bits("lenet300", model, "qp", {"k": 2, "fraction": 0.01})
+    for combo, fixed, key, hi in (("p", {}, "fraction", 0.05), ("lp", {"fraction": 0.01}, "rank", 0.05),
+                                  ("pthenq", {"k": 3}, "fraction", 0.4)):
+        v = evidence.match_budget("lenet300", model, combo, fixed, key, target, lo=1e-4, hi=hi, iters=9)
+        bits = evidence.budget_bits("lenet300", model, combo, {**fixed, key: v})
+        assert bits <= target, combo
+        if combo != "lp":  # ranks are whole numbers: the rank alone cannot fill the budget exactly
+            assert bits >= 0.99 * target, combo
+        assert v == float(f"{v:.4g}")  # 4 significant digits, as ids show it
+    with pytest.raises(ValueError, match="already costs more"):
+        evidence.match_budget("lenet300", model, "p", {}, "fraction", 10, lo=0.5)
+
+
+def test_resnet_plan_compares_at_equal_storage(monkeypatch):
+    monkeypatch.setattr(evidence, "PROFILE", "quick")  # the committed quick reference stands in
+    jobs = evidence.plan("resnet20", progress=False)
+    assert all(j.profile == "quick" for j in jobs)
+    model = models.build("resnet20")
+    model.load_state_dict(reference("resnet20", "quick", progress=False)[0].state_dict())
+    bits = {(j.combo, tuple(sorted(j.budget.items()))): evidence.budget_bits("resnet20", model, j.combo, j.budget)
+            for j in jobs}
+    qp1 = bits[("qp", (("fraction", 0.01), ("k", 2)))]
+    for (combo, budget), b in bits.items():
+        if combo in ("pthenq", "qthenp"):
+            assert 0.99 * qp1 <= b <= 1.001 * qp1, combo  # the pipelines at Q+P 1%'s storage
+    p = sorted(b for (c, _), b in bits.items() if c == "p")
+    qp = sorted(b for (c, _), b in bits.items() if c == "qp")
+    assert all(0.99 * q <= pp <= q for pp, q in zip(p, qp))  # P alone at each Q+P's storage
+    assert {j.combo for j in jobs} == {"q", "p", "qp", "qthenp", "pthenq"}
+    with pytest.raises(ValueError, match="no evidence grid"):
+        evidence.plan("lenet300")
+
+
+def test_cpu_profile_experiments_exist_for_the_evidence_networks():
+    for m, combo, budget in (("resnet20", "qthenp", {"k": 2, "fraction": 0.01}), ("vgg16_quarter", "lp",
+                             {"rank": 0.02, "fraction": 0.01})):
+        e = runs.Experiment(m, combo, budget, "cpu")
+        assert e.result_path().parent == runs.RESULTS_DIR / "cpu"
