@@ -302,3 +302,14 @@ def test_export_after_a_float64_run_is_refused_with_the_fix(tmp_path):
     with pytest.raises(ValueError, match=r"float64.*model\.float\(\)"):
         export.export(lc, tmp_path / "f.lcbk", "lenet300")
     assert not (tmp_path / "f.lcbk").exists()
+
+
+def test_a_file_written_by_the_version_1_exporter_still_loads_to_the_same_outputs():
+    # tests/data/lenet300-v1.lcbk was written at commit c15b7ab (tests/data/make_v1_export.py)
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parent / "data"
+    expected = torch.load(data / "lenet300-v1-outputs.pt", weights_only=True)
+    model = export.load(data / "lenet300-v1.lcbk")
+    with torch.no_grad():
+        assert torch.equal(model(expected["x"]), expected["y"])
