@@ -6,7 +6,7 @@ Examples::
     python -m lcbook run resnet20 qp k=2,fraction=0.02          # one LC experiment (resumable)
     python -m lcbook grid --models resnet20 resnet32 --combos q qp --budgets k=2 k=2,fraction=0.02
     python -m lcbook results --model resnet20                   # what the store holds
-    python -m lcbook evidence resnet20                          # the cpu-profile grid (lcbook.evidence)
+    python -m lcbook evidence resnet20 [vgg16_quarter]          # the cpu-profile grid (lcbook.evidence)
 
 ``grid`` runs each job as an independent process (``python -m lcbook run ...``), one per visible
 GPU at a time (one at a time on a CPU), skipping jobs whose result is already stored, so several
@@ -68,7 +68,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     grid.add_argument("--seeds", nargs="+", type=int, default=[0])
 
     ev = sub.add_parser("evidence", help="the cpu-profile grid that tests the book's claims (lcbook.evidence)")
-    ev.add_argument("model", choices=["resnet20", "vgg16_quarter"])
+    ev.add_argument("models", nargs="+", choices=["resnet20", "vgg16_quarter"], metavar="MODEL",
+                    help="resnet20 and/or vgg16_quarter, run in this order")
     ev.add_argument("--dry-run", action="store_true", help="list the jobs and their budgets, run nothing")
 
     res = sub.add_parser("results", help="list stored results")
@@ -134,7 +135,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.cmd == "evidence":
         from . import evidence
 
-        return 1 if evidence.run(args.model, dry_run=args.dry_run) else 0
+        return 1 if sum(evidence.run(m, dry_run=args.dry_run) for m in args.models) else 0
 
     if args.cmd == "grid":
         jobs = []

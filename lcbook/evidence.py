@@ -17,7 +17,8 @@ no more bits than the target (bisection, 4 significant digits), so every compari
 or fewer bits for the challenger. Every result's bits count the sparse corrections' values and
 indices (:func:`lcbook.storage.storage_report`).
 
-Command line (resumable; skips stored runs; one process per network, one after another)::
+Command line (resumable; skips stored runs; several processes may share a grid, each job claimed
+by a lock)::
 
     python -m lcbook evidence resnet20          # reference (if missing), then the grid
     python -m lcbook evidence vgg16_quarter --dry-run   # the jobs and their budgets only
@@ -32,6 +33,7 @@ from typing import Dict, List, Optional
 from . import runs
 from .experiments import reference
 from .lc import direct_compression
+from .profiles import runs_dir
 from .storage import storage_report
 
 log = logging.getLogger(__name__)
@@ -78,17 +80,19 @@ def plan(model_name: str, progress: bool = True) -> List[runs.Experiment]:
         jobs.append(runs.Experiment(model_name, combo, budget, PROFILE))
 
     if model_name.startswith("resnet"):
+        # in the order the claims need them: Q+P at 1% and its three challengers at its storage
+        # first, then the 1- and 2-bit quantizations, then the other two fractions
+        qp1 = budget_bits(model_name, model, "qp", {"k": 2, "fraction": 0.01})
         add("qp", k=2, fraction=0.01)
+        add("p", fraction=match_budget(model_name, model, "p", {}, "fraction", qp1))
+        add("qthenp", k=2, fraction=0.01)
+        add("pthenq", k=3, fraction=match_budget(model_name, model, "pthenq", {"k": 3}, "fraction", qp1))
         add("q", k=2)
-        for f in (0.01, 0.005, 0.02):
+        add("q", k=4)
+        for f in (0.005, 0.02):
+            add("qp", k=2, fraction=f)
             target = budget_bits(model_name, model, "qp", {"k": 2, "fraction": f})
             add("p", fraction=match_budget(model_name, model, "p", {}, "fraction", target))
-        add("qp", k=2, fraction=0.005)
-        add("qp", k=2, fraction=0.02)
-        add("q", k=4)
-        add("qthenp", k=2, fraction=0.01)
-        target = budget_bits(model_name, model, "qp", {"k": 2, "fraction": 0.01})
-        add("pthenq", k=3, fraction=match_budget(model_name, model, "pthenq", {"k": 3}, "fraction", target))
     elif model_name.startswith("vgg"):
         add("qp", k=2, fraction=0.01)
         target = budget_bits(model_name, model, "qp", {"k": 2, "fraction": 0.01})
@@ -105,11 +109,30 @@ def plan(model_name: str, progress: bool = True) -> List[runs.Experiment]:
     return jobs
 
 
+def _claim(job: runs.Experiment):
+    """An exclusive, non-blocking lock on ``job`` in the runs folder, or ``None`` when another
+    process holds it (so two lanes of the same grid never run the same job). The lock ends with the
+    process: a killed lane leaves nothing to clean up."""
+    import fcntl
+
+    folder = runs_dir() / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    f = open(folder / f"{job.id}.lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
 def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
     """Run the grid's missing jobs one after another in this process; returns how many failed.
 
     Each job is :func:`lcbook.runs.run_experiment` (resumable from its checkpoint); a job that
-    raises is logged and skipped, so one diverged run does not stop the others."""
+    raises is logged and skipped, so one diverged run does not stop the others. Several processes
+    may run the same grid at once (lanes): each job is claimed by a file lock under
+    :func:`lcbook.profiles.runs_dir`, and a lane skips a job another lane holds."""
     jobs = plan(model_name, progress=progress)
     failed = 0
     for job in jobs:
@@ -118,11 +141,19 @@ def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
               f"{runs.budget_text(job.budget)} --profile {PROFILE}", flush=True)
         if stored or dry_run:
             continue
+        lock = _claim(job)
+        if lock is None:
+            print(f"skip {job.id}: another lane runs it", flush=True)
+            continue
         try:
+            if job.result_path().is_file():  # finished by another lane since the listing
+                continue
             r = runs.run_experiment(job, progress=progress)
             print(f"done {job.id}: reference {r['reference_error']:.2f}%  DC {r['dc_error']:.2f}%  "
                   f"LC {r['lc_error']:.2f}%  {r['bits_per_weight']:.3f} bits/weight", flush=True)
         except Exception as e:  # noqa: BLE001 - report and go on with the next job
             failed += 1
             log.exception("job %s failed: %s", job.id, e)
+        finally:
+            lock.close()
     return failed

@@ -1,22 +1,28 @@
 #!/usr/bin/env bash
-# Start (or resume) the cpu-profile evidence runs in the background, one lane per network, each
-# single-threaded (measured fastest with two jobs on two cores: benchmarks/cpu_training.py) and
-# niced, so interactive work on the same machine keeps priority. Each lane trains its reference if
-# missing, then runs its grid (python -m lcbook evidence MODEL); every run resumes from its
-# checkpoint under $LCBOOK_RUNS_DIR (default: ~/lcbook-runs, outside the checkout, so a new
-# checkout resumes them too). Finished results land in data/results/cpu/ and references in
+# Start (or resume) the cpu-profile evidence runs in the background: $LCBOOK_LANES processes
+# (default 2, one per core), each single-threaded (measured fastest with two jobs on two cores:
+# benchmarks/cpu_training.py) and niced, so interactive work on the same machine keeps priority.
+# Every lane works through both grids (python -m lcbook evidence ...), lane 0 starting with
+# ResNet-20 and lane 1 with VGG-16/4; a lock per job keeps two lanes off the same run, so a lane
+# whose grid is done helps with the other. Each run resumes from its checkpoint under
+# $LCBOOK_RUNS_DIR (default: ~/lcbook-runs, outside the checkout, so a new checkout on the same
+# machine resumes them). Finished results land in data/results/cpu/ and references in
 # data/references/: commit them. Logs: $LCBOOK_RUNS_DIR/logs/. Safe to run again: a lane that
 # is still running is left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LCBOOK_RUNS_DIR=${LCBOOK_RUNS_DIR:-$HOME/lcbook-runs}
 mkdir -p "$LCBOOK_RUNS_DIR/logs"
-for model in ${LCBOOK_LANES:-resnet20 vgg16_quarter}; do
-  if pgrep -f "lcbook evidence $model" >/dev/null; then
-    echo "lane $model: already running"
+lanes=${LCBOOK_LANES:-2}
+for ((i = 0; i < lanes; i++)); do
+  pidfile="$LCBOOK_RUNS_DIR/logs/lane-$i.pid"
+  if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    echo "lane $i: already running (pid $(cat "$pidfile"))"
     continue
   fi
-  log="$LCBOOK_RUNS_DIR/logs/evidence-$model.log"
-  echo "lane $model: starting (log $log)"
-  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup nice -n 19 .venv/bin/python -m lcbook evidence "$model" >> "$log" 2>&1 &
+  if ((i % 2 == 0)); then order="resnet20 vgg16_quarter"; else order="vgg16_quarter resnet20"; fi
+  log="$LCBOOK_RUNS_DIR/logs/lane-$i.log"
+  echo "lane $i: starting $order (log $log)"
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 nohup nice -n 19 .venv/bin/python -m lcbook evidence $order >> "$log" 2>&1 &
+  echo $! > "$pidfile"
 done
