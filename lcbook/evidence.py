@@ -157,3 +157,35 @@ def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
         finally:
             lock.close()
     return failed
+
+
+def stored(model_name: str) -> List[Dict]:
+    """The stored ``cpu``-profile results of ``model_name`` (no sweeps), sorted by id."""
+    return [r for r in runs.load_results(PROFILE, model=model_name) if not r["overrides"]]
+
+
+def reference_record(model_name: str) -> Optional[Dict]:
+    """The record of the committed ``cpu`` reference of ``model_name`` (its ``test_error`` is on
+    all 10,000 test images), or ``None`` if it has not been trained."""
+    import json
+
+    from .experiments import reference_path
+
+    path = reference_path(model_name, PROFILE).with_suffix(".json")
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def convergence(results: List[Dict]) -> List[Dict]:
+    """Per run: the test errors (%) of its last three LC steps and their spread (points), and
+    whether the spread is under :data:`lcbook.claims.CONVERGED_SPREAD` (issue 12's criterion)."""
+    from .claims import CONVERGED_SPREAD, CONVERGED_STEPS, last_steps_spread, name
+
+    rows = []
+    for r in results:
+        errs = [h["test_error"] for h in r["history"] if isinstance(h["step"], int)]
+        spread = last_steps_spread(r)
+        rows.append({"id": r["id"], "combination": name(r["combo"]), "budget": runs.budget_text(r["budget"]),
+                     "LC steps": len(errs), "last steps (test error %)": ", ".join(f"{e:.2f}" for e in errs[-CONVERGED_STEPS:]),
+                     "spread (points)": spread, "converged": bool(spread < CONVERGED_SPREAD),
+                     "hours": r["lc_seconds"] / 3600})
+    return rows

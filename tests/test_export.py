@@ -312,4 +312,7 @@ def test_a_file_written_by_the_version_1_exporter_still_loads_to_the_same_output
     expected = torch.load(data / "lenet300-v1-outputs.pt", weights_only=True)
     model = export.load(data / "lenet300-v1.lcbk")
     with torch.no_grad():
-        assert torch.equal(model(expected["x"]), expected["y"])
+        y = model(expected["x"])
+    # the outputs were computed on another machine, whose matmul kernels round differently (seen:
+    # 3e-8 on outputs of 0.1); one wrong code or value in the decoded weights moves them by > 1e-4
+    assert torch.allclose(y, expected["y"], rtol=0, atol=1e-6), (y - expected["y"]).abs().max()

@@ -1,0 +1,124 @@
+"""Part V's claims judged against the results store, run by run, from the stored numbers only.
+
+Part V [P5] states, in its abstract: combining compressions finds models that are better in the
+error-vs-storage plane than single compressions; ResNets compress to about one bit per weight
+plus a few floating-point weights with no loss of accuracy (Q+P); VGG nets compress best as
+low-rank plus a few floating-point weights (L+P). Each stored run tests one of these:
+
+* a run of the family's **claimed combination** (``qp`` for ResNets and LeNet300, ``lp`` for VGG)
+  tests "no rival is both no larger and more accurate" (a rival is a single compression, a
+  sequential pipeline, or, for VGG, Q+P), and for ResNet Q+P at ≤ 1.5 bits per weight also
+  "within 1.0 point of its reference";
+* a **rival's** run tests "the claimed combination, at equal or fewer bits, is more accurate".
+
+"No larger" allows 1% more bits (the evidence grid matches budgets to within that:
+:func:`lcbook.evidence.match_budget`); "equal storage" is no larger both ways. A claim *fails*
+only on a run that refutes it: a rival no larger and more accurate, or (for a rival's run) a run of
+the claimed combination at equal storage that is less accurate. It *holds* on a run that supports
+it at no larger storage, and is *untested* when the only runs to compare with are much smaller and
+less accurate, or absent (same profile, network and seed).
+Errors are LC test errors in percent; bits count everything stored, the sparse corrections'
+values and indices included (:func:`lcbook.storage.storage_report`).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Sequence
+
+from .runs import family
+
+#: The combination Part V claims is best, per model family.
+CLAIMED: Dict[str, str] = {"resnet": "qp", "vgg": "lp", "lenet300": "qp"}
+
+#: The runs a claimed combination is compared with, per claimed combination.
+RIVALS: Dict[str, tuple] = {"qp": ("q", "p", "qthenp", "pthenq"), "lp": ("l", "p", "qp")}
+
+#: How many more bits (as a factor) the claimed run may have and still count as "equal storage".
+EQUAL_STORAGE = 1.01
+
+#: The ResNet claim's "about one bit per weight" and "no loss of accuracy", as tested here.
+ONE_BIT, NO_LOSS = 1.5, 1.0
+
+#: LC's last steps "converged" when their test errors span less than this many points (issue 12).
+CONVERGED_SPREAD, CONVERGED_STEPS = 0.3, 3
+
+_NAMES = {"q": "Q", "p": "P", "qp": "Q+P", "l": "L", "lp": "L+P", "qthenp": "Q then P", "pthenq": "P then Q"}
+
+
+def name(combo: str) -> str:
+    """The book's short name of a combination (``"qp"`` → ``"Q+P"``)."""
+    return _NAMES.get(combo, combo)
+
+
+def last_steps_spread(result: Dict, steps: int = CONVERGED_STEPS) -> float:
+    """Max − min test error (points) over the last ``steps`` LC steps of a stored run (NaN if
+    it has fewer steps)."""
+    errs = [h["test_error"] for h in result["history"] if isinstance(h["step"], int)]
+    return round(max(errs[-steps:]) - min(errs[-steps:]), 6) if len(errs) >= steps else float("nan")
+
+
+def _no_larger(a: Dict, b: Dict) -> bool:
+    """Run ``a`` stores no more bits than run ``b`` (within :data:`EQUAL_STORAGE`)."""
+    return a["total_bits"] <= b["total_bits"] * EQUAL_STORAGE
+
+
+def _describe(o: Dict) -> str:
+    return f"{name(o['combo'])} {o['bits_per_weight']:.3f} b/w: {o['lc_error']:.2f}%"
+
+
+def _peers(r: Dict, results: Sequence[Dict]) -> List[Dict]:
+    return [o for o in results if o["model"] == r["model"] and o["profile"] == r["profile"]
+            and o["seed"] == r["seed"] and not o.get("overrides") and o["id"] != r["id"]]
+
+
+def verdicts(results: Sequence[Dict]) -> List[Dict]:
+    """One row per (run, claim it tests), in the order of ``results``.
+
+    Args:
+        results: stored results (:func:`lcbook.runs.load_results`), any profiles; runs with
+            schedule overrides (sweeps) are skipped.
+
+    Returns:
+        dicts with ``id``, ``profile``, ``model``, ``combination``, ``bits_per_weight``,
+        ``lc_error`` (%), ``reference_error`` (%), ``claim`` (text), ``verdict``
+        (``"holds"``/``"fails"``/``"untested"``) and ``evidence`` (the compared numbers, text).
+    """
+    rows = []
+    for r in results:
+        if r.get("overrides"):
+            continue
+        claimed = CLAIMED.get(family(r["model"]))
+        base = {"id": r["id"], "profile": r["profile"], "model": r["model"], "combination": name(r["combo"]),
+                "bits_per_weight": r["bits_per_weight"], "lc_error": r["lc_error"],
+                "reference_error": r["reference_error"]}
+        peers = _peers(r, results)
+        if claimed is None or (r["combo"] != claimed and r["combo"] not in RIVALS[claimed]):
+            rows.append({**base, "claim": "none (no Part V claim covers this combination)", "verdict": "untested",
+                         "evidence": ""})
+            continue
+        if r["combo"] == claimed:
+            rivals = [o for o in peers if o["combo"] in RIVALS[claimed] and _no_larger(o, r)]
+            better = [o for o in rivals if o["lc_error"] < r["lc_error"]]
+            equal = [o for o in rivals if _no_larger(r, o)]
+            shown = better or equal or rivals
+            rows.append({**base, "claim": f"no rival of {name(claimed)} is both no larger and more accurate",
+                         "verdict": "fails" if better else ("holds" if equal else "untested"),
+                         "evidence": "; ".join(_describe(o) for o in shown) + ("" if better or equal else
+                                     (" (smaller and less accurate: not a test at equal storage)" if shown
+                                      else "no rival at equal or fewer bits"))})
+            if family(r["model"]) == "resnet" and r["bits_per_weight"] <= ONE_BIT:
+                gap = r["lc_error"] - r["reference_error"]
+                rows.append({**base, "claim": f"Q+P at ≤ {ONE_BIT} bits/weight within {NO_LOSS} point of its reference",
+                             "verdict": "holds" if gap <= NO_LOSS else "fails",
+                             "evidence": f"{gap:+.2f} points from the reference"})
+        else:
+            mine = [o for o in peers if o["combo"] == claimed and _no_larger(o, r)]
+            better = [o for o in mine if o["lc_error"] < r["lc_error"]]
+            equal = [o for o in mine if _no_larger(r, o)]
+            shown = better or equal or mine
+            rows.append({**base, "claim": f"{name(claimed)} at equal or fewer bits is more accurate",
+                         "verdict": "holds" if better else ("fails" if equal else "untested"),
+                         "evidence": "; ".join(_describe(o) for o in shown) + ("" if better or equal else
+                                     (" (smaller and less accurate: not a test at equal storage)" if shown
+                                      else f"no {name(claimed)} run at ≤ {r['bits_per_weight']:.3f} b/w"))})
+    return rows

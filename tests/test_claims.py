@@ -1,0 +1,86 @@
+"""Part V's claims judged run by run (lcbook.claims), on made-up results and on the store."""
+
+from hypothesis import given, strategies as st
+
+from lcbook import claims, runs
+
+
+def fake(combo, bits, error, model="resnet20", profile="cpu", reference=10.0, seed=0, history=None):
+    return {"id": f"{model}-{combo}-{bits}-{error}", "model": model, "combo": combo, "profile": profile, "seed": seed,
+            "overrides": {}, "total_bits": bits, "bits_per_weight": bits / 1000, "lc_error": error,
+            "reference_error": reference, "history": history or []}
+
+
+def by_id(rows):
+    return {(r["id"], r["claim"][:8]): r["verdict"] for r in rows}
+
+
+def test_a_rival_no_larger_and_more_accurate_refutes_the_combination():
+    qp, q = fake("qp", 1400, 12.0), fake("q", 1000, 11.0)
+    rows = claims.verdicts([qp, q])
+    assert [r["verdict"] for r in rows if r["id"] == qp["id"]][0] == "fails"
+    # Q's own row: Q+P is larger than Q, so nothing tests Q's claim
+    assert [r["verdict"] for r in rows if r["id"] == q["id"]] == ["untested"]
+
+
+def test_equal_storage_is_within_one_percent_both_ways():
+    qp = fake("qp", 1000, 11.0)
+    for bits, expect in ((1009, "holds"), (995, "holds"), (1011, "untested"), (980, "untested")):
+        p = fake("p", bits, 30.0)
+        got = {r["id"]: r["verdict"] for r in claims.verdicts([qp, p]) if r["claim"].startswith("no rival")}
+        assert got[qp["id"]] == expect, bits
+        p_row = [r for r in claims.verdicts([qp, p]) if r["id"] == p["id"]][0]
+        assert p_row["verdict"] == ("holds" if bits >= 995 else "untested"), bits
+
+
+def test_the_one_bit_claim_tests_resnet_qp_at_most_1_5_bits_only():
+    rows = claims.verdicts([fake("qp", 1400, 10.9), fake("qp", 1600, 10.1), fake("qp", 1300, 11.2)])
+    one_bit = {r["bits_per_weight"]: r["verdict"] for r in rows if "reference" in r["claim"]}
+    assert one_bit == {1.4: "holds", 1.3: "fails"}
+    vgg = claims.verdicts([fake("lp", 1400, 10.0, model="vgg16_quarter")])
+    assert not any("reference" in r["claim"] for r in vgg)
+
+
+def test_runs_of_other_networks_profiles_seeds_or_sweeps_are_never_compared():
+    qp = fake("qp", 1000, 20.0)
+    others = [fake("p", 1000, 1.0, profile="quick"), fake("p", 1000, 1.0, model="resnet32"),
+              fake("p", 1000, 1.0, seed=1), {**fake("p", 1000, 1.0), "overrides": {"mu0": 0.1}, "id": "sweep"}]
+    rows = claims.verdicts([qp] + others)
+    assert [r["verdict"] for r in rows if r["id"] == qp["id"] and r["claim"].startswith("no rival")] == ["untested"]
+    assert all(r["id"] != "sweep" for r in rows)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["q", "p", "qp", "qthenp", "pthenq"]), st.integers(900, 1100),
+                          st.floats(5, 90, allow_nan=False)), min_size=1, max_size=6))
+def test_verdicts_agree_with_a_direct_reading_of_the_claims(specs):
+    results = [fake(c, b, round(e, 2)) for c, b, e in specs]
+    results = list({r["id"]: r for r in results}.values())
+    rows = claims.verdicts(results)
+    assert len({r["id"] for r in rows}) == len(results)
+    for row in rows:
+        r = next(x for x in results if x["id"] == row["id"])
+        others = [o for o in results if o["id"] != r["id"]]
+        if row["claim"].startswith("no rival"):
+            refuting = [o for o in others if o["combo"] != "qp" and o["total_bits"] <= 1.01 * r["total_bits"]
+                        and o["lc_error"] < r["lc_error"]]
+            assert (row["verdict"] == "fails") == bool(refuting)
+        elif "reference" in row["claim"]:
+            assert (row["verdict"] == "holds") == (r["lc_error"] - r["reference_error"] <= 1.0)
+        else:
+            support = [o for o in others if o["combo"] == "qp" and o["total_bits"] <= 1.01 * r["total_bits"]
+                       and o["lc_error"] < r["lc_error"]]
+            assert (row["verdict"] == "holds") == bool(support)
+
+
+def test_last_steps_spread_reads_the_lc_steps_only():
+    hist = [{"step": "DC", "test_error": 50.0}] + [{"step": i, "test_error": e} for i, e in enumerate([30, 22.1, 22.3, 22.0])]
+    hist.append({"step": "FT", "test_error": 1.0})
+    assert abs(claims.last_steps_spread({"history": hist}) - 0.3) < 1e-12
+    assert claims.last_steps_spread({"history": hist[:2]}) != claims.last_steps_spread({"history": hist[:2]})  # NaN
+
+
+def test_every_stored_run_gets_a_verdict():
+    results = [r for p in runs.PROFILES for r in runs.load_results(p)]
+    rows = claims.verdicts(results)
+    assert {r["id"] for r in rows} == {r["id"] for r in results if not r["overrides"]}
+    assert {r["verdict"] for r in rows} <= {"holds", "fails", "untested"}
