@@ -66,6 +66,24 @@ def _describe(o: Dict) -> str:
     return f"{name(o['combo'])} {o['bits_per_weight']:.3f} b/w: {o['lc_error']:.2f}%"
 
 
+def _compare(r: Dict, others: Sequence[Dict], refuted_by_better: bool, none_text: str) -> Dict[str, str]:
+    """Verdict and evidence of ``r`` against the ``others`` no larger than it: one of them more
+    accurate refutes the claim (``refuted_by_better``) or supports it; otherwise one at equal
+    storage does the opposite, and smaller, less accurate ones test nothing."""
+    smaller = [o for o in others if _no_larger(o, r)]
+    better = [o for o in smaller if o["lc_error"] < r["lc_error"]]
+    equal = [o for o in smaller if _no_larger(r, o)]
+    if better:
+        verdict = "fails" if refuted_by_better else "holds"
+    elif equal:
+        verdict = "holds" if refuted_by_better else "fails"
+    else:
+        verdict = "untested"
+    shown = better or equal or smaller
+    tail = "" if better or equal else (" (smaller and less accurate: not a test at equal storage)" if shown else none_text)
+    return {"verdict": verdict, "evidence": "; ".join(_describe(o) for o in shown) + tail}
+
+
 def _peers(r: Dict, results: Sequence[Dict]) -> List[Dict]:
     return [o for o in results if o["model"] == r["model"] and o["profile"] == r["profile"]
             and o["seed"] == r["seed"] and not o.get("overrides") and o["id"] != r["id"]]
@@ -97,28 +115,17 @@ def verdicts(results: Sequence[Dict]) -> List[Dict]:
                          "evidence": ""})
             continue
         if r["combo"] == claimed:
-            rivals = [o for o in peers if o["combo"] in RIVALS[claimed] and _no_larger(o, r)]
-            better = [o for o in rivals if o["lc_error"] < r["lc_error"]]
-            equal = [o for o in rivals if _no_larger(r, o)]
-            shown = better or equal or rivals
+            rivals = [o for o in peers if o["combo"] in RIVALS[claimed]]
             rows.append({**base, "claim": f"no rival of {name(claimed)} is both no larger and more accurate",
-                         "verdict": "fails" if better else ("holds" if equal else "untested"),
-                         "evidence": "; ".join(_describe(o) for o in shown) + ("" if better or equal else
-                                     (" (smaller and less accurate: not a test at equal storage)" if shown
-                                      else "no rival at equal or fewer bits"))})
+                         **_compare(r, rivals, refuted_by_better=True, none_text="no rival at equal or fewer bits")})
             if family(r["model"]) == "resnet" and r["bits_per_weight"] <= ONE_BIT:
                 gap = r["lc_error"] - r["reference_error"]
                 rows.append({**base, "claim": f"Q+P at ≤ {ONE_BIT} bits/weight within {NO_LOSS} point of its reference",
                              "verdict": "holds" if gap <= NO_LOSS else "fails",
                              "evidence": f"{gap:+.2f} points from the reference"})
         else:
-            mine = [o for o in peers if o["combo"] == claimed and _no_larger(o, r)]
-            better = [o for o in mine if o["lc_error"] < r["lc_error"]]
-            equal = [o for o in mine if _no_larger(r, o)]
-            shown = better or equal or mine
+            mine = [o for o in peers if o["combo"] == claimed]
             rows.append({**base, "claim": f"{name(claimed)} at equal or fewer bits is more accurate",
-                         "verdict": "holds" if better else ("fails" if equal else "untested"),
-                         "evidence": "; ".join(_describe(o) for o in shown) + ("" if better or equal else
-                                     (" (smaller and less accurate: not a test at equal storage)" if shown
-                                      else f"no {name(claimed)} run at ≤ {r['bits_per_weight']:.3f} b/w"))})
+                         **_compare(r, mine, refuted_by_better=False,
+                                    none_text=f"no {name(claimed)} run at ≤ {r['bits_per_weight']:.3f} b/w")})
     return rows

@@ -175,6 +175,16 @@ def reference_record(model_name: str) -> Optional[Dict]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def reference_line(model_name: str) -> str:
+    """One line on the ``cpu`` reference of ``model_name``: its test error on all 10,000 test
+    images, epochs, training hours and hardware, and how many LC runs are stored."""
+    rec = reference_record(model_name)
+    if rec is None:
+        return f"no cpu reference of {model_name} yet: python -m lcbook evidence {model_name} trains it"
+    return (f"cpu reference: {rec['test_error']:.2f}% test error on all 10,000 test images ({rec['recipe']['epochs']} "
+            f"epochs, {rec['train_seconds'] / 3600:.1f} h on {rec['hardware']}); {len(stored(model_name))} LC runs stored")
+
+
 def convergence(results: List[Dict]) -> List[Dict]:
     """Per run: the test errors (%) of its last three LC steps and their spread (points), and
     whether the spread is under :data:`lcbook.claims.CONVERGED_SPREAD` (issue 12's criterion)."""

@@ -253,9 +253,7 @@ print(f"Lowest error after LC: {best['name']}.")
 PUBLISHED_RESNET20 = 8.3  # published (CVPR20 plot, approximate), not measured here
 EV = evidence.stored("resnet20")
 ev_ref = evidence.reference_record("resnet20")
-print(f"cpu reference: {ev_ref['test_error']:.2f}% test error on all 10,000 test images "
-      f"({ev_ref['recipe']['epochs']} epochs, {ev_ref['train_seconds'] / 3600:.1f} h on {ev_ref['hardware']}); "
-      f"{len(EV)} LC runs stored")
+print(evidence.reference_line("resnet20"))
 if EV:
     plots.error_vs_bits(EV, reference_error=ev_ref["test_error"],
                         title="ResNet-20 after LC (cpu profile, all of CIFAR-10)")

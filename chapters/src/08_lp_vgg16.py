@@ -317,9 +317,7 @@ display(Markdown("\n".join(lines)))
 # %%
 EV = evidence.stored("vgg16_quarter")
 ev_ref = evidence.reference_record("vgg16_quarter")
-print(f"cpu reference: {ev_ref['test_error']:.2f}% test error on all 10,000 test images "
-      f"({ev_ref['recipe']['epochs']} epochs, {ev_ref['train_seconds'] / 3600:.1f} h on {ev_ref['hardware']}); "
-      f"{len(EV)} LC runs stored")
+print(evidence.reference_line("vgg16_quarter"))
 if EV:
     fig, axes = plt.subplots(1, 2, figsize=(12.8, 4.4))
     plots.error_vs_bits(EV, reference_error=ev_ref["test_error"], ax=axes[0],
