@@ -4,7 +4,7 @@ The package behind the book: compressions and their C steps (:mod:`lcbook.compre
 algorithm (:mod:`lcbook.lc`), models, data, training and storage accounting.
 """
 
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 from .compressions import (
     AdaptiveQuantization,
@@ -27,6 +27,7 @@ from .profiles import chapter_profile, choose, profile
 from .lc import LCAlgorithm, Task, direct_compression, geometric_mu
 from .storage import layer_positions, storage_report
 from .train import SGDLStep
+from . import models  # noqa: E402,F401  (registers the book's models as export architectures)
 
 
 __all__ = [

@@ -16,7 +16,7 @@ time, hardware, versions, git commit and date. Files are written atomically.
 
 Command line (to make or remake a reference)::
 
-    python -m lcbook.experiments reference resnet20 --profile quick
+    python -m lcbook reference resnet20 --profile quick
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import json
 import os
 import platform
 import subprocess
-import time
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -205,7 +204,7 @@ def _train(name: str, prof: str, model: nn.Module, progress: bool, seed: int,
         "profile": prof,
         "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in r.items()},
         "seed": seed,
-        "command": f"python -m lcbook.experiments reference {name} --profile {prof}",
+        "command": f"python -m lcbook reference {name} --profile {prof}",
         "test_error": ev["error"],
         "test_loss": ev["loss"],
         "final_train_loss": losses[-1],
@@ -214,12 +213,10 @@ def _train(name: str, prof: str, model: nn.Module, progress: bool, seed: int,
     }
 
 
-def main(argv=None) -> int:
-    """``python -m lcbook.experiments reference MODEL ...``: the same as ``python -m lcbook``."""
-    from .__main__ import main as cli
-
-    return cli(argv)
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # ``python -m lcbook.experiments reference MODEL ...``, the command in records made before the
+    # command line moved to ``python -m lcbook``: run that one with the same arguments (by name, so
+    # no module of the package imports the command line)
+    import runpy
+
+    runpy.run_module("lcbook", run_name="__main__", alter_sys=True)

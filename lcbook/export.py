@@ -5,10 +5,14 @@ File layout (version 1), little-endian; nothing in it is executed on load::
     b"LCBK" | u16 version | u32 header length | sha256 of the rest | header (zlib-compressed
     UTF-8 JSON) | payload (raw bytes)
 
-The header names the architecture (a key of :data:`lcbook.models.MODELS`), the package version,
-every section of the payload (name, offset, bytes, how to decode it) and, per compression task,
-its compression and the Θ entries that are not stored as sections (shapes, fixed codebooks). The
-payload holds exactly what the compressed form needs, bit-packed:
+The header names the architecture (a name registered with :func:`register_architecture`; the
+book's models register themselves, and any other ``nn.Module`` exports with a builder), the
+package version, every section of the payload (name, offset, bytes, how to decode it) and, per
+compression task, its compression (:meth:`~lcbook.compressions.Compression.config`) and the Θ
+entries that are not stored as sections (shapes, counts). Each compression writes and reads its
+own sections (:meth:`~lcbook.compressions.Compression.encode` / ``decode``, with the codes of
+:mod:`lcbook.compressions.coding`); this module only lays them out. For the book's compressions
+the payload holds exactly what the compressed form needs, bit-packed:
 
 * quantization: ⌈log2 K⌉-bit assignments, packed; the codebook as float32 (adaptive) or in the
   header (fixed codebooks cost no bits, as in the accounting); scaled forms: 1 or 2 bits per
@@ -33,114 +37,61 @@ import math
 import struct
 import zlib
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, models
+from ._version import __version__
 from ._io import atomic_write_bytes
-from .compressions import (AdaptiveQuantization, AdditiveCombination, Binarization, ConstraintL0Pruning,
-                           ConstraintL1Pruning, FixedCodebook, LowRank, PenaltyL0Pruning, PenaltyL1Pruning,
-                           RankSelection, ScaledBinarization, ScaledTernarization)
-from .compressions.base import ceil_log2, shape_of
-from .compressions.pruning import sparse_layout
+from .binding import Binding, Task
+from .compressions.base import Compression
+from .lc import LCAlgorithm
+from .storage import storage_report
+from .compressions.coding import (FormatError, decode_sparse, encode_sparse, f32, pack_bits,  # noqa: F401  (re-exported)
+                                  unpack_bits)
 
 MAGIC = b"LCBK"
 VERSION = 1
-_PRUNING = (ConstraintL0Pruning, ConstraintL1Pruning, PenaltyL0Pruning, PenaltyL1Pruning)
+
+# --- architectures ---------------------------------------------------------------------------
+
+_ARCHITECTURES: Dict[str, Callable[[], nn.Module]] = {}
 
 
-class FormatError(ValueError):
-    """The file is not a valid lcbook export (bad magic, newer version, truncated, mismatched)."""
+def register_architecture(name: str, builder: Callable[[], nn.Module]) -> None:
+    """Make ``name`` an architecture that :func:`export` may name and :func:`load` rebuilds with
+    ``builder()`` (a fresh module with the exported model's parameters and buffers). The book's
+    models (:mod:`lcbook.models`) register themselves.
+
+    Raises:
+        TypeError: ``name`` not a non-empty string or ``builder`` not callable.
+        ValueError: ``name`` already registered to another builder.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"name must be a non-empty string, got name={name!r}")
+    if not callable(builder):
+        raise TypeError(f"builder must be a callable that returns an nn.Module, got {type(builder).__name__}")
+    old = _ARCHITECTURES.get(name)
+    if old is not None and old is not builder and getattr(old, "__qualname__", None) != getattr(builder, "__qualname__", 0):
+        raise ValueError(f"architecture {name!r} is already registered")
+    _ARCHITECTURES[name] = builder
 
 
-# --- bit packing ---------------------------------------------------------------------------
+def architectures() -> List[str]:
+    """The registered architecture names, sorted."""
+    return sorted(_ARCHITECTURES)
 
 
-def pack_bits(values: torch.Tensor, width: int) -> bytes:
-    """Pack non-negative ints ``values`` (< 2**width) into ``width`` bits each, LSB first."""
-    v = values.detach().cpu().to(torch.int64).numpy().astype(np.uint64)
-    if width == 0 or v.size == 0:
-        return b""
-    bits = ((v[:, None] >> np.arange(width, dtype=np.uint64)) & np.uint64(1)).astype(np.uint8).reshape(-1)
-    return np.packbits(bits, bitorder="little").tobytes()
-
-
-def unpack_bits(data: bytes, width: int, count: int) -> torch.Tensor:
-    """Inverse of :func:`pack_bits`: ``count`` int64 values of ``width`` bits."""
-    if width == 0 or count == 0:
-        return torch.zeros(count, dtype=torch.long)
-    bits = np.unpackbits(np.frombuffer(data, dtype=np.uint8), bitorder="little")[: count * width]
-    if bits.size != count * width:
-        raise FormatError(f"packed section holds {bits.size} bits, {count * width} expected")
-    v = (bits.reshape(count, width).astype(np.uint64) << np.arange(width, dtype=np.uint64)).sum(1)
-    return torch.from_numpy(v.astype(np.int64))
-
-
-def encode_sparse(indices: torch.Tensor, values: torch.Tensor) -> Tuple[int, int, bytes, bytes]:
-    """``(width, slots, packed gaps, float32 values)`` with filler slots for long gaps."""
-    if indices.numel() == 0:
-        return 1, 0, b"", b""
-    order = torch.argsort(indices)
-    idx, vals = indices[order].to(torch.long).cpu(), values[order].detach().float().cpu()
-    b = sparse_layout(idx)[0]
-    cap = 2**b
-    gaps = torch.diff(idx, prepend=idx.new_tensor([-1]))
-    n_slots = ((gaps + cap - 1) // cap)  # slots per kept entry (fillers + itself)
-    fill = n_slots - 1
-    total = int(n_slots.sum())
-    codes = torch.full((total,), cap - 1, dtype=torch.long)  # a filler advances by 2**b
-    out_vals = torch.zeros(total, dtype=torch.float32)
-    last = torch.cumsum(n_slots, 0) - 1  # slot of each real entry
-    codes[last] = gaps - fill * cap - 1
-    out_vals[last] = vals
-    return b, total, pack_bits(codes, b), out_vals.numpy().tobytes()
-
-
-def decode_sparse(width: int, slots: int, gaps: bytes, values: bytes, n: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Positions and values of the kept entries (fillers dropped)."""
-    if slots == 0:
-        return torch.zeros(0, dtype=torch.long), torch.zeros(0)
-    if not 1 <= width <= 62:
-        raise FormatError(f"sparse section has gap width {width}, expected 1..62 bits")
-    codes = unpack_bits(gaps, width, slots)
-    pos = torch.cumsum(codes + 1, 0) - 1
-    vals = torch.from_numpy(np.frombuffer(values, dtype=np.float32).copy())
-    if vals.numel() != slots or int(pos[-1]) >= n:
-        raise FormatError(f"sparse section does not fit a weight of {n} values")
-    keep = vals != 0
-    return pos[keep], vals[keep]
-
-
-# --- compressions <-> JSON ---------------------------------------------------------------------
-
-_CLASSES = {c.__name__: c for c in (AdaptiveQuantization, AdditiveCombination, Binarization, ConstraintL0Pruning,
-                                     ConstraintL1Pruning, FixedCodebook, LowRank, PenaltyL0Pruning, PenaltyL1Pruning,
-                                     RankSelection, ScaledBinarization, ScaledTernarization)}
-
-
-def _describe(comp) -> Dict[str, Any]:
-    if isinstance(comp, AdditiveCombination):
-        return {"class": "AdditiveCombination", "parts": [_describe(p) for p in comp.parts],
-                "max_sweeps": comp.max_sweeps, "tol": comp.tol}
-    name = type(comp).__name__
-    if _CLASSES.get(name) is not type(comp):  # unknown, or a subclass the format would not rebuild
-        raise TypeError(f"cannot export a {type(comp).__qualname__}: the file format knows the compressions "
-                        f"{sorted(_CLASSES)} and additive combinations of them")
-    fields = {f: getattr(comp, f) for f in comp.__dataclass_fields__ if comp.__dataclass_fields__[f].init}
-    return {"class": name, **{k: list(v) if isinstance(v, tuple) else v for k, v in fields.items()}}
-
-
-def _build(desc: Dict[str, Any]):
-    desc = dict(desc)
-    name = desc.pop("class", None)
-    if name not in _CLASSES:
-        raise FormatError(f"unknown compression {name!r} in the header")
-    if name == "AdditiveCombination":
-        return AdditiveCombination(tuple(_build(p) for p in desc.pop("parts")), **desc)
-    return _CLASSES[name](**{k: tuple(v) if isinstance(v, list) else v for k, v in desc.items()})
+def _builder(arch, builder):
+    if builder is not None:
+        if not callable(builder):
+            raise TypeError(f"builder must be a callable that returns an nn.Module, got {type(builder).__name__}")
+        return builder
+    if arch not in _ARCHITECTURES:
+        return None
+    return _ARCHITECTURES[arch]
 
 
 # --- Θ <-> sections --------------------------------------------------------------------------
@@ -152,89 +103,12 @@ class _Writer:
         self.sections: List[Dict[str, Any]] = []
 
     def add(self, name: str, data: bytes, group: str, **meta) -> None:
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"section {name!r}: encode() must put bytes, got {type(data).__name__}")
+        if any(s["name"] == name for s in self.sections):
+            raise ValueError(f"section {name!r} written twice")
         self.sections.append({"name": name, "offset": self.buf.tell(), "bytes": len(data), "group": group, **meta})
         self.buf.write(data)
-
-
-def _f32(t: torch.Tensor) -> bytes:
-    return t.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy().tobytes()
-
-
-def _encode(comp, theta, key: str, w: _Writer) -> Dict[str, Any]:
-    """Write Θ's sections under ``key``; returns what the header needs besides them."""
-    g = "params"
-    if isinstance(comp, AdditiveCombination):
-        parts = []
-        for i, p in enumerate(comp.parts):
-            sub = {k[len(f"{i}."):]: v for k, v in theta.items() if k.startswith(f"{i}.")}
-            parts.append(_encode(p, sub, f"{key}.{i}", w))
-        return {"parts": parts}
-    if isinstance(comp, (LowRank, RankSelection)):
-        u, v = theta["U"], theta["V"]
-        (m, r), n = u.shape, v.shape[1]
-        if r * (m + n) > m * n:  # the dense matrix is smaller than its factors
-            w.add(f"{key}.dense", _f32(comp.decompress(theta)), g)
-            return {"m": m, "n": n, "r": r, "dense": True}
-        w.add(f"{key}.U", _f32(u), g)
-        w.add(f"{key}.V", _f32(v), g)
-        return {"m": m, "n": n, "r": r, "dense": False}
-    meta = {"shape": list(shape_of(theta))}
-    if isinstance(comp, _PRUNING):
-        width, slots, gaps, vals = encode_sparse(theta["indices"], theta["values"])
-        w.add(f"{key}.gaps", gaps, g)
-        w.add(f"{key}.values", vals, g)
-        return {**meta, "width": width, "slots": slots}
-    if isinstance(comp, AdaptiveQuantization):
-        k = int(theta["codebook"].numel())
-        w.add(f"{key}.codebook", _f32(theta["codebook"]), g)
-        w.add(f"{key}.assignments", pack_bits(theta["assignments"], ceil_log2(max(k, 1))), g)
-        return {**meta, "k": k}
-    if isinstance(comp, FixedCodebook):
-        w.add(f"{key}.assignments", pack_bits(theta["assignments"], ceil_log2(len(comp.values))), g)
-        return meta
-    if isinstance(comp, ScaledBinarization):
-        w.add(f"{key}.scale", _f32(theta["scale"]), g)
-        w.add(f"{key}.signs", pack_bits(theta["signs"].long(), 1), g)
-        return meta
-    if isinstance(comp, ScaledTernarization):
-        w.add(f"{key}.scale", _f32(theta["scale"]), g)
-        w.add(f"{key}.codes", pack_bits(theta["codes"].long() + 1, 2), g)
-        return meta
-    raise TypeError(f"cannot export a {type(comp).__name__}")
-
-
-def _decode(comp, meta: Dict[str, Any], key: str, read) -> Dict[str, torch.Tensor]:
-    """Rebuild the Θ that :meth:`Compression.decompress` takes."""
-    if isinstance(comp, AdditiveCombination):
-        theta = {}
-        for i, (p, m) in enumerate(zip(comp.parts, meta["parts"])):
-            theta.update({f"{i}.{k}": v for k, v in _decode(p, m, f"{key}.{i}", read).items()})
-        return theta
-    if isinstance(comp, (LowRank, RankSelection)):
-        m, n, r = meta["m"], meta["n"], meta["r"]
-        if meta["dense"]:
-            return {"U": read(f"{key}.dense", np.float32, (m, n)), "V": torch.eye(n)}
-        return {"U": read(f"{key}.U", np.float32, (m, r)), "V": read(f"{key}.V", np.float32, (r, n))}
-    shape = tuple(meta["shape"])
-    n = math.prod(shape)
-    theta = {"shape": torch.tensor(shape, dtype=torch.long)}
-    if isinstance(comp, _PRUNING):
-        idx, vals = decode_sparse(meta["width"], meta["slots"], read(f"{key}.gaps"), read(f"{key}.values"), n)
-        return {**theta, "indices": idx, "values": vals}
-    if isinstance(comp, AdaptiveQuantization):
-        k = meta["k"]
-        return {**theta, "codebook": read(f"{key}.codebook", np.float32, (k,)),
-                "assignments": unpack_bits(read(f"{key}.assignments"), ceil_log2(max(k, 1)), n)}
-    if isinstance(comp, FixedCodebook):
-        z = unpack_bits(read(f"{key}.assignments"), ceil_log2(len(comp.values)), n)
-        return {**theta, "assignments": z, "codebook": torch.tensor(comp.values, dtype=torch.float32)}
-    if isinstance(comp, ScaledBinarization):
-        return {**theta, "scale": read(f"{key}.scale", np.float32, (1,)),
-                "signs": unpack_bits(read(f"{key}.signs"), 1, n).bool()}
-    if isinstance(comp, ScaledTernarization):
-        return {**theta, "scale": read(f"{key}.scale", np.float32, (1,)),
-                "codes": (unpack_bits(read(f"{key}.codes"), 2, n) - 1).to(torch.int8)}
-    raise FormatError(f"cannot decode a {type(comp).__name__}")
 
 
 # --- the file ----------------------------------------------------------------------------------
@@ -244,13 +118,17 @@ _NP_DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.float1
 _PREFIX = len(MAGIC) + 6 + 32  # magic, u16 version, u32 header length, sha256 of header + payload
 
 
-def export(lc, path, arch: str) -> Dict[str, int]:
+def export(lc, path, arch: str, builder: Optional[Callable[[], nn.Module]] = None) -> Dict[str, int]:
     """Write the compressed model of an LC run to ``path`` (atomically).
 
     Args:
         lc: an :class:`lcbook.lc.LCAlgorithm` after direct compression or a run, on float32 weights.
         path: the file to write.
-        arch: the model's name in :data:`lcbook.models.MODELS` (the loader builds it from this).
+        arch: the architecture's name, written in the header: a registered name
+            (:func:`register_architecture`; the book's models, e.g. ``"resnet20"``), or any name
+            with ``builder``.
+        builder: a callable that builds a fresh module of this architecture (the loader needs
+            the same one, or a registered name); default: the registered builder of ``arch``.
 
     Returns:
         sizes in bytes: ``file``, ``header`` (prefix and JSON), ``params`` (the payload of the
@@ -258,29 +136,31 @@ def export(lc, path, arch: str) -> Dict[str, int]:
         and ``accounted_bits`` (:func:`lcbook.storage.storage_report`'s total).
 
     Raises:
-        ValueError: ``arch`` unknown or not the model's architecture, weights or a Θ entry not
-            float32 (e.g. after a float64 run), no Θ yet.
-        TypeError: a compression the format does not know (the message names it).
+        ValueError: ``arch`` neither registered nor given a ``builder``, or not the model's
+            architecture; weights or a Θ entry not float32 (e.g. after a float64 run); no Θ yet.
+        TypeError: a compression that is not registered or has no file encoding (the message
+            names it).
     """
-    from .lc import LCAlgorithm
-    from .storage import storage_report
-
     if not isinstance(lc, LCAlgorithm):
         raise TypeError(f"lc must be an LCAlgorithm, got {type(lc).__name__}")
     lc._require_theta()
-    if not isinstance(arch, str) or arch not in models.MODELS:
-        raise ValueError(f"arch must be one of {sorted(models.MODELS)}, got arch={arch!r}")
+    if not isinstance(arch, str) or not arch:
+        raise ValueError(f"arch must be a non-empty string, got arch={arch!r}")
+    build = _builder(arch, builder)
+    if build is None:
+        raise ValueError(f"arch must be a registered architecture {architectures()} or come with a builder, "
+                         f"got arch={arch!r} and no builder")
     own = lc.model.state_dict()
-    ref = models.build(arch).state_dict()
+    ref = build().state_dict()
     if set(own) != set(ref) or any(tuple(own[k].shape) != tuple(ref[k].shape) for k in own):
-        raise ValueError(f"the model is not a {arch!r}: its parameters and buffers differ from models.build({arch!r})")
+        raise ValueError(f"the model is not a {arch!r}: its parameters and buffers differ from the builder's")
     for name, p in lc.model.named_parameters():
         if p.dtype != torch.float32:
             raise ValueError(f"export stores float32 weights; parameter {name!r} is {p.dtype}")
     if Path(path).is_dir():
         raise ValueError(f"path must be a file to write, got the folder path={str(path)!r}")
     for i, b in enumerate(lc.tasks):
-        _describe(b.task.compression)  # a TypeError naming an unknown compression, before any work
+        b.task.compression.config()  # a TypeError naming an unregistered compression, before any work
         dt = b.task.compression.decompress(b.theta).dtype
         if dt != torch.float32:
             raise ValueError(
@@ -291,13 +171,13 @@ def export(lc, path, arch: str) -> Dict[str, int]:
     w = _Writer()
     tasks, covered = [], set()
     for i, b in enumerate(lc.tasks):
-        meta = _encode(b.task.compression, b.theta, f"task{i}", w)
-        tasks.append({"params": list(b.task.params), "view": b.view, "compression": _describe(b.task.compression),
-                      "theta": meta})
+        comp = b.task.compression
+        meta = comp.encode(b.theta, lambda name, data, i=i: w.add(f"task{i}.{name}", data, "params"))
+        tasks.append({"params": list(b.task.params), "view": b.view, "compression": comp.config(), "theta": meta})
         covered.update(b.task.params)
     for name, p in lc.model.named_parameters():
         if name not in covered:
-            w.add(f"param/{name}", _f32(p), "params", dtype="float32", shape=list(p.shape))
+            w.add(f"param/{name}", f32(p), "params", dtype="float32", shape=list(p.shape))
     for name, buf in lc.model.named_buffers():
         dt = str(buf.dtype).replace("torch.", "")
         if dt not in _NP_DTYPES:
@@ -375,31 +255,35 @@ def _read(path) -> Tuple[Dict[str, Any], bytes]:
     return header, payload
 
 
-def load(path, factorized: bool = False) -> nn.Module:
+def load(path, factorized: bool = False, builder: Optional[Callable[[], nn.Module]] = None) -> nn.Module:
     """Load an export as a plain ``nn.Module`` in eval mode (weights Δ(Θ), decoded at load time).
 
     Nothing in the file is executed: the header is JSON, the payload raw numbers. The module's
-    outputs equal those of the compressed model inside the LC run, bit for bit on a CPU.
+    outputs equal those of the compressed model inside the LC run, bit for bit on the same CPU.
 
     Args:
         path: the file.
-        factorized: replace every layer compressed by low-rank alone (``LowRank`` or
-            ``RankSelection`` whose factors are smaller than the matrix) by two layers that
-            really save FLOPs: a conv ``(n_out, n_in, k, k)`` seen as ``(n_out, n_in·k·k)``
-            becomes a k×k conv into r channels then a 1×1 conv; seen as
-            ``(n_out·k_h, n_in·k_w)``, a 1×k_w conv then a k_h×1 conv; a linear layer becomes
-            two linear layers. Outputs then equal the dense ones up to float rounding.
+        factorized: replace every layer whose compression splits it into two cheaper factors
+            (:meth:`~lcbook.compressions.Compression.factors`: low-rank forms whose factors are
+            smaller than the matrix) by two layers that really save FLOPs: a conv
+            ``(n_out, n_in, k, k)`` seen as ``(n_out, n_in·k·k)`` becomes a k×k conv into r
+            channels then a 1×1 conv; seen as ``(n_out·k_h, n_in·k_w)``, a 1×k_w conv then a
+            k_h×1 conv; a linear layer becomes two linear layers. Outputs then equal the dense
+            ones up to float rounding.
+        builder: a callable that builds a fresh module of the file's architecture; default: the
+            builder registered under the header's name (:func:`register_architecture`).
 
     Raises:
         FormatError: not an export, a newer format version, truncated or corrupted (checksum),
-            or contents that do not fit the named architecture.
+            an architecture neither registered nor given a builder, a compression this lcbook
+            does not know, or contents that do not fit the architecture.
     """
-    from .lc import Task, _Bound
-
     header, payload = _read(path)
     arch = header.get("arch")
-    if arch not in models.MODELS:
-        raise FormatError(f"{str(path)!r} is for architecture {arch!r}, which this lcbook does not have")
+    build = _builder(arch, builder)
+    if build is None:
+        raise FormatError(f"{str(path)!r} is for architecture {arch!r}, which is not registered here "
+                          f"(registered: {architectures()}): pass builder=, a callable that builds it")
     sections = {s["name"]: s for s in header["sections"]}
 
     def read(name, dtype=None, shape=None):
@@ -409,32 +293,34 @@ def load(path, factorized: bool = False) -> nn.Module:
         raw = payload[s["offset"]: s["offset"] + s["bytes"]]
         if dtype is None:
             return raw
-        arr = np.frombuffer(raw, dtype=dtype)
+        arr = np.frombuffer(raw, dtype=_NP_DTYPES[dtype] if isinstance(dtype, str) else dtype)
         if shape is not None and arr.size != math.prod(shape):
             raise FormatError(f"{str(path)!r}: section {name!r} holds {arr.size} values, shape {tuple(shape)} expected")
         return torch.from_numpy(arr.copy()).reshape(shape if shape is not None else (-1,))
 
-    model = models.build(arch)
+    model = build()
     named = dict(model.named_parameters())
     state = {}
     factors = []
     try:
         for i, t in enumerate(header["tasks"]):
-            comp = _build(t["compression"])
-            theta = _decode(comp, t["theta"], f"task{i}", read)
-            bound = _Bound(Task(tuple(t["params"]), comp, t["view"]), named)
+            try:
+                comp = Compression.from_config(t["compression"])
+            except ValueError as e:
+                raise FormatError(f"{str(path)!r}: task {i}: {e}") from None
+            theta = comp.decode(t["theta"], lambda name, *a, i=i, **kw: read(f"task{i}.{name}", *a, **kw))
+            bound = Binding(Task(tuple(t["params"]), comp, t["view"]), named)
             delta = comp.decompress(theta).reshape(bound.lam.shape)
             state.update({n: s.contiguous() for n, s in zip(t["params"], bound.scatter(delta))})
-            # rank 0 (rank selection may choose it) stays a dense layer of zeros: a conv with
-            # zero channels in between cannot run
-            if factorized and isinstance(comp, (LowRank, RankSelection)) and not t["theta"]["dense"] and t["theta"]["r"] > 0:
-                factors.append((t["params"][0], t["view"], theta["U"], theta["V"]))
+            uv = comp.factors(theta) if factorized else None
+            if uv is not None:
+                factors.append((t["params"][0], bound.view, *uv))
         for s in header["sections"]:
             if s["group"] in ("params", "buffers") and "/" in s["name"]:
                 name = s["name"].split("/", 1)[1]
                 state[name] = read(s["name"], _NP_DTYPES[s["dtype"]], tuple(s["shape"]))
         model.load_state_dict(state, strict=True)
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
         if isinstance(e, FormatError):
             raise
         raise FormatError(f"{str(path)!r} does not fit architecture {arch!r}: {e}") from None

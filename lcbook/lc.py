@@ -26,7 +26,6 @@ import math
 import os
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -37,119 +36,9 @@ from ._checks import is_int, is_real
 from ._io import atomic_save, checkpoint_path
 from ._modes import modes_restored
 from ._rng import is_generator_state, restore_rng, rng_state
-from .compressions.base import Compression, Theta
+from .binding import Binding, Task  # noqa: F401  (Task re-exported: lcbook.lc.Task)
 
 log = logging.getLogger(__name__)
-
-_VIEWS = ("auto", "flat", "matrix", "matrix_hw")
-
-
-@dataclass(frozen=True)
-class Task:
-    """A compression bound to one or more parameters of a model, by fully-qualified name.
-
-    Args:
-        params: a parameter name (``"fc1.weight"``) or a sequence of names compressed jointly
-            (one codebook or one κ over all of them).
-        compression: the :class:`~lcbook.compressions.Compression` to apply.
-        view: how the tensors are seen by the C step: ``"flat"`` concatenates them into one
-            vector (N,); ``"matrix"`` reshapes a single tensor ``(n_out, …)`` to
-            ``(n_out, n_in·k_h·k_w)``; ``"matrix_hw"`` views a single conv weight
-            ``(n_out, n_in, k_h, k_w)`` as ``(n_out·k_h, n_in·k_w)`` (a low-rank factorization
-            then is a 1×k_w conv followed by a k_h×1 conv; Jaderberg et al., BMVC 2014);
-            ``"auto"`` (default) picks ``"matrix"`` for compressions that need one (low-rank)
-            and ``"flat"`` otherwise.
-        name: a label for tables (default: the parameter names).
-
-    Raises:
-        ValueError/TypeError: empty ``params``, a name that is not a string, a view not in
-            ``("auto", "flat", "matrix", "matrix_hw")``, or a compression that is not a Compression.
-    """
-
-    params: Union[str, Tuple[str, ...]]
-    compression: Compression
-    view: str = "auto"
-    name: Optional[str] = None
-
-    def __post_init__(self):
-        params = (self.params,) if isinstance(self.params, str) else tuple(self.params)
-        if not params:
-            raise ValueError("params must name at least one parameter, got an empty sequence")
-        for p in params:
-            if not isinstance(p, str):
-                raise TypeError(f"parameter names must be strings, got {p!r}")
-        if len(set(params)) != len(params):
-            raise ValueError(f"params names a parameter twice: {params}")
-        object.__setattr__(self, "params", params)
-        if not isinstance(self.compression, Compression):
-            raise TypeError(f"compression must be a Compression, got {type(self.compression).__name__}")
-        if self.view not in _VIEWS:
-            raise ValueError(f"view must be one of {_VIEWS}, got view={self.view!r}")
-
-    @property
-    def label(self) -> str:
-        return self.name or ",".join(self.params)
-
-
-class _Bound:
-    """A task resolved against a model: the parameter tensors and the view mapping."""
-
-    def __init__(self, task: Task, named: Dict[str, nn.Parameter]):
-        missing = [p for p in task.params if p not in named]
-        if missing:
-            some = ", ".join(list(named)[:8])
-            raise ValueError(
-                f"task {task.label!r}: no parameter named {missing[0]!r} in the model "
-                f"(parameters include: {some}, ...)"
-            )
-        self.task = task
-        self.tensors = [named[p] for p in task.params]
-        view = task.view
-        if view == "auto":
-            view = "matrix" if task.compression.needs_matrix else "flat"
-        if view.startswith("matrix") and len(self.tensors) != 1:
-            raise ValueError(f"task {task.label!r}: view {view!r} takes exactly one parameter, got {len(self.tensors)}")
-        if view == "matrix" and self.tensors[0].ndim < 2:
-            raise ValueError(f"task {task.label!r}: view 'matrix' (needed by {task.compression.describe()}) takes a "
-                             f"parameter with ≥ 2 dimensions, got shape {tuple(self.tensors[0].shape)}")
-        if view == "matrix_hw" and self.tensors[0].ndim != 4:
-            raise ValueError(f"task {task.label!r}: view 'matrix_hw' takes a conv weight (n_out, n_in, k_h, k_w), "
-                             f"got shape {tuple(self.tensors[0].shape)}")
-        self.view = view
-        w = self.gather()
-        try:
-            task.compression.check_view(w.shape)
-        except ValueError as e:
-            raise ValueError(f"task {task.label!r}: {e}") from None
-        self.theta: Optional[Theta] = None
-        self.delta: Optional[torch.Tensor] = None  # Δ(Θ) in view shape
-        self.lam = torch.zeros_like(w)  # λ in view shape
-
-    def gather(self) -> torch.Tensor:
-        """The weights in the task's view (a detached tensor)."""
-        ts = [t.detach() for t in self.tensors]
-        if self.view == "matrix":
-            return ts[0].reshape(ts[0].shape[0], -1)
-        if self.view == "matrix_hw":
-            o, i, kh, kw = ts[0].shape
-            return ts[0].permute(0, 2, 1, 3).reshape(o * kh, i * kw)
-        return ts[0].reshape(-1) if len(ts) == 1 else torch.cat([t.reshape(-1) for t in ts])
-
-    def scatter(self, v: torch.Tensor) -> List[torch.Tensor]:
-        """Split a view-shaped tensor back into tensors shaped like the parameters."""
-        if self.view == "matrix_hw":
-            o, i, kh, kw = self.tensors[0].shape
-            return [v.reshape(o, kh, i, kw).permute(0, 2, 1, 3)]
-        flat = v.reshape(-1)
-        out, i = [], 0
-        for t in self.tensors:
-            out.append(flat[i : i + t.numel()].view_as(t))
-            i += t.numel()
-        return out
-
-    def numel(self) -> int:
-        return sum(t.numel() for t in self.tensors)
-
 
 LStep = Callable[["LCAlgorithm"], Dict[str, float]]
 
@@ -264,7 +153,7 @@ class LCAlgorithm:
             raise TypeError(f"evaluate must be callable or None, got {type(evaluate).__name__}")
         self.model = model
         named = dict(model.named_parameters())
-        self.tasks = [_Bound(t, named) for t in tasks]
+        self.tasks = [Binding(t, named) for t in tasks]
         self.l_step = l_step
         self.mu_schedule = mus
         self.evaluate = evaluate
@@ -664,9 +553,10 @@ class LCAlgorithm:
             if d.numel() != b.lam.numel() or (d.ndim > 1 and tuple(d.shape) != tuple(b.lam.shape)):
                 raise ValueError(f"task {b.task.label!r}: Θ decompresses to shape {tuple(d.shape)}, the task's view "
                                  f"is {tuple(b.lam.shape)}")
-            k = getattr(b.task.compression, "k", None)
-            if k is not None and "codebook" in th and th["codebook"].numel() > k:
-                raise ValueError(f"task {b.task.label!r}: Θ has a codebook of {th['codebook'].numel()} values, K={k}")
+            try:
+                b.task.compression.check_theta(dict(th))
+            except ValueError as e:
+                raise ValueError(f"task {b.task.label!r}: {e}") from None
             deltas.append(d.reshape(b.lam.shape).to(device=b.lam.device, dtype=b.lam.dtype))
         if not isinstance(state["history"], list) or not all(isinstance(r, dict) for r in state["history"]):
             raise ValueError("state['history'] must be a list of dicts")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ._checks import is_int, is_real
+from .export import register_architecture
 
 
 class LeNet300(nn.Module):
@@ -192,6 +193,9 @@ def vgg16_quarter(num_classes: int = 10) -> CifarVGG:
 
 
 MODELS = {"lenet300": LeNet300, "vgg16": vgg16, "vgg16_quarter": vgg16_quarter, "resnet20": resnet20, "resnet32": resnet32, "resnet56": resnet56, "resnet110": resnet110}
+
+for _name, _builder in MODELS.items():  # the book's models are export architectures by name
+    register_architecture(_name, _builder)
 
 
 def build(name: str) -> nn.Module:

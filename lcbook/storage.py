@@ -25,7 +25,6 @@ from torch import nn
 
 from ._modes import modes_restored
 from .compressions.base import FLOAT_BITS
-from .compressions.pruning import _SparseTheta
 
 
 def layer_positions(model: nn.Module, example_input: torch.Tensor) -> Dict[str, int]:
@@ -127,10 +126,8 @@ def storage_report(lc, example_input: Optional[torch.Tensor] = None) -> Dict[str
                 pos = positions[name]
                 if slices is None:
                     macs = comp.macs(b.theta, pos)
-                elif isinstance(comp, _SparseTheta):  # one κ over several layers: this layer's kept weights
-                    macs = pos * int(torch.count_nonzero(slices[i]))
-                else:
-                    macs = pos * t.numel()
+                else:  # one Δ(Θ) over several layers (one codebook or κ): this layer's slice
+                    macs = comp.slice_macs(slices[i], pos)
             layer_of[id(t)] = (b.task.label, comp.describe(), bits * share, len(b.tensors) > 1, macs)
     layers = []
     n_unc = 0

@@ -61,7 +61,7 @@ import lcbook
 from lcbook import experiments, models, plots, runs, train
 from lcbook import (AdaptiveQuantization, Binarization, FixedCodebook, ScaledBinarization,
                     ScaledTernarization, Task)
-from lcbook.compressions.quantization import assign_nearest
+from lcbook.compressions import assign_nearest
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()  # DC only, but a missing full-profile reference trains on a GPU

@@ -97,7 +97,7 @@ from IPython.display import Markdown, display
 import lcbook
 from lcbook import experiments, models, plots, runs, train
 from lcbook import ConstraintL0Pruning, ConstraintL1Pruning, PenaltyL0Pruning, PenaltyL1Pruning, Task
-from lcbook.compressions.pruning import project_l1_ball, sparse_bits, sparse_layout
+from lcbook.compressions import project_l1_ball, sparse_bits, sparse_layout
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()  # a missing full-profile reference trains on a GPU

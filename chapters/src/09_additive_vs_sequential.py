@@ -55,9 +55,8 @@ from IPython.display import Markdown, display
 
 import lcbook
 from lcbook import claims, evidence, experiments, models, runs, train
-from lcbook.compressions import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, sparse_bits
-from lcbook.compressions.base import ceil_log2
-from lcbook.compressions.pruning import sparse_layout
+from lcbook.compressions import (AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, ceil_log2, sparse_bits,
+                                 sparse_layout)
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()  # DC only, but a missing full-profile reference trains on a GPU
@@ -552,8 +551,7 @@ display(Markdown("\n".join(lc_lines) or "No cpu-profile Q+P run of ResNet-20 is 
 #    from dataclasses import dataclass, field
 #    import torch
 #    from lcbook import LCAlgorithm, Task, SGDLStep, geometric_mu, ConstraintL0Pruning, AdaptiveQuantization
-#    from lcbook.compressions import Compression, sparse_bits
-#    from lcbook.compressions.base import ceil_log2
+#    from lcbook.compressions import Compression, ceil_log2, sparse_bits
 #
 #    @dataclass(frozen=True)
 #    class QuantizeKept(Compression):

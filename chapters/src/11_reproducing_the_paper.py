@@ -61,7 +61,7 @@ from IPython.display import Markdown, display
 
 import lcbook
 from lcbook import claims, experiments, models, plots, runs
-from lcbook.compressions.base import FLOAT_BITS
+from lcbook.compressions import FLOAT_BITS
 
 PROFILE = lcbook.chapter_profile()
 print(f"profile: {PROFILE}, device: {experiments.device()}; this chapter reads the stored results of both profiles")

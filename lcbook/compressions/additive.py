@@ -31,9 +31,12 @@ from typing import Optional, Tuple
 import torch
 
 from .._checks import is_real
-from .base import FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int, shape_of, work_dtype
+from .base import (FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int, register_compression, shape_of,
+                   shape_tensor, work_dtype)
+from .coding import (FormatError, check_codes, f32, gap_slots, need_int, pack_bits, read_shape, shape_meta,
+                     slot_positions, unpack_bits)
 from .pruning import ConstraintL0Pruning, sparse_bits
-from .quantization import AdaptiveQuantization, FixedCodebook, _kmeans_1d
+from .quantization import AdaptiveQuantization, FixedCodebook, kmeans_1d
 
 
 def _sqerr(w: torch.Tensor, d: torch.Tensor) -> float:
@@ -46,6 +49,7 @@ def _split(theta: Theta, i: int) -> Theta:
     return {k[len(prefix):]: v for k, v in theta.items() if k.startswith(prefix)}
 
 
+@register_compression
 @dataclass(frozen=True)
 class AdditiveCombination(Compression):
     """An additive combination ``Δ(Θ) = Σ_i Δi(θi)`` of any compressions, itself a compression.
@@ -178,10 +182,30 @@ class AdditiveCombination(Compression):
     def bits(self, theta: Theta) -> int:
         return sum(p.bits(_split(theta, i)) for i, p in enumerate(self.parts))
 
+    def check_theta(self, theta: Theta) -> None:
+        for i, p in enumerate(self.parts):
+            p.check_theta(_split(theta, i))
+
+    def encode(self, theta: Theta, put) -> dict:
+        """Each part's sections under ``"<i>."`` (part i), and the parts' header entries."""
+        return {"parts": [p.encode(_split(theta, i), lambda name, data, i=i: put(f"{i}.{name}", data))
+                          for i, p in enumerate(self.parts)]}
+
+    def decode(self, meta: dict, get) -> Theta:
+        metas = meta.get("parts") if isinstance(meta, dict) else None
+        if not (isinstance(metas, list) and len(metas) == len(self.parts)):
+            raise FormatError(f"an additive Θ entry needs 'parts' with {len(self.parts)} entries, got {metas!r:.60}")
+        theta: Theta = {}
+        for i, (p, m) in enumerate(zip(self.parts, metas)):
+            sub = p.decode(m, lambda name, *a, i=i, **kw: get(f"{i}.{name}", *a, **kw))
+            theta.update({f"{i}.{k}": v for k, v in sub.items()})
+        return theta
+
     def describe(self) -> str:
         return " + ".join(p.describe() for p in self.parts)
 
 
+@register_compression
 @dataclass(frozen=True)
 class SequentialCombination(Compression):
     """Sequential compression with the additive model ``Δ(Θ) = Σ_i Δi(θi)``: each part is fitted
@@ -222,6 +246,9 @@ class SequentialCombination(Compression):
     check_view = AdditiveCombination.check_view
     decompress = AdditiveCombination.decompress
     bits = AdditiveCombination.bits
+    check_theta = AdditiveCombination.check_theta
+    encode = AdditiveCombination.encode
+    decode = AdditiveCombination.decode
 
     def canonical(self, theta: Theta) -> Theta:
         out: Theta = {}
@@ -243,6 +270,7 @@ class SequentialCombination(Compression):
         return " then ".join(p.describe() for p in self.parts)
 
 
+@register_compression
 @dataclass(frozen=True)
 class PruneThenQuantize(Compression):
     """Prune, then quantize the survivors (the pipeline of Han et al., *Deep Compression*, ICLR
@@ -290,7 +318,7 @@ class PruneThenQuantize(Compression):
         init = theta.get("codebook") if theta else None
         vals = tp["values"].to(work_dtype(w))
         if vals.numel():
-            c, z = _kmeans_1d(vals, self.k, init, 300)
+            c, z = kmeans_1d(vals, self.k, init, 300)
         else:
             c, z = vals.new_zeros(0), torch.zeros(0, dtype=torch.long, device=w.device)
         out = {"indices": tp["indices"], "codebook": c.to(w.dtype), "assignments": z, "shape": tp["shape"]}
@@ -315,3 +343,30 @@ class PruneThenQuantize(Compression):
 
     def describe(self) -> str:
         return f"{self._pruning.describe()} then Q(K={self.k})"
+
+    def check_theta(self, theta: Theta) -> None:
+        if theta["codebook"].numel() > self.k:
+            raise ValueError(f"Θ has a codebook of {theta['codebook'].numel()} values, K={self.k}")
+
+    def encode(self, theta: Theta, put) -> dict:
+        """Sections ``gaps`` (the kept positions' gap codes), ``codes`` (⌈log2(K'+1)⌉ bits per
+        slot: 0 in a filler slot, the assignment + 1 otherwise) and ``codebook`` (K' float32),
+        as :meth:`bits` counts them."""
+        k = int(theta["codebook"].numel())
+        width, gaps, last = gap_slots(theta["indices"], ceil_log2(k + 1))
+        order = torch.argsort(theta["indices"].cpu())
+        codes = torch.zeros(gaps.numel(), dtype=torch.long)
+        codes[last] = theta["assignments"].cpu()[order] + 1
+        put("gaps", pack_bits(gaps, width))
+        put("codes", pack_bits(codes, ceil_log2(k + 1)))
+        put("codebook", f32(theta["codebook"]))
+        return {**shape_meta(shape_of(theta)), "width": width, "slots": int(gaps.numel()), "k": k}
+
+    def decode(self, meta: dict, get) -> Theta:
+        shape, n = read_shape(meta)
+        k, slots, width = need_int(meta, "k", 0, self.k), need_int(meta, "slots"), need_int(meta, "width", 0, 62)
+        pos = slot_positions(width, unpack_bits(get("gaps"), width, slots), n)
+        codes = check_codes(unpack_bits(get("codes"), ceil_log2(k + 1), slots), k + 1, "codes")
+        keep = codes != 0
+        return {"shape": shape_tensor(shape), "indices": pos[keep], "assignments": codes[keep] - 1,
+                "codebook": get("codebook", "float32", (k,))}

@@ -16,8 +16,9 @@ weights alone, with no data involved).
 from __future__ import annotations
 
 import abc
+import dataclasses
 import math
-from typing import Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Optional, Tuple, Type
 
 import torch
 
@@ -53,14 +54,74 @@ def check_finite(w: torch.Tensor, name: str = "w") -> None:
         )
 
 
+#: Compressions known by name to the file format and to :meth:`Compression.from_config`.
+_REGISTRY: Dict[str, type] = {}
+
+
+def register_compression(cls: Optional[type] = None, *, name: Optional[str] = None):
+    """Class decorator: make a compression known by ``name`` (default: the class name) to the
+    export format (:mod:`lcbook.export`) and to :meth:`Compression.from_config`, in the manner of
+    torchao's ``register_quantize_module_handler``. A compression defined anywhere (a user's file,
+    a test) becomes exportable by this decorator and its :meth:`~Compression.encode` /
+    :meth:`~Compression.decode`; nothing else needs an edit.
+
+    Use as ``@register_compression`` or ``@register_compression(name="MyQ")``, above
+    ``@dataclass(frozen=True)``.
+
+    Raises:
+        TypeError: the class is not a dataclass subclass of :class:`Compression`.
+        ValueError: ``name`` is already registered to another class.
+    """
+    def deco(c: type) -> type:
+        if not (isinstance(c, type) and issubclass(c, Compression) and dataclasses.is_dataclass(c)):
+            raise TypeError(f"register_compression takes a dataclass subclass of Compression, got {c!r}")
+        key = name or c.__name__
+        old = _REGISTRY.get(key)
+        if old is not None and old is not c and old.__qualname__ + old.__module__ != c.__qualname__ + c.__module__:
+            raise ValueError(f"compression name {key!r} is already registered to {old.__module__}.{old.__qualname__}")
+        _REGISTRY[key] = c
+        c.registered_name = key
+        return c
+
+    return deco(cls) if cls is not None else deco
+
+
+def registered_compressions() -> Dict[str, type]:
+    """A copy of the registry: name → compression class."""
+    return dict(_REGISTRY)
+
+
+def _to_config(v: Any) -> Any:
+    if isinstance(v, Compression):
+        return v.config()
+    if isinstance(v, (tuple, list)):
+        return [_to_config(x) for x in v]
+    return v
+
+
+def _from_config(v: Any) -> Any:
+    if isinstance(v, dict) and "class" in v:
+        return Compression.from_config(v)
+    if isinstance(v, list):
+        return tuple(_from_config(x) for x in v)
+    return v
+
+
 class Compression(abc.ABC):
     """Base class of all compressions (quantization, pruning, low-rank, additive).
 
-    Subclasses are frozen dataclasses whose fields are the hyperparameters. They implement:
+    Subclasses are frozen dataclasses whose fields are the hyperparameters. Each owns its whole
+    contract:
 
     * :meth:`compress` — the C step ``(w, Θ_prev) -> (Δ(Θ), Θ)``;
     * :meth:`decompress` — ``Θ -> Δ(Θ)``;
-    * :meth:`bits` — the storage of ``Θ`` in bits.
+    * :meth:`bits` — the storage of ``Θ`` in bits; :meth:`macs` and :meth:`slice_macs` — its
+      multiply-accumulates;
+    * :meth:`encode` / :meth:`decode` — Θ to and from the export format's byte sections, the
+      codes that :meth:`bits` counts;
+    * :meth:`check_theta` — a check of a Θ read from a checkpoint;
+    * :meth:`config` / :meth:`from_config` — the hyperparameters as JSON, by registered name
+      (:func:`register_compression`).
 
     Attributes:
         needs_matrix: ``True`` if the C step needs a 2-D weight (low-rank); the task then views a
@@ -127,6 +188,78 @@ class Compression(abc.ABC):
     def describe(self) -> str:
         """A short human-readable name, e.g. ``"Q(K=2)"``."""
         return type(self).__name__
+
+    def slice_macs(self, delta_part: torch.Tensor, positions: int = 1) -> int:
+        """MACs of one layer whose weight is ``delta_part``, its slice of a Δ(Θ) that several
+        layers share (one task over several layers). The default counts every weight; sparse
+        forms count the nonzero ones."""
+        return int(positions) * int(delta_part.numel())
+
+    def factors(self, theta: Theta) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """``(U, V)`` with Δ(Θ) = U @ V in the task's matrix view when the layer is cheaper run as
+        two layers (low-rank forms), else ``None`` (the default)."""
+        return None
+
+    def check_theta(self, theta: Theta) -> None:
+        """Raise ``ValueError`` if ``theta``, read from a checkpoint, could not come from this
+        compression (e.g. a codebook larger than K). Called after :meth:`decompress` succeeded
+        on it; the default accepts it."""
+
+    def encode(self, theta: Theta, put: Callable[[str, bytes], None]) -> Dict[str, Any]:
+        """Write Θ to the export format: each array as a byte section through ``put(name, data)``
+        (names are relative to the task, e.g. ``"codebook"``), coded as :meth:`bits` counts
+        (:mod:`lcbook.compressions.coding`). Returns the JSON-able entries the header needs to
+        decode them (shapes, counts).
+
+        Raises:
+            TypeError: this compression has no file encoding (the default).
+        """
+        raise TypeError(f"{type(self).__qualname__} has no file encoding: implement encode() and decode() "
+                        f"(see lcbook.compressions.coding) to export it")
+
+    def decode(self, meta: Dict[str, Any], get: Callable[..., Any]) -> Theta:
+        """Inverse of :meth:`encode`: the Θ that :meth:`decompress` takes, from the header entries
+        ``meta`` and the sections read by ``get(name, dtype=None, shape=None)``.
+
+        Raises:
+            lcbook.compressions.coding.FormatError: the entries or sections do not fit.
+        """
+        raise TypeError(f"{type(self).__qualname__} has no file encoding")
+
+    def config(self) -> Dict[str, Any]:
+        """The hyperparameters as JSON: ``{"class": registered name, field: value, …}``, nested
+        compressions as their configs. :meth:`from_config` rebuilds an equal compression.
+
+        Raises:
+            TypeError: the class is not registered (:func:`register_compression`), or is a
+                subclass of a registered class that would be rebuilt as its parent.
+        """
+        key = getattr(type(self), "registered_name", None)
+        if key is None or _REGISTRY.get(key) is not type(self):
+            raise TypeError(f"cannot export a {type(self).__qualname__}: it is not registered "
+                            f"(decorate it with lcbook.compressions.register_compression); registered: "
+                            f"{sorted(_REGISTRY)}")
+        fields = {f.name: _to_config(getattr(self, f.name)) for f in dataclasses.fields(self) if f.init}
+        return {"class": key, **fields}
+
+    @staticmethod
+    def from_config(cfg: Dict[str, Any]) -> "Compression":
+        """The compression a :meth:`config` describes.
+
+        Raises:
+            ValueError: ``cfg`` is not a dict with a registered ``"class"``; its fields do not
+                fit that class (the class's own validation message).
+        """
+        if not isinstance(cfg, dict) or not isinstance(cfg.get("class"), str):
+            raise ValueError(f"a compression config is a dict with a 'class' name, got {cfg!r:.80}")
+        cls: Optional[Type[Compression]] = _REGISTRY.get(cfg["class"])
+        if cls is None:
+            raise ValueError(f"unknown compression {cfg['class']!r}; registered: {sorted(_REGISTRY)}")
+        kwargs = {k: _from_config(v) for k, v in cfg.items() if k != "class"}
+        try:
+            return cls(**kwargs)
+        except TypeError as e:
+            raise ValueError(f"config does not fit {cfg['class']}: {e}") from None
 
 
 def shape_of(theta: Theta) -> Tuple[int, ...]:

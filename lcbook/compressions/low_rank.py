@@ -26,7 +26,9 @@ from typing import Optional, Tuple
 
 import torch
 
-from .base import FLOAT_BITS, Compression, Theta, check_finite, check_int, check_mu, check_real, work_dtype
+from .base import (FLOAT_BITS, Compression, Theta, check_finite, check_int, check_mu, check_real, register_compression,
+                   work_dtype)
+from .coding import f32, need_int
 
 
 def factor_params(r: int, m: int, n: int) -> int:
@@ -72,6 +74,7 @@ def _product(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (u.float() @ v.float()).to(u.dtype)  # half types: multiply in float32
 
 
+@register_compression
 @dataclass(frozen=True)
 class LowRank(Compression):
     """Low-rank compression to a given rank r [CVPR20].
@@ -130,10 +133,36 @@ class LowRank(Compression):
     def describe(self) -> str:
         return f"L(r={self.rank})"
 
+    def factors(self, theta: Theta) -> Optional[Tuple[torch.Tensor, torch.Tensor]]:
+        """``(U, V)`` when two layers of rank r > 0 are cheaper than the dense matrix
+        (r(m + n) ≤ m·n), else ``None``: what :func:`lcbook.export.load` with ``factorized=True``
+        splits a layer into."""
+        (m, r), n = theta["U"].shape, theta["V"].shape[1]
+        return (theta["U"], theta["V"]) if 0 < r and r * (m + n) <= m * n else None
+
+    def encode(self, theta: Theta, put) -> dict:
+        """Sections ``U`` ``(m, r)`` and ``V`` ``(r, n)`` as float32, or ``dense`` ``(m, n)`` when
+        the factors would be larger (as :meth:`bits` counts)."""
+        u, v = theta["U"], theta["V"]
+        (m, r), n = u.shape, v.shape[1]
+        if r * (m + n) > m * n:  # the dense matrix is smaller than its factors
+            put("dense", f32(self.decompress(theta)))
+            return {"m": m, "n": n, "r": r, "dense": True}
+        put("U", f32(u))
+        put("V", f32(v))
+        return {"m": m, "n": n, "r": r, "dense": False}
+
+    def decode(self, meta: dict, get) -> Theta:
+        m, n, r = need_int(meta, "m"), need_int(meta, "n"), need_int(meta, "r")
+        if meta.get("dense"):
+            return {"U": get("dense", "float32", (m, n)), "V": torch.eye(n)}
+        return {"U": get("U", "float32", (m, r)), "V": get("V", "float32", (r, n))}
+
 
 _COSTS = ("storage", "flops")
 
 
+@register_compression
 @dataclass(frozen=True)
 class RankSelection(Compression):
     """Low-rank compression that learns the rank of the layer [CVPR20].
@@ -204,6 +233,9 @@ class RankSelection(Compression):
     decompress = LowRank.decompress
     bits = LowRank.bits
     macs = LowRank.macs
+    factors = LowRank.factors
+    encode = LowRank.encode
+    decode = LowRank.decode
 
     def describe(self) -> str:
         return f"L(rank selection, α={self.alpha:g}, {self.cost})"

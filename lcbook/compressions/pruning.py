@@ -35,37 +35,11 @@ from typing import Optional, Tuple
 import torch
 
 from .._checks import is_real
-from .base import (FLOAT_BITS, Compression, Theta, check_finite, check_int, check_mu, check_real, shape_of,
+from .base import (Compression, Theta, check_finite, check_int, check_mu, check_real, shape_of,
                    shape_tensor)
-
-
-def sparse_layout(indices: torch.Tensor, value_bits: int = FLOAT_BITS) -> Tuple[int, int]:
-    """``(b, bits)``: the gap width b in 1..32 that minimises the storage of a sparse vector by
-    relative indexing with fixed-width gaps, and that storage in bits (see :func:`sparse_bits`).
-    ``(1, 0)`` for κ = 0."""
-    if indices.numel() == 0:
-        return 1, 0
-    idx = torch.sort(indices.reshape(-1).to(torch.long)).values
-    gaps = torch.diff(idx, prepend=idx.new_tensor([-1])).to(torch.float64)
-    widths = torch.arange(1, 33, dtype=torch.float64, device=gaps.device)
-    slots = torch.ceil(gaps[None, :] / torch.pow(2.0, widths)[:, None]).sum(dim=1)
-    total = slots * (widths + value_bits)
-    best = int(torch.argmin(total))
-    return best + 1, int(total[best].item())
-
-
-def sparse_bits(indices: torch.Tensor, value_bits: int = FLOAT_BITS) -> int:
-    """Bits to store a sparse vector by relative indexing with fixed-width gaps.
-
-    Args:
-        indices: ``(κ,)`` positions of the kept entries in the flattened vector (any order).
-        value_bits: bits per stored value (32 for float32).
-
-    Returns:
-        ``min_b Σ_i ⌈g_i / 2^b⌉ · (b + value_bits)`` over ``b`` in 1..32, where ``g_i ≥ 1`` is
-        the gap from the previous kept position (the first from position −1). 0 for κ = 0.
-    """
-    return sparse_layout(indices, value_bits)[1]
+from .base import register_compression
+from .coding import decode_sparse, encode_sparse, need_int, read_shape, shape_meta
+from .coding import sparse_bits, sparse_layout  # noqa: F401  (the sparse accounting; re-exported)
 
 
 def _sparse(x: torch.Tensor, idx: torch.Tensor, shape) -> Tuple[torch.Tensor, Theta]:
@@ -94,7 +68,25 @@ class _SparseTheta(Compression):
     def macs(self, theta: Theta, positions: int = 1) -> int:
         return int(positions) * int(theta["indices"].numel())
 
+    def slice_macs(self, delta_part: torch.Tensor, positions: int = 1) -> int:
+        return int(positions) * int(torch.count_nonzero(delta_part))
 
+    def encode(self, theta: Theta, put) -> dict:
+        """Sections ``gaps`` (fixed-width gap codes, packed) and ``values`` (float32 per slot, 0 in
+        the filler slots that bridge long gaps), as :func:`sparse_bits` counts them."""
+        width, slots, gaps, vals = encode_sparse(theta["indices"], theta["values"])
+        put("gaps", gaps)
+        put("values", vals)
+        return {**shape_meta(shape_of(theta)), "width": width, "slots": slots}
+
+    def decode(self, meta: dict, get) -> Theta:
+        shape, n = read_shape(meta)
+        idx, vals = decode_sparse(need_int(meta, "width", 0, 62), need_int(meta, "slots"), get("gaps"),
+                                  get("values"), n)
+        return {"shape": shape_tensor(shape), "indices": idx, "values": vals}
+
+
+@register_compression
 @dataclass(frozen=True)
 class ConstraintL0Pruning(_SparseTheta):
     """ℓ0-constraint pruning: keep at most κ weights, the rest are zero [CVPR18].
@@ -196,6 +188,7 @@ def project_l1_ball(x: torch.Tensor, radius: float) -> torch.Tensor:
     return torch.sign(x) * (a.to(torch.float64) - tau).clamp_(min=0).to(x.dtype)
 
 
+@register_compression
 @dataclass(frozen=True)
 class ConstraintL1Pruning(_SparseTheta):
     """ℓ1-constraint pruning: ``‖θ‖₁ ≤ κ`` [CVPR18, §3].
@@ -240,6 +233,7 @@ class _PenaltyPruning(_SparseTheta):
         object.__setattr__(self, "alpha", check_real("alpha", self.alpha, 0.0))
 
 
+@register_compression
 @dataclass(frozen=True)
 class PenaltyL0Pruning(_PenaltyPruning):
     """ℓ0-penalty pruning: ``α‖θ‖₀`` added to the loss [CVPR18, §3].
@@ -270,6 +264,7 @@ class PenaltyL0Pruning(_PenaltyPruning):
         return f"P(ℓ0 penalty α={self.alpha:g})"
 
 
+@register_compression
 @dataclass(frozen=True)
 class PenaltyL1Pruning(_PenaltyPruning):
     """ℓ1-penalty pruning: ``α‖θ‖₁`` added to the loss [CVPR18, §3].

@@ -18,7 +18,9 @@ from typing import Optional, Tuple
 import torch
 
 from .._checks import is_int, is_real
-from .base import (FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int, shape_of, shape_tensor,
+from .coding import check_codes, f32, need_int, pack_bits, read_shape, shape_meta, unpack_bits
+from .base import (FLOAT_BITS, Compression, Theta, ceil_log2, check_finite, check_int, register_compression, shape_of,
+                   shape_tensor,
                    work_dtype)
 
 
@@ -462,6 +464,7 @@ def _optimal_1d(x: torch.Tensor, k: int):
     return c, assign_nearest(x, c)
 
 
+@register_compression
 @dataclass(frozen=True)
 class AdaptiveQuantization(Compression):
     """Adaptive quantization with a learned codebook of K values [P2].
@@ -530,7 +533,26 @@ class AdaptiveQuantization(Compression):
     def describe(self) -> str:
         return f"Q(K={self.k})" if self.method == "kmeans" else f"Q(K={self.k}, exact)"
 
+    def check_theta(self, theta: Theta) -> None:
+        if theta["codebook"].numel() > self.k:
+            raise ValueError(f"Θ has a codebook of {theta['codebook'].numel()} values, K={self.k}")
 
+    def encode(self, theta: Theta, put) -> dict:
+        """Sections ``codebook`` (K' float32) and ``assignments`` (⌈log2 K'⌉ bits each, packed)."""
+        k = int(theta["codebook"].numel())
+        put("codebook", f32(theta["codebook"]))
+        put("assignments", pack_bits(theta["assignments"], ceil_log2(max(k, 1))))
+        return {**shape_meta(shape_of(theta)), "k": k}
+
+    def decode(self, meta: dict, get) -> Theta:
+        shape, n = read_shape(meta)
+        k = need_int(meta, "k", 0, self.k)
+        return {"shape": shape_tensor(shape), "codebook": get("codebook", "float32", (k,)),
+                "assignments": check_codes(unpack_bits(get("assignments"), ceil_log2(max(k, 1)), n), max(k, 1),
+                                           "assignments")}
+
+
+@register_compression
 @dataclass(frozen=True)
 class ScaledBinarization(Compression):
     """Scaled binarization: every weight is −a or +a, with one learned scale a ≥ 0 [P2, §4.2].
@@ -566,7 +588,19 @@ class ScaledBinarization(Compression):
     def describe(self) -> str:
         return "Q{−a,+a}"
 
+    def encode(self, theta: Theta, put) -> dict:
+        """Sections ``scale`` (one float32) and ``signs`` (1 bit each, packed)."""
+        put("scale", f32(theta["scale"]))
+        put("signs", pack_bits(theta["signs"].long(), 1))
+        return shape_meta(shape_of(theta))
 
+    def decode(self, meta: dict, get) -> Theta:
+        shape, n = read_shape(meta)
+        return {"shape": shape_tensor(shape), "scale": get("scale", "float32", (1,)),
+                "signs": unpack_bits(get("signs"), 1, n).bool()}
+
+
+@register_compression
 @dataclass(frozen=True)
 class ScaledTernarization(Compression):
     """Scaled ternarization: every weight is −a, 0 or +a, with one learned scale a ≥ 0 [P2, §4.2].
@@ -614,7 +648,19 @@ class ScaledTernarization(Compression):
     def describe(self) -> str:
         return "Q{−a,0,+a}"
 
+    def encode(self, theta: Theta, put) -> dict:
+        """Sections ``scale`` (one float32) and ``codes`` (code + 1 in 2 bits each, packed)."""
+        put("scale", f32(theta["scale"]))
+        put("codes", pack_bits(theta["codes"].long() + 1, 2))
+        return shape_meta(shape_of(theta))
 
+    def decode(self, meta: dict, get) -> Theta:
+        shape, n = read_shape(meta)
+        return {"shape": shape_tensor(shape), "scale": get("scale", "float32", (1,)),
+                "codes": (check_codes(unpack_bits(get("codes"), 2, n), 3, "codes") - 1).to(torch.int8)}
+
+
+@register_compression
 @dataclass(frozen=True)
 class FixedCodebook(Compression):
     """Quantization to a fixed, user-given codebook (e.g. {−1, +1} or {−1, 0, +1}) [P2, §4.2].
@@ -668,7 +714,19 @@ class FixedCodebook(Compression):
     def describe(self) -> str:
         return "Q{" + ",".join(f"{v:g}" for v in self.values) + "}"
 
+    def encode(self, theta: Theta, put) -> dict:
+        """Section ``assignments`` (⌈log2 K⌉ bits each, packed); the codebook is in the config."""
+        put("assignments", pack_bits(theta["assignments"], ceil_log2(len(self.values))))
+        return shape_meta(shape_of(theta))
 
+    def decode(self, meta: dict, get) -> Theta:
+        shape, n = read_shape(meta)
+        return {"shape": shape_tensor(shape), "codebook": torch.tensor(self.values, dtype=torch.float32),
+                "assignments": check_codes(unpack_bits(get("assignments"), ceil_log2(len(self.values)), n),
+                                           len(self.values), "assignments")}
+
+
+@register_compression
 @dataclass(frozen=True)
 class Binarization(FixedCodebook):
     """Binarization: every weight is −1 or +1 (the fixed codebook {−1, +1}) [P2, §4.2].
