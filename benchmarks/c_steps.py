@@ -41,7 +41,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lcbook import experiments, models  # noqa: E402
+from lcbook import references, models  # noqa: E402
 from lcbook.compressions import (  # noqa: E402
     AdaptiveQuantization,
     AdditiveCombination,
@@ -128,7 +128,7 @@ def model_weights(name: str, device: torch.device):
     """Conv weights of the named model and a note on where they come from."""
     model = models.build(name)
     for prof in ("full", "quick"):
-        path = experiments.REFERENCE_DIR / f"{name}-cifar10-{prof}.pt"
+        path = references.REFERENCE_DIR / f"{name}-cifar10-{prof}.pt"
         if path.is_file():
             model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
             record = json.loads(path.with_suffix(".json").read_text())
@@ -236,9 +236,9 @@ def main(argv=None):
     t0 = time.perf_counter()
     results = [bench_model(m, device, args.ks, lambda s: print(s, flush=True)) for m in args.models]
     out = {"device": str(device), "torch_threads": torch.get_num_threads(),
-           "provenance": experiments.provenance(), "models": results,
+           "provenance": references.provenance(), "models": results,
            "seconds": time.perf_counter() - t0}
-    experiments.atomic_write_json(out, Path(args.out))
+    references.atomic_write_json(out, Path(args.out))
     print(f"wrote {args.out} ({out['seconds']:.0f} s)")
 
 

@@ -42,12 +42,12 @@ def measure(model_name: str, mode: str, threads: int, channels_last: bool, batch
     import torch.nn.functional as F
 
     torch.set_num_threads(threads)
-    from lcbook import experiments, models, runs, train
+    from lcbook import references, models, experiments, train
     from lcbook.lc import direct_compression
 
     torch.manual_seed(0)
     n = batch_size * (n_batches + 1)
-    tr = experiments.batches("cifar10", "train", batch_size, n, train_mode=True, augment=True, dev="cpu")
+    tr = references.batches("cifar10", "train", batch_size, n, train_mode=True, augment=True, dev="cpu")
     if mode == "augmentation":
         t0 = time.perf_counter()
         for _ in range(3):
@@ -61,11 +61,11 @@ def measure(model_name: str, mode: str, threads: int, channels_last: bool, batch
     opt = train.make_sgd(model, 0.01)
     hook = None
     if mode == "lc_l_step":
-        lc = direct_compression(model, runs.make_tasks(model_name, model, "qp", {"k": 2, "fraction": 0.02}), mu=1e-3)
+        lc = direct_compression(model, experiments.make_tasks(model_name, model, "qp", {"k": 2, "fraction": 0.02}), mu=1e-3)
         lc.mu = 1e-3
         hook = lc.add_penalty_grad_
     if mode == "plain_torch":
-        data = [(x.contiguous(memory_format=fmt), y) for x, y in experiments.batches(
+        data = [(x.contiguous(memory_format=fmt), y) for x, y in references.batches(
             "cifar10", "train", batch_size, n, train_mode=False, dev="cpu")]
     model.train()
     seen, t0 = 0, None
@@ -119,11 +119,11 @@ def main(argv=None) -> int:
         ips = f"{row['images_per_second']:8.0f}" if "images_per_second" in row else "  failed"
         print(f"{mode:13s} threads={threads} batch={bs:4d} channels_last={cl!s:5s} compile={comp!s:5s} {ips} img/s",
               flush=True)
-    from lcbook import experiments
+    from lcbook import references
 
-    out = {"model": args.model, "timed_batches": args.batches, "rows": rows, "provenance": experiments.provenance()}
+    out = {"model": args.model, "timed_batches": args.batches, "rows": rows, "provenance": references.provenance()}
     path = Path(args.out) if args.out else ROOT / "data" / "results" / f"cpu_training_{args.model}.json"
-    experiments.atomic_write_json(out, path)
+    references.atomic_write_json(out, path)
     print(f"-> {path}")
     return 0
 

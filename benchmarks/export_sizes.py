@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lcbook import experiments, export, layer_positions, models, runs  # noqa: E402
+from lcbook import references, export, layer_positions, models, experiments  # noqa: E402
 from lcbook.lc import direct_compression  # noqa: E402
 
 CASES = [("q", {"k": 2}), ("p", {"fraction": 0.05}), ("l", {"rank": 0.25}), ("qp", {"k": 2, "fraction": 0.02}),
@@ -62,7 +62,7 @@ def timing(model, dev, repeats):
 
 def load_reference(name):
     model = models.build(name)
-    path = experiments.REFERENCE_DIR / f"{name}-cifar10-quick.pt"
+    path = references.REFERENCE_DIR / f"{name}-cifar10-quick.pt"
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model, f"trained reference {path.relative_to(ROOT)}"
@@ -77,7 +77,7 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default=None)
     args = ap.parse_args(argv)
-    dev = torch.device(experiments.device())
+    dev = torch.device(references.device())
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models:
@@ -91,7 +91,7 @@ def main(argv=None):
             print(f"{name} reference: {ref_bytes:,} bytes, {ref_macs / 1e6:.1f} M MACs, {lat:.2f} ms, {thr:.0f} img/s", flush=True)
             for combo, budget in CASES:
                 model, _ = load_reference(name)
-                lc = direct_compression(model, runs.make_tasks(name, model, combo, budget))
+                lc = direct_compression(model, experiments.make_tasks(name, model, combo, budget))
                 path = Path(tmp) / f"{name}-{combo}.lcbk"
                 info = export.export(lc, path, name)
                 for factorized in ([False, True] if combo in ("l",) else [False]):
@@ -106,9 +106,9 @@ def main(argv=None):
                     rows.append(row)
                     print(f"  {row['case']:16s} file {row['file_bytes']:>10,} B (accounted {row['accounted_bytes']:>10,.0f} B, "
                           f"×{row['ratio']:.1f}), {row['macs'] / 1e6:7.1f} M MACs, {lat:.2f} ms, {thr:.0f} img/s", flush=True)
-    out = {"device": str(dev), "rows": rows, "provenance": experiments.provenance()}
+    out = {"device": str(dev), "rows": rows, "provenance": references.provenance()}
     path = Path(args.out) if args.out else ROOT / "data" / "results" / f"export_benchmark_{dev.type}.json"
-    experiments.atomic_write_json(out, path)
+    references.atomic_write_json(out, path)
     print(f"-> {path}")
 
 

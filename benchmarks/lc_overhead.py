@@ -25,7 +25,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lcbook import experiments, models, runs, train  # noqa: E402
+from lcbook import references, models, experiments, train  # noqa: E402
 from lcbook.lc import direct_compression  # noqa: E402
 
 
@@ -43,13 +43,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.images < 128 or args.repeats < 1:
         ap.error("--images must be ≥ 128 and --repeats ≥ 1")
-    dev = torch.device(experiments.device())
+    dev = torch.device(references.device())
     torch.manual_seed(0)
     model = models.build(args.model).to(dev)
     dataset = "mnist" if args.model == "lenet300" else "cifar10"
-    tr = experiments.batches(dataset, "train", 128, args.images, train_mode=True, augment=dataset == "cifar10", dev=str(dev))
+    tr = references.batches(dataset, "train", 128, args.images, train_mode=True, augment=dataset == "cifar10", dev=str(dev))
     budget = {"k": 2, "fraction": 0.02}
-    lc = direct_compression(model, runs.make_tasks(args.model, model, "qp", budget), mu=1e-3)
+    lc = direct_compression(model, experiments.make_tasks(args.model, model, "qp", budget), mu=1e-3)
     lc.mu = 1e-3
     opt = train.make_sgd(model, 0.01)
     train.train_epoch(model, tr, opt)  # warm-up (allocator, thread pools)
@@ -73,10 +73,10 @@ def main(argv=None):
         "lc_over_plain": min(lcs) / min(plain),
         "c_step_share_of_epoch": min(csteps) / min(lcs),
         "c_step_share_of_full_epoch": min(csteps) / (min(lcs) * 50000 / n),
-        "provenance": experiments.provenance(),
+        "provenance": references.provenance(),
     }
     path = Path(args.out) if args.out else ROOT / "data" / "results" / f"lc_overhead_{dev.type}.json"
-    experiments.atomic_write_json(out, path)
+    references.atomic_write_json(out, path)
     print(f"{args.model}: plain {out['plain_images_per_second']:.0f} img/s, LC L step {out['lc_images_per_second']:.0f} img/s "
           f"(ratio {out['lc_over_plain']:.3f}); C step {min(csteps):.3f} s = {100 * out['c_step_share_of_epoch']:.2f}% "
           f"of this {n}-image epoch, {100 * out['c_step_share_of_full_epoch']:.3f}% of a 50k-image epoch -> {path}")

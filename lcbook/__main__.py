@@ -25,14 +25,14 @@ import sys
 import time
 from typing import List, Optional
 
-from . import runs
-from .experiments import RECIPES, reference
+from . import experiments
+from .references import RECIPES, reference
 from .profiles import PROFILES, profile
 
 
 def _budget(text: str):
     try:
-        return runs.parse_budget(text)
+        return experiments.parse_budget(text)
     except ValueError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
 
@@ -48,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     run = sub.add_parser("run", help="run one LC experiment and store its result")
     run.add_argument("model")
-    run.add_argument("combo", choices=sorted(runs.COMBOS))
+    run.add_argument("combo", choices=sorted(experiments.COMBOS))
     run.add_argument("budget", type=_budget, help="e.g. k=2  |  fraction=0.05  |  k=2,fraction=0.02  |  rank=0.25,fraction=0.01")
     run.add_argument("--profile", choices=PROFILES, default=None)
     run.add_argument("--seed", type=int, default=0)
@@ -61,7 +61,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     grid = sub.add_parser("grid", help="run every network × combination × budget (skips stored results)")
     grid.add_argument("--models", nargs="+", required=True)
-    grid.add_argument("--combos", nargs="+", required=True, choices=sorted(runs.COMBOS))
+    grid.add_argument("--combos", nargs="+", required=True, choices=sorted(experiments.COMBOS))
     grid.add_argument("--budgets", nargs="+", required=True, type=_budget,
                       help="budgets; each is used with the combos whose keys it has")
     grid.add_argument("--profile", choices=PROFILES, default=None)
@@ -105,7 +105,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             except json.JSONDecodeError:
                 ap.error(f"--set {key}: value {value!r} is not a number, true/false or null")
         try:
-            exp = runs.Experiment(args.model, args.combo, args.budget, prof, args.seed, overrides)
+            exp = experiments.Experiment(args.model, args.combo, args.budget, prof, args.seed, overrides)
         except ValueError as e:
             ap.error(str(e))
         if args.replace and not args.force:
@@ -122,10 +122,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             return 0
         if path.is_file():  # --force: a fresh run with its own checkpoint, so it resumes if interrupted
             ckpt = ckpt.with_name(ckpt.stem + ".rerun.pt")
-            if runs.is_tracked(path) and not args.replace:
-                path = runs.RESULTS_DIR / "custom" / prof / path.name
+            if experiments.is_tracked(path) and not args.replace:
+                path = experiments.RESULTS_DIR / "custom" / prof / path.name
                 print(f"{exp.id}: the stored result is committed; the new one goes to {path} (--replace to overwrite it)")
-        result = runs.run_experiment(exp, result_path=path, checkpoint=ckpt)
+        result = experiments.run_experiment(exp, result_path=path, checkpoint=ckpt)
         if ckpt != exp.checkpoint_path():
             ckpt.unlink(missing_ok=True)  # a finished re-run: the next --force starts afresh
         print(f"{exp.id}: DC {result['dc_error']:.2f}%  LC {result['lc_error']:.2f}%  "
@@ -140,15 +140,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     if args.cmd == "grid":
         jobs = []
         for model, combo, budget, seed in itertools.product(args.models, args.combos, args.budgets, args.seeds):
-            if set(budget) != set(runs.COMBOS[combo]):
+            if set(budget) != set(experiments.COMBOS[combo]):
                 continue
             try:
-                jobs.append(runs.Experiment(model, combo, budget, prof, seed))
+                jobs.append(experiments.Experiment(model, combo, budget, prof, seed))
             except ValueError as e:
                 ap.error(str(e))
         if not jobs:
             ap.error("no job: no budget has exactly the keys of any chosen combo "
-                     f"({', '.join(f'{c}: {list(runs.COMBOS[c])}' for c in args.combos)})")
+                     f"({', '.join(f'{c}: {list(experiments.COMBOS[c])}' for c in args.combos)})")
         todo = [j for j in jobs if not j.result_path().is_file()]
         print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already stored, {len(todo)} to run")
         slots = _gpu_slots()
@@ -162,7 +162,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if free is not None:
                     env["CUDA_VISIBLE_DEVICES"] = free
                 cmd = [sys.executable, "-m", "lcbook", "run", job.model, job.combo,
-                       runs.budget_text(job.budget), "--seed", str(job.seed)]
+                       experiments.budget_text(job.budget), "--seed", str(job.seed)]
                 print("start:", " ".join(cmd[1:]), f"(GPU {free})" if free is not None else "")
                 running.append((subprocess.Popen(cmd, env=env), free, job))
             time.sleep(1)
@@ -175,7 +175,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 1 if failed else 0
 
     try:
-        rows = runs.load_results(prof, sweep=args.sweep,
+        rows = experiments.load_results(prof, sweep=args.sweep,
                                  **{k: v for k, v in (("model", args.model), ("combo", args.combo)) if v})
     except ValueError as e:
         ap.error(str(e))
@@ -188,7 +188,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not rows:
         where = f"sweep {args.sweep!r} of " if args.sweep else ""
         print(f"no stored results for {where}profile {prof!r} (runs with --set overrides are in "
-              f"{runs.RESULTS_DIR / 'custom' / prof})")
+              f"{experiments.RESULTS_DIR / 'custom' / prof})")
     return 0
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Dict, List, Sequence
 
-from .runs import family
+from .experiments import family
 
 #: The combination Part V claims is best, per model family.
 CLAIMED: Dict[str, str] = {"resnet": "qp", "vgg": "lp", "lenet300": "qp"}
@@ -93,7 +93,7 @@ def verdicts(results: Sequence[Dict]) -> List[Dict]:
     """One row per (run, claim it tests), in the order of ``results``.
 
     Args:
-        results: stored results (:func:`lcbook.runs.load_results`), any profiles; runs with
+        results: stored results (:func:`lcbook.experiments.load_results`), any profiles; runs with
             schedule overrides (sweeps) are skipped.
 
     Returns:

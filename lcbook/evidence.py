@@ -30,8 +30,8 @@ import logging
 import math
 from typing import Dict, List, Optional
 
-from . import runs
-from .experiments import reference
+from . import experiments
+from .references import reference
 from .lc import direct_compression
 from .profiles import runs_dir
 from .storage import storage_report
@@ -44,7 +44,7 @@ PROFILE = "cpu"
 
 def budget_bits(model_name: str, model, combo: str, budget: Dict[str, float]) -> int:
     """Total bits of the direct compression of ``model`` (the reference) under ``budget``."""
-    tasks = runs.make_tasks(model_name, model, combo, budget)
+    tasks = experiments.make_tasks(model_name, model, combo, budget)
     return storage_report(direct_compression(model, tasks))["total_bits"]
 
 
@@ -70,14 +70,14 @@ def match_budget(model_name: str, model, combo: str, fixed: Dict[str, float], ke
     return math.floor(lo * 10**digits) / 10**digits if lo > 0 else 0.0
 
 
-def plan(model_name: str, progress: bool = True) -> List[runs.Experiment]:
+def plan(model_name: str, progress: bool = True) -> List[experiments.Experiment]:
     """The evidence grid of one network (trains its ``cpu`` reference first if it is missing)."""
     model, _ = reference(model_name, PROFILE, progress=progress)
     model = model.cpu()
-    jobs: List[runs.Experiment] = []
+    jobs: List[experiments.Experiment] = []
 
     def add(combo, **budget):
-        jobs.append(runs.Experiment(model_name, combo, budget, PROFILE))
+        jobs.append(experiments.Experiment(model_name, combo, budget, PROFILE))
 
     if model_name.startswith("resnet"):
         # in the order the claims need them: Q+P at 1% and its three challengers at its storage
@@ -109,7 +109,7 @@ def plan(model_name: str, progress: bool = True) -> List[runs.Experiment]:
     return jobs
 
 
-def _claim(job: runs.Experiment):
+def _claim(job: experiments.Experiment):
     """An exclusive, non-blocking lock on ``job`` in the runs folder, or ``None`` when another
     process holds it (so two lanes of the same grid never run the same job). The lock ends with the
     process: a killed lane leaves nothing to clean up."""
@@ -129,7 +129,7 @@ def _claim(job: runs.Experiment):
 def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
     """Run the grid's missing jobs one after another in this process; returns how many failed.
 
-    Each job is :func:`lcbook.runs.run_experiment` (resumable from its checkpoint); a job that
+    Each job is :func:`lcbook.experiments.run_experiment` (resumable from its checkpoint); a job that
     raises is logged and skipped, so one diverged run does not stop the others. Several processes
     may run the same grid at once (lanes): each job is claimed by a file lock under
     :func:`lcbook.profiles.runs_dir`, and a lane skips a job another lane holds."""
@@ -138,7 +138,7 @@ def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
     for job in jobs:
         stored = job.result_path().is_file()
         print(f"{'stored ' if stored else 'to run '} {job.id}: python -m lcbook run {job.model} {job.combo} "
-              f"{runs.budget_text(job.budget)} --profile {PROFILE}", flush=True)
+              f"{experiments.budget_text(job.budget)} --profile {PROFILE}", flush=True)
         if stored or dry_run:
             continue
         lock = _claim(job)
@@ -148,7 +148,7 @@ def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
         try:
             if job.result_path().is_file():  # finished by another lane since the listing
                 continue
-            r = runs.run_experiment(job, progress=progress)
+            r = experiments.run_experiment(job, progress=progress)
             print(f"done {job.id}: reference {r['reference_error']:.2f}%  DC {r['dc_error']:.2f}%  "
                   f"LC {r['lc_error']:.2f}%  {r['bits_per_weight']:.3f} bits/weight", flush=True)
         except Exception as e:  # noqa: BLE001 - report and go on with the next job
@@ -161,7 +161,7 @@ def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
 
 def stored(model_name: str) -> List[Dict]:
     """The stored ``cpu``-profile results of ``model_name`` (no sweeps), sorted by id."""
-    return [r for r in runs.load_results(PROFILE, model=model_name) if not r["overrides"]]
+    return [r for r in experiments.load_results(PROFILE, model=model_name) if not r["overrides"]]
 
 
 def reference_record(model_name: str) -> Optional[Dict]:
@@ -169,7 +169,7 @@ def reference_record(model_name: str) -> Optional[Dict]:
     all 10,000 test images), or ``None`` if it has not been trained."""
     import json
 
-    from .experiments import reference_path
+    from .references import reference_path
 
     path = reference_path(model_name, PROFILE).with_suffix(".json")
     return json.loads(path.read_text()) if path.is_file() else None
@@ -194,7 +194,7 @@ def convergence(results: List[Dict]) -> List[Dict]:
     for r in results:
         errs = [h["test_error"] for h in r["history"] if isinstance(h["step"], int)]
         spread = last_steps_spread(r)
-        rows.append({"id": r["id"], "combination": name(r["combo"]), "budget": runs.budget_text(r["budget"]),
+        rows.append({"id": r["id"], "combination": name(r["combo"]), "budget": experiments.budget_text(r["budget"]),
                      "LC steps": len(errs), "last steps (test error %)": ", ".join(f"{e:.2f}" for e in errs[-CONVERGED_STEPS:]),
                      "spread (points)": spread, "converged": bool(spread < CONVERGED_SPREAD),
                      "hours": r["lc_seconds"] / 3600})

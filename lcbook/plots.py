@@ -74,7 +74,7 @@ def lc_paths_of(results: Sequence[Dict], key: str = "test_error", ax=None):
     """:func:`lc_paths` of stored results, one line per run labelled and coloured by its
     combination and budget (colours as :func:`error_vs_bits`)."""
     from .claims import name
-    from .runs import budget_text
+    from .experiments import budget_text
 
     if ax is None:
         _, ax = plt.subplots(figsize=(6.4, 3.6))
@@ -93,7 +93,7 @@ def error_vs_bits(results: Sequence[Dict], reference_error: Optional[float] = No
     sorted by bits), the reference as a dashed line.
 
     Args:
-        results: stored results (:func:`lcbook.runs.load_results`) of one network and profile, with
+        results: stored results (:func:`lcbook.experiments.load_results`) of one network and profile, with
             ``"combo"``, ``"bits_per_weight"`` (bits over the compressed weights, sparse
             corrections' values and indices included), ``"lc_error"`` and ``"dc_error"`` (%).
         reference_error: the reference's test error (%), drawn as a dashed line.

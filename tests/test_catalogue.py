@@ -505,7 +505,7 @@ def test_degenerate_inputs_give_finite_feasible_results(comp, case):
     assert torch.equal(comp.decompress(th).reshape(w.shape), d)
     assert comp.bits(th) >= 0
     exact_on_constants = isinstance(comp, (AdaptiveQuantization, ScaledTernarization, LowRank, RankSelection,
-                                           AdditiveCombination, SequentialCombination)) \
+                                           AdditiveCombination, SequentialCombination))\
         and not (isinstance(comp, LowRank) and comp.rank == 0)
     exact_on_constants |= isinstance(comp, (ConstraintL0Pruning, PruneThenQuantize)) and comp.fraction == 1.0
     if (case in ("constant", "one weight") and exact_on_constants) or (case == "zeros" and not isinstance(comp, Binarization)):

@@ -2,7 +2,7 @@
 
 from hypothesis import given, strategies as st
 
-from lcbook import claims, runs
+from lcbook import claims, experiments
 
 
 def fake(combo, bits, error, model="resnet20", profile="cpu", reference=10.0, seed=0, history=None):
@@ -80,7 +80,7 @@ def test_last_steps_spread_reads_the_lc_steps_only():
 
 
 def test_every_stored_run_gets_a_verdict():
-    results = [r for p in runs.PROFILES for r in runs.load_results(p)]
+    results = [r for p in experiments.PROFILES for r in experiments.load_results(p)]
     rows = claims.verdicts(results)
     assert {r["id"] for r in rows} == {r["id"] for r in results if not r["overrides"]}
     assert {r["verdict"] for r in rows} <= {"holds", "fails", "untested"}

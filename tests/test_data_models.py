@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lcbook import data, experiments, models
+from lcbook import data, references, models
 
 
 def _tree(root, channels, n_per_class=3, size=8):
@@ -123,17 +123,17 @@ def test_resnet20_has_19_convs_and_bad_depth_raises():
 
 def test_profile_switch(monkeypatch):
     monkeypatch.delenv("LCBOOK_PROFILE", raising=False)
-    assert experiments.profile() == "quick" and experiments.choose(1, 2) == 1
+    assert references.profile() == "quick" and references.choose(1, 2) == 1
     monkeypatch.setenv("LCBOOK_PROFILE", "full")
-    assert experiments.profile() == "full" and experiments.choose(1, 2) == 2
+    assert references.profile() == "full" and references.choose(1, 2) == 2
     monkeypatch.setenv("LCBOOK_PROFILE", "cpu")
-    assert experiments.profile() == "cpu" and experiments.choose(1, 2) == 1 and experiments.choose(1, 2, cpu=3) == 3
+    assert references.profile() == "cpu" and references.choose(1, 2) == 1 and references.choose(1, 2, cpu=3) == 3
     monkeypatch.setenv("LCBOOK_PROFILE", "fast")
     with pytest.raises(ValueError, match="LCBOOK_PROFILE must be 'quick', 'cpu' or 'full', got LCBOOK_PROFILE='fast'"):
-        experiments.profile()
+        references.profile()
 
 
-@pytest.mark.parametrize("path", sorted(experiments.REFERENCE_DIR.glob("*.pt")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(references.REFERENCE_DIR.glob("*.pt")), ids=lambda p: p.name)
 def test_committed_references_load_and_have_records(path):
     record = json.loads(path.with_suffix(".json").read_text())
     for key in ("command", "profile", "recipe", "test_error", "torch", "git_commit", "date", "hardware"):
@@ -146,13 +146,13 @@ def test_committed_references_load_and_have_records(path):
 
 def test_atomic_save_leaves_no_partial_file(tmp_path):
     target = tmp_path / "x.pt"
-    experiments.atomic_save({"a": torch.ones(3)}, target)
+    references.atomic_save({"a": torch.ones(3)}, target)
 
     class Bad:
         def __reduce__(self):
             raise RuntimeError("cannot pickle")
 
     with pytest.raises(Exception):
-        experiments.atomic_save({"a": Bad()}, target)
+        references.atomic_save({"a": Bad()}, target)
     assert torch.equal(torch.load(target, weights_only=True)["a"], torch.ones(3))
     assert [p.name for p in tmp_path.iterdir()] == ["x.pt"]

@@ -2,8 +2,8 @@
 
 import pytest
 
-from lcbook import evidence, models, runs
-from lcbook.experiments import reference
+from lcbook import evidence, models, experiments
+from lcbook.references import reference
 
 
 def test_matched_budgets_cost_no_more_and_nearly_as_much():
@@ -45,21 +45,21 @@ def test_resnet_plan_compares_at_equal_storage(monkeypatch):
 def test_cpu_profile_experiments_exist_for_the_evidence_networks():
     for m, combo, budget in (("resnet20", "qthenp", {"k": 2, "fraction": 0.01}), ("vgg16_quarter", "lp",
                              {"rank": 0.02, "fraction": 0.01})):
-        e = runs.Experiment(m, combo, budget, "cpu")
-        assert e.result_path().parent == runs.RESULTS_DIR / "cpu"
+        e = experiments.Experiment(m, combo, budget, "cpu")
+        assert e.result_path().parent == experiments.RESULTS_DIR / "cpu"
 
 
 def test_a_job_claimed_by_one_lane_is_skipped_by_another(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("LCBOOK_RUNS_DIR", str(tmp_path))
     monkeypatch.setattr(evidence, "PROFILE", "quick")
-    job = runs.Experiment("lenet300", "q", {"k": 2}, "quick")
+    job = experiments.Experiment("lenet300", "q", {"k": 2}, "quick")
     held = evidence._claim(job)
     assert held is not None
     assert evidence._claim(job) is None  # another open file description: refused, not waited for
     monkeypatch.setattr(evidence, "plan", lambda name, progress=True: [job])
-    monkeypatch.setattr(runs.Experiment, "result_path", lambda self: tmp_path / "absent.json")
+    monkeypatch.setattr(experiments.Experiment, "result_path", lambda self: tmp_path / "absent.json")
     ran = []
-    monkeypatch.setattr(runs, "run_experiment", lambda j, progress=True: ran.append(j))
+    monkeypatch.setattr(experiments, "run_experiment", lambda j, progress=True: ran.append(j))
     assert evidence.run("lenet300", progress=False) == 0
     assert ran == [] and "another lane runs it" in capsys.readouterr().out
     held.close()  # the lane ends: the job can be claimed again

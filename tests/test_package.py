@@ -80,5 +80,5 @@ def test_chapters_use_only_the_public_api():
                 assert not any(a.name.startswith("_") for a in node.names), f"{f.name}: {node.module}"
             if isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.startswith("__"):
                 assert not (isinstance(node.value, ast.Name) and node.value.id in
-                            {"lcbook", "lc", "runs", "experiments", "export", "storage", "train", "evidence", "claims"}), \
+                            {"lcbook", "lc", "runs", "experiments", "export", "storage", "train", "evidence", "claims"}),\
                     f"{f.name} uses {node.value.id}.{node.attr}"

@@ -204,10 +204,10 @@ def test_parallel_jobs_train_a_missing_reference_once(tmp_path, monkeypatch):
     import threading
     import time
 
-    from lcbook import experiments
+    from lcbook import references
 
-    monkeypatch.setattr(experiments, "REFERENCE_DIR", tmp_path / "references")
-    monkeypatch.setattr(experiments, "REFERENCE_RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(references, "REFERENCE_DIR", tmp_path / "references")
+    monkeypatch.setattr(references, "REFERENCE_RUNS_DIR", tmp_path / "runs")
     trained = []
 
     def slow_train(name, prof, model, progress, seed, checkpoint=None):
@@ -218,11 +218,11 @@ def test_parallel_jobs_train_a_missing_reference_once(tmp_path, monkeypatch):
         trained.append(name)
         return {"model": name, "test_error": 1.0}
 
-    monkeypatch.setattr(experiments, "_train", slow_train)
+    monkeypatch.setattr(references, "_train", slow_train)
     out = [None, None]
 
     def job(i):
-        out[i] = experiments.reference("lenet300", "quick", progress=False)
+        out[i] = references.reference("lenet300", "quick", progress=False)
 
     threads = [threading.Thread(target=job, args=(i,)) for i in range(2)]
     for t in threads:
@@ -304,25 +304,25 @@ class iter_once:
 def test_a_finished_reference_training_is_kept_and_rebuilds_without_training(tmp_path, monkeypatch):
     # A reference lost before it was committed (a new checkout) comes back from the kept state;
     # the recorded training time sums every process and no epoch runs again.
-    from lcbook import experiments, train
+    from lcbook import references, train
 
-    monkeypatch.setattr(experiments, "REFERENCE_DIR", tmp_path / "references")
-    monkeypatch.setattr(experiments, "REFERENCE_RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(references, "REFERENCE_DIR", tmp_path / "references")
+    monkeypatch.setattr(references, "REFERENCE_RUNS_DIR", tmp_path / "runs")
     model, batches = reference_setup()
-    monkeypatch.setitem(experiments.RECIPES, ("lenet300", "quick"), dict(
+    monkeypatch.setitem(references.RECIPES, ("lenet300", "quick"), dict(
         dataset="cifar10", train_size=None, epochs=2, batch_size=16, lr=0.05, schedule="onecycle",
         weight_decay=0.0, augment=True))
-    monkeypatch.setattr(experiments.models, "build", lambda name: reference_setup()[0])
-    monkeypatch.setattr(experiments, "batches", lambda *a, **k: reference_setup()[1].batches)
+    monkeypatch.setattr(references.models, "build", lambda name: reference_setup()[0])
+    monkeypatch.setattr(references, "batches", lambda *a, **k: reference_setup()[1].batches)
     epochs = []
     real_epoch = train.train_epoch
     monkeypatch.setattr(train, "train_epoch", lambda *a, **k: epochs.append(1) or real_epoch(*a, **k))
-    m1, r1 = experiments.reference("lenet300", "quick", progress=False)
-    assert len(epochs) == 2 and experiments.training_checkpoint_path("lenet300", "quick").is_file()
-    experiments.reference_path("lenet300", "quick").unlink()  # the reference file is lost
-    m2, r2 = experiments.reference("lenet300", "quick", progress=False)
+    m1, r1 = references.reference("lenet300", "quick", progress=False)
+    assert len(epochs) == 2 and references.training_checkpoint_path("lenet300", "quick").is_file()
+    references.reference_path("lenet300", "quick").unlink()  # the reference file is lost
+    m2, r2 = references.reference("lenet300", "quick", progress=False)
     assert len(epochs) == 2  # rebuilt from the kept state: no epoch trained again
     assert all(torch.equal(a, b) for a, b in zip(m1.state_dict().values(), m2.state_dict().values()))
     assert r2["train_seconds"] == r1["train_seconds"] > 0 and r2["test_error"] == r1["test_error"]
-    experiments.reference("lenet300", "quick", progress=False, retrain=True)
+    references.reference("lenet300", "quick", progress=False, retrain=True)
     assert len(epochs) == 4  # --retrain trains afresh

@@ -90,12 +90,12 @@ import matplotlib.pyplot as plt
 import torch
 
 import lcbook
-from lcbook import experiments, plots, train
+from lcbook import references, plots, train
 from lcbook import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LCAlgorithm, Task
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile(needs_gpu=False)
-DEVICE = experiments.device()
+DEVICE = references.device()
 print(f"profile: {PROFILE}, device: {DEVICE}, torch {torch.__version__}")
 
 # %% [markdown]
@@ -107,11 +107,11 @@ print(f"profile: {PROFILE}, device: {DEVICE}, torch {torch.__version__}")
 
 # %%
 TRAIN_SIZE = lcbook.choose(quick=20000, full=None)  # None: all 60,000 images
-train_batches = experiments.batches("mnist", "train", batch_size=256, size=TRAIN_SIZE, train_mode=True)
-test_batches = experiments.batches("mnist", "test", batch_size=2000)
+train_batches = references.batches("mnist", "train", batch_size=256, size=TRAIN_SIZE, train_mode=True)
+test_batches = references.batches("mnist", "test", batch_size=2000)
 print(f"MNIST: {len(train_batches.y)} training and {len(test_batches.y)} test images")
 
-reference, record = experiments.reference("lenet300")
+reference, record = references.reference("lenet300")
 ref_error = train.evaluate(reference, test_batches)["error"]
 print(f"reference test error: {ref_error:.2f}%  (trained {record['recipe']['epochs']} epochs, "
       f"profile {record['profile']}, {record['date'][:10]}, commit {record['git_commit'][:8]})")
@@ -179,7 +179,7 @@ results, histories, lcs = [], {}, {}
 for name in SETTINGS:
     torch.manual_seed(0)
     train_batches.generator.manual_seed(0)  # every setting sees the same batches
-    model, _ = experiments.reference("lenet300")
+    model, _ = references.reference("lenet300")
     lc = LCAlgorithm(
         model,
         make_tasks(name),

@@ -62,12 +62,12 @@ import torch
 from IPython.display import Markdown, display
 
 import lcbook
-from lcbook import experiments, models, runs, train
+from lcbook import references, models, experiments, train
 from lcbook import AdaptiveQuantization
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()  # a missing full-profile reference trains on a GPU
-DEVICE = experiments.device()
+DEVICE = references.device()
 print(f"profile: {PROFILE}, device: {DEVICE}, torch {torch.__version__}")
 
 # %% [markdown]
@@ -121,7 +121,7 @@ def breakdown(name, net):
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     linears = [m for m in net.modules() if isinstance(m, torch.nn.Linear)]
     layer_weights = models.conv_and_linear_weights(net)
-    compressed = runs.compressed_weights(name, net)
+    compressed = experiments.compressed_weights(name, net)
     return {
         "model": name,
         "parameters": sum(p.numel() for p in net.parameters()),
@@ -171,7 +171,7 @@ print("parameter counts agree with the published (rounded) ones; layer counts ar
 def layer_sizes(name):
     net = NETS[name]
     params = dict(net.named_parameters())
-    compressed = set(runs.compressed_weights(name, net))
+    compressed = set(experiments.compressed_weights(name, net))
     names = models.conv_and_linear_weights(net)
     return names, [params[n].numel() for n in names], [n in compressed for n in names]
 
@@ -206,7 +206,7 @@ display(Markdown(
 # %% [markdown]
 # ## Which weights get compressed
 #
-# `lcbook.runs.compressed_weights(model_name, model)` names the weights that the experiments of
+# `lcbook.experiments.compressed_weights(model_name, model)` names the weights that the experiments of
 # this book compress. It follows the LC authors' CIFAR experiments: for a ResNet every
 # **convolution** (the final linear layer, 640 weights in ResNet-20, stays a float layer); for
 # VGG-16 and LeNet300 every **convolution and linear** layer. Biases and BatchNorm parameters are
@@ -216,7 +216,7 @@ display(Markdown(
 # NBVAL_CHECK_OUTPUT
 for name in ["resnet20", "vgg16", "vgg16_quarter", "lenet300"]:
     net = NETS[name]
-    compressed = runs.compressed_weights(name, net)
+    compressed = experiments.compressed_weights(name, net)
     params = dict(net.named_parameters())
     left = [n for n in params if n not in compressed]
     print(f"{name}: {len(compressed)} compressed tensors ({compressed[0]} ... {compressed[-1]}), "
@@ -227,13 +227,13 @@ for name in ["resnet20", "vgg16", "vgg16_quarter", "lenet300"]:
 for name in ["resnet20", "vgg16"]:
     c = COUNTS[name]
     print(f"{name}: {100 * c['compressed weights'] / c['parameters']:.2f}% of the parameters are compressed")
-assert "fc.weight" not in runs.compressed_weights("resnet20", NETS["resnet20"])
-assert runs.compressed_weights("vgg16", NETS["vgg16"]) == models.conv_and_linear_weights(NETS["vgg16"])
+assert "fc.weight" not in experiments.compressed_weights("resnet20", NETS["resnet20"])
+assert experiments.compressed_weights("vgg16", NETS["vgg16"]) == models.conv_and_linear_weights(NETS["vgg16"])
 
 # %% [markdown]
 # ## Training recipes
 #
-# `lcbook.experiments.RECIPES` holds one recipe per (network, profile). All use SGD with
+# `lcbook.references.RECIPES` holds one recipe per (network, profile). All use SGD with
 # Nesterov momentum 0.9 on the cross-entropy loss, with weight decay on conv and linear weights
 # only; a loss term $c\sum\|W\|^2$ as written in the LC authors' recipes is weight decay $2c$.
 #
@@ -248,14 +248,14 @@ assert runs.compressed_weights("vgg16", NETS["vgg16"]) == models.conv_and_linear
 # Inputs are normalised with the CIFAR-10 (or MNIST) channel statistics of `lcbook.data.STATS`.
 
 # %%
-recipes = pd.DataFrame([{"model": m, "profile": p, **r} for (m, p), r in experiments.RECIPES.items()])
+recipes = pd.DataFrame([{"model": m, "profile": p, **r} for (m, p), r in references.RECIPES.items()])
 recipes = recipes.sort_values(["profile", "model"], ascending=[False, True]).set_index(["model", "profile"])
 recipes.astype(object).where(recipes.notna(), "")
 
 # %% [markdown]
 # ## The committed references and their records
 #
-# `experiments.reference(name, profile)` loads `data/references/<model>-<dataset>-<profile>.pt`
+# `references.reference(name, profile)` loads `data/references/<model>-<dataset>-<profile>.pt`
 # and the JSON record beside it (and trains the net only if the checkpoint is missing). The
 # repository commits the quick references. Every record says how the checkpoint was made: the
 # command, the recipe, the test error on all test images, the training time, the hardware,
@@ -263,7 +263,7 @@ recipes.astype(object).where(recipes.notna(), "")
 
 # %%
 RECORDS = {}
-for path in sorted(experiments.REFERENCE_DIR.glob("*.json")):
+for path in sorted(references.REFERENCE_DIR.glob("*.json")):
     rec = json.loads(path.read_text())
     RECORDS[(rec["model"], rec["profile"])] = rec
 assert {("lenet300", "quick"), ("resnet20", "quick"), ("vgg16_quarter", "quick")} <= set(RECORDS)
@@ -275,8 +275,8 @@ pd.DataFrame([{
 } for r in RECORDS.values()]).set_index(["model", "profile"])
 
 # %% [markdown]
-# The record's command, `python -m lcbook.experiments reference ...`, is the same command line as
-# `python -m lcbook reference ...` (the first hands over to the second).
+# A record's command, `python -m lcbook reference ...` (or, in records made before the command
+# line moved, `python -m lcbook.experiments reference ...`, which hands over to it), remakes it.
 #
 # ## Checking a reference against its record
 #
@@ -288,8 +288,8 @@ pd.DataFrame([{
 
 # %%
 TEST_SIZE = lcbook.choose(quick=2000, full=None)  # None: all 10,000 test images
-resnet, rec = experiments.reference("resnet20", "quick", progress=False)
-test_batches = experiments.batches("cifar10", "test", 500, size=TEST_SIZE)
+resnet, rec = references.reference("resnet20", "quick", progress=False)
+test_batches = references.batches("cifar10", "test", 500, size=TEST_SIZE)
 n_test = len(test_batches.y)
 
 logits = []
@@ -311,8 +311,8 @@ assert abs(100 * int((pred != test_batches.y).sum()) / n_test - measured) < 1e-9
 
 # %%
 for name, dataset, size in [("lenet300", "mnist", None), ("vgg16_quarter", "cifar10", lcbook.choose(quick=1000, full=None))]:
-    net, r = experiments.reference(name, "quick", progress=False)
-    b = experiments.batches(dataset, "test", 1000, size=size)
+    net, r = references.reference(name, "quick", progress=False)
+    b = references.batches(dataset, "test", 1000, size=size)
     err = train.evaluate(net, b)["error"]
     n = len(b.y)
     se_n = 100 * math.sqrt(r["test_error"] / 100 * (1 - r["test_error"] / 100) / n)
@@ -358,7 +358,7 @@ for name, pub in PUBLISHED_ERROR.items():
         "our quick reference": ours["model"] if ours else "—",
         "its error %": ours["test_error"] if ours else "—",
         "its epochs": ours["recipe"]["epochs"] if ours else "—",
-        "full recipe epochs": experiments.RECIPES[(name, "full")]["epochs"],
+        "full recipe epochs": references.RECIPES[(name, "full")]["epochs"],
         "our full reference error %": full["test_error"] if full else "not trained yet",
     })
 pd.DataFrame(rows).set_index("network")
@@ -366,7 +366,7 @@ pd.DataFrame(rows).set_index("network")
 # %%
 for name in ["resnet20", "vgg16"]:
     ours = RECORDS[(OURS[name], "quick")]
-    full_epochs = experiments.RECIPES[(name, "full")]["epochs"]
+    full_epochs = references.RECIPES[(name, "full")]["epochs"]
     assert ours["test_error"] > PUBLISHED_ERROR[name] and ours["recipe"]["epochs"] < full_epochs
     hours = ours["train_seconds"] / ours["recipe"]["epochs"] * full_epochs / 3600
     factor = COUNTS[name]["parameters"] / COUNTS[OURS[name]]["parameters"]
@@ -421,7 +421,7 @@ for name in ["resnet20", "vgg16"]:
 # stored $v$ (median over channels): 1 means the stored statistics fit.
 
 # %%
-stats_batches = experiments.batches("cifar10", "train", 256, size=768, seed=1)
+stats_batches = references.batches("cifar10", "train", 256, size=768, seed=1)
 (x_cal1, _), (x_cal2, _), (x_check, _) = list(stats_batches)
 
 
@@ -442,7 +442,7 @@ def variance_ratios(net, x):
 dc = copy.deepcopy(resnet)
 params = dict(dc.named_parameters())
 with torch.no_grad():
-    for name in runs.compressed_weights("resnet20", dc):
+    for name in experiments.compressed_weights("resnet20", dc):
         params[name].copy_(AdaptiveQuantization(k=2).compress(params[name])[0])
 ratios = {"reference": variance_ratios(resnet, x_check), "DC, K=2, stored statistics": variance_ratios(dc, x_check)}
 train.recalibrate_bn(dc, [(x_cal1, None), (x_cal2, None)])
@@ -498,7 +498,7 @@ assert abs(math.log(stale[-1])) > abs(math.log(stale[0]))  # the mismatch grows 
 # 2. How many weights would compressing ResNet-20's final linear layer add to the compressed set,
 #    and what share of the parameters would then stay float? Is it worth it?
 # 3. Evaluate the ResNet-20 reference on test subsets of 500, 1000 and 4000 images with different
-#    `seed` values of `experiments.batches`. How does the spread of the error compare with
+#    `seed` values of `references.batches`. How does the spread of the error compare with
 #    $\sqrt{p(1-p)/n}$?
 # 4. In the BatchNorm experiment, recalibrate with one batch of 32 images instead of two of 256.
 #    How far off is the variance then? Why does `run_experiment` use 2,048 images?

@@ -58,14 +58,14 @@ import pandas as pd
 import torch
 
 import lcbook
-from lcbook import experiments, models, plots, runs, train
+from lcbook import references, models, plots, experiments, train
 from lcbook import (AdaptiveQuantization, Binarization, FixedCodebook, ScaledBinarization,
                     ScaledTernarization, Task)
 from lcbook.compressions import assign_nearest
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()  # DC only, but a missing full-profile reference trains on a GPU
-DEVICE = experiments.device()
+DEVICE = references.device()
 print(f"profile: {PROFILE}, device: {DEVICE}")
 
 # %% [markdown]
@@ -115,12 +115,12 @@ print(f"profile: {PROFILE}, device: {DEVICE}")
 # longer fit the compressed ones.
 
 # %%
-REF_PROFILE = PROFILE if experiments.reference_path("resnet20", PROFILE).is_file() else "quick"
-model, record = experiments.reference("resnet20", REF_PROFILE, progress=False)
+REF_PROFILE = PROFILE if references.reference_path("resnet20", PROFILE).is_file() else "quick"
+model, record = references.reference("resnet20", REF_PROFILE, progress=False)
 TEST_SIZE = lcbook.choose(quick=1000, full=None)  # None: all 10,000 test images
 RECAL_SIZE = lcbook.choose(quick=256, full=2048)  # training images for BatchNorm recalibration
-test_batches = experiments.batches("cifar10", "test", 250, size=TEST_SIZE)
-recal_batches = experiments.batches("cifar10", "train", 256, size=RECAL_SIZE, seed=1)  # no augmentation
+test_batches = references.batches("cifar10", "test", 250, size=TEST_SIZE)
+recal_batches = references.batches("cifar10", "train", 256, size=RECAL_SIZE, seed=1)  # no augmentation
 
 
 def test_error(net, recalibrate=True):
@@ -463,10 +463,10 @@ print(f"At 1 bit, the symmetric {{−a,+a}} gives a {better} DC error than the a
 # test error of $\Delta(\boldsymbol{\Theta})$ after direct compression and after every LC step.
 
 # %%
-stored = [r for r in runs.load_results(PROFILE, model="resnet20", combo="q") if r["budget"] == {"k": 2}]
+stored = [r for r in experiments.load_results(PROFILE, model="resnet20", combo="q") if r["budget"] == {"k": 2}]
 if not stored and PROFILE != "quick":
     print(f"no stored {PROFILE} run of resnet20 q k=2: showing the quick one")
-    stored = [r for r in runs.load_results("quick", model="resnet20", combo="q") if r["budget"] == {"k": 2}]
+    stored = [r for r in experiments.load_results("quick", model="resnet20", combo="q") if r["budget"] == {"k": 2}]
 assert stored, "the results store has no resnet20 q k=2 run: python -m lcbook run resnet20 q k=2"
 run = stored[0]
 hist = run["history"]

@@ -95,13 +95,13 @@ import torch
 from IPython.display import Markdown, display
 
 import lcbook
-from lcbook import experiments, models, plots, runs, train
+from lcbook import references, models, plots, experiments, train
 from lcbook import ConstraintL0Pruning, ConstraintL1Pruning, PenaltyL0Pruning, PenaltyL1Pruning, Task
 from lcbook.compressions import project_l1_ball, sparse_bits, sparse_layout
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()  # a missing full-profile reference trains on a GPU
-DEVICE = experiments.device()
+DEVICE = references.device()
 print(f"profile: {PROFILE}, device: {DEVICE}, torch {torch.__version__}")
 
 # %% [markdown]
@@ -175,13 +175,13 @@ print(f"ℓ1 ball of radius 25: threshold τ = {tau:.4f}; the hand-written C ste
 # norm, and run the two penalty forms at the μ schedule of the stored LC run below.
 
 # %%
-reference, record = experiments.reference("resnet20", "quick", progress=False)
+reference, record = references.reference("resnet20", "quick", progress=False)
 params = dict(reference.named_parameters())
 CONVS = models.conv_and_linear_weights(reference, include_linear=False)
 LAYER = "layer2.1.conv1.weight"
 w = params[LAYER].detach()
 n = w.numel()
-stored = runs.load_results("quick", model="resnet20", combo="p")
+stored = experiments.load_results("quick", model="resnet20", combo="p")
 stored = [r for r in stored if r["budget"] == {"fraction": 0.045}]
 assert len(stored) == 1, "the stored run resnet20 p fraction=0.045 is missing: python -m lcbook run resnet20 p fraction=0.045"
 run = stored[0]
@@ -415,8 +415,8 @@ print(f"sparse storage is smaller than dense up to a density of about {max(cheap
 # %%
 TEST_SIZE = lcbook.choose(quick=500, full=None)  # None: all 10,000 test images
 CALIB_SIZE = lcbook.choose(quick=512, full=2048)
-test_batches = experiments.batches("cifar10", "test", 500, size=TEST_SIZE)
-calib_batches = experiments.batches("cifar10", "train", 256, size=CALIB_SIZE, seed=1)
+test_batches = references.batches("cifar10", "test", 500, size=TEST_SIZE)
+calib_batches = references.batches("cifar10", "train", 256, size=CALIB_SIZE, seed=1)
 ref_error = train.evaluate(reference, test_batches)["error"]
 print(f"reference: {ref_error:.1f}% test error on {len(test_batches.y)} test images "
       f"(BN recalibration of pruned nets on {len(calib_batches.y)} training images)")

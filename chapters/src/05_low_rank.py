@@ -65,11 +65,11 @@ import torch
 from IPython.display import Markdown, display
 
 import lcbook
-from lcbook import LowRank, RankSelection, Task, experiments, export, models, plots, runs, train
+from lcbook import LowRank, RankSelection, Task, references, export, models, plots, experiments, train
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()
-DEVICE = experiments.device()
+DEVICE = references.device()
 print(f"profile: {PROFILE}, device: {DEVICE}")
 
 # %% [markdown]
@@ -83,10 +83,10 @@ print(f"profile: {PROFILE}, device: {DEVICE}")
 # %%
 TEST_SIZE = 1000 if PROFILE == "quick" else None  # None: all 10,000 test images
 CALIB_SIZE = 1024 if PROFILE == "quick" else 2048
-test_batches = experiments.batches("cifar10", "test", 500, size=TEST_SIZE)
-calib_batches = experiments.batches("cifar10", "train", 256, size=CALIB_SIZE, seed=1)
+test_batches = references.batches("cifar10", "test", 500, size=TEST_SIZE)
+calib_batches = references.batches("cifar10", "train", 256, size=CALIB_SIZE, seed=1)
 
-reference, record = experiments.reference("vgg16_quarter", "quick", progress=False)
+reference, record = references.reference("vgg16_quarter", "quick", progress=False)
 ref_error = train.evaluate(reference, test_batches)["error"]
 print(f"reference test error on {len(test_batches.y)} test images: {ref_error:.2f}% "
       f"(on all 10,000: {record['test_error']:.2f}%; {record['recipe']['epochs']} epochs, commit {record['git_commit'][:8]})")
@@ -289,7 +289,7 @@ energy.round(1)
 # `lcbook.layer_positions(model, example_input)` counts $P$ for every layer with one forward
 # pass; `lcbook.storage_report(lc, example_input)` adds per-layer bits and MACs. Here is the
 # direct compression with the tasks of the stored LC run: rank $\lceil 0.25\min(m,n)\rceil$ in
-# every layer (`lcbook.runs.make_tasks`).
+# every layer (`lcbook.experiments.make_tasks`).
 
 # %%
 RANK_FRACTION = 0.25
@@ -302,7 +302,7 @@ def dc_low_rank(tasks, mu=1.0):
     return lcbook.direct_compression(reference, tasks, mu=mu)
 
 
-lc25 = dc_low_rank(runs.make_tasks("vgg16_quarter", reference, "l", {"rank": RANK_FRACTION}))
+lc25 = dc_low_rank(experiments.make_tasks("vgg16_quarter", reference, "l", {"rank": RANK_FRACTION}))
 report25 = lcbook.storage_report(lc25, example)
 rows = []
 for b, row in zip(lc25.tasks, (r for r in report25["layers"] if r["task"] is not None)):
@@ -334,7 +334,7 @@ print(f"compression ratio {report25['ratio']:.2f}x (biases and BatchNorm at 32 b
 # computed (LC changes the factors, not the ranks).
 
 # %%
-stored = runs.load_results("quick", model="vgg16_quarter", combo="l")
+stored = experiments.load_results("quick", model="vgg16_quarter", combo="l")
 stored = [r for r in stored if r["budget"] == {"rank": RANK_FRACTION}]
 assert len(stored) == 1, "the results store lacks vgg16_quarter l rank=0.25 (python -m lcbook run vgg16_quarter l rank=0.25)"
 stored = stored[0]
@@ -571,7 +571,7 @@ plt.show()
 FRACTIONS = [0.1, 0.25, 0.5, 0.75]
 dc_rows = []
 for f in FRACTIONS:
-    lc = dc_low_rank(runs.make_tasks("vgg16_quarter", reference, "l", {"rank": f}))
+    lc = dc_low_rank(experiments.make_tasks("vgg16_quarter", reference, "l", {"rank": f}))
     rep = lcbook.storage_report(lc, example)
     with lc.compressed() as net:
         train.recalibrate_bn(net, calib_batches, max_batches=8)
@@ -633,7 +633,7 @@ plt.show()
 assert stored["lc_error"] < stored["dc_error"], "LC did not improve on DC in the stored run"
 assert stored["history"][0]["step"] == "DC" and stored["history"][0]["test_error"] == stored["dc_error"]
 gain = stored["dc_error"] - stored["lc_error"]
-FULL = runs.SCHEDULES[("vgg", "full")]
+FULL = experiments.SCHEDULES[("vgg", "full")]
 display(Markdown(
     f"LC lowers the test error of the rank-0.25 net from {stored['dc_error']:.1f}% (DC) to "
     f"{stored['lc_error']:.1f}% at the same storage, a gain of {gain:.1f} points, in a short quick-profile run; "
@@ -666,7 +666,7 @@ display(Markdown(
 #
 # ## Exercises
 #
-# 1. Plot the spectra of the ResNet-20 reference (`experiments.reference("resnet20", "quick")`).
+# 1. Plot the spectra of the ResNet-20 reference (`references.reference("resnet20", "quick")`).
 #    Do its conv layers look more or less low-rank than VGG's? Which layers would rank selection
 #    cut first?
 # 2. Repeat the direct-compression curve with `Task(name, LowRank(r), view="matrix_hw")` at the

@@ -62,11 +62,11 @@ import torch
 from IPython.display import Markdown, display
 
 import lcbook
-from lcbook import claims, evidence, experiments, export, plots, runs, train
+from lcbook import claims, evidence, references, export, plots, experiments, train
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()
-DEVICE = experiments.device()
+DEVICE = references.device()
 RUN_MISSING = False  # True: run LC for settings missing from the results store (long)
 print(f"profile: {PROFILE}, device: {DEVICE}")
 
@@ -80,10 +80,10 @@ print(f"profile: {PROFILE}, device: {DEVICE}")
 # {cite}`idelbayev2020lowrank` (a published number, read off a plot).
 
 # %%
-sched = runs.SCHEDULES[("resnet", PROFILE)]
-calib_batches = experiments.batches("cifar10", "train", 256, size=2048, seed=1)  # no augmentation
-test_batches = experiments.batches("cifar10", "test", 500, size=sched["test_size"])
-reference, record = experiments.reference("resnet20", PROFILE, progress=False)
+sched = experiments.SCHEDULES[("resnet", PROFILE)]
+calib_batches = references.batches("cifar10", "train", 256, size=2048, seed=1)  # no augmentation
+test_batches = references.batches("cifar10", "test", 500, size=sched["test_size"])
+reference, record = references.reference("resnet20", PROFILE, progress=False)
 ref_error = train.evaluate(reference, test_batches)["error"]
 print(f"tests on {len(test_batches.y)} test images; reference error {ref_error:.2f}% "
       f"(on all 10,000: {record['test_error']:.2f}%; profile {record['profile']}, commit {record['git_commit'][:8]})")
@@ -93,7 +93,7 @@ print(f"tests on {len(test_batches.y)} test images; reference error {ref_error:.
 #
 # We compress the weights of all 19 convolutions, as the LC authors do for ResNets; the linear
 # layer, biases and BatchNorm parameters stay as 32-bit floats. Three settings, the same as the
-# stored runs (`lcbook.runs.make_tasks`):
+# stored runs (`lcbook.experiments.make_tasks`):
 #
 # - **Q**: a codebook of K = 2 values per layer (1 bit per weight plus two 32-bit floats);
 # - **P**: pruning that keeps 4.5% of the conv weights, one κ shared by all layers — about the
@@ -108,12 +108,12 @@ SETTINGS = {"Q: K=2": ("q", {"k": 2}), "P: keep 4.5%": ("p", {"fraction": 0.045}
 
 
 def direct_compression(combo, budget):
-    model, _ = experiments.reference("resnet20", PROFILE, progress=False)
-    return lcbook.direct_compression(model, runs.make_tasks("resnet20", model, combo, budget))
+    model, _ = references.reference("resnet20", PROFILE, progress=False)
+    return lcbook.direct_compression(model, experiments.make_tasks("resnet20", model, combo, budget))
 
 
 dcs = {name: direct_compression(*cfg) for name, cfg in SETTINGS.items()}
-print(f"{len(runs.compressed_weights('resnet20', reference))} conv weights compressed")
+print(f"{len(experiments.compressed_weights('resnet20', reference))} conv weights compressed")
 BITS = {name: lcbook.storage_report(lc)["bits_per_weight"] for name, lc in dcs.items()}
 BITS["Q+P: K=2 + 1% sparse"] = lcbook.storage_report(direct_compression("qp", {"k": 2, "fraction": 0.01}))["bits_per_weight"]
 for name, b in BITS.items():
@@ -169,11 +169,11 @@ print({k: sched[k] for k in ["train_size", "test_size", "epochs", "lr", "mu0", "
 # %%
 results, histories = [], {}
 for name, (combo, budget) in SETTINGS.items():
-    exp = runs.Experiment("resnet20", combo, budget, profile=PROFILE)
+    exp = experiments.Experiment("resnet20", combo, budget, profile=PROFILE)
     if exp.result_path().is_file():
-        res = runs.load_results(PROFILE, id=exp.id)[0]
+        res = experiments.load_results(PROFILE, id=exp.id)[0]
     elif RUN_MISSING:
-        res = runs.run_experiment(exp)
+        res = experiments.run_experiment(exp)
     else:
         print(f"{name}: not in the results store; make it with: python -m lcbook run resnet20 {combo} "
               + ",".join(f"{k}={v:g}" for k, v in budget.items()) + f" --profile {PROFILE}")
@@ -274,7 +274,7 @@ ev_claims = pd.DataFrame(claims.verdicts(EV))
 if EV:
     display(ev_claims[["combination", "bits_per_weight", "lc_error", "claim", "verdict", "evidence"]]
             .style.format(precision=3, subset=["bits_per_weight"]).format(precision=2, subset=["lc_error"]))
-by_budget = {(r["combo"], runs.budget_text(r["budget"])): r for r in EV}
+by_budget = {(r["combo"], experiments.budget_text(r["budget"])): r for r in EV}
 qp1 = by_budget.get(("qp", "k=2,fraction=0.01"))
 lines = []
 if qp1:
@@ -353,7 +353,7 @@ for name, r in sizes.iterrows():
 # ResNet run it holds for the active profile, and prints the commands for the rest.
 
 # %%
-deeper = [r for m in ["resnet32", "resnet56", "resnet110"] for r in runs.load_results(PROFILE, model=m)]
+deeper = [r for m in ["resnet32", "resnet56", "resnet110"] for r in experiments.load_results(PROFILE, model=m)]
 if deeper:
     display(pd.DataFrame([{k: r[k] for k in ["model", "combo", "dc_error", "lc_error", "ratio", "bits_per_weight"]}
                           for r in deeper]).set_index("model"))

@@ -80,14 +80,14 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 import lcbook
-from lcbook import claims, evidence, experiments, export, layer_positions, models, plots, runs, storage_report, train
+from lcbook import claims, evidence, references, export, layer_positions, models, plots, experiments, storage_report, train
 from lcbook.compressions import ConstraintL0Pruning, LowRank
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()
 MODEL = "vgg16" if PROFILE == "full" else "vgg16_quarter"
-if PROFILE == "full" and not (runs.load_results("full", model=MODEL)
-                              and experiments.reference_path(MODEL, "full").is_file()):
+if PROFILE == "full" and not (experiments.load_results("full", model=MODEL)
+                              and references.reference_path(MODEL, "full").is_file()):
     print("no stored full-profile VGG-16 runs or reference yet (see the admonition): showing the quick profile")
     PROFILE, MODEL = "quick", "vgg16_quarter"
 print(f"profile: {PROFILE}, model: {MODEL}")
@@ -150,7 +150,7 @@ del net
 # %%
 # NBVAL_CHECK_OUTPUT
 reference_net = models.build(MODEL)
-lp_tasks = runs.make_tasks(MODEL, reference_net, "lp", {"rank": 0.25, "fraction": 0.01})
+lp_tasks = experiments.make_tasks(MODEL, reference_net, "lp", {"rank": 0.25, "fraction": 0.01})
 shapes = {n: tuple(p.shape) for n, p in reference_net.named_parameters()}
 
 
@@ -191,7 +191,7 @@ LABELS = {
     ("qp", (("fraction", 0.01), ("k", 2))): "Q+P: K=2 + 1%",
 }
 stored = {}
-for r in runs.load_results(PROFILE, model=MODEL):
+for r in experiments.load_results(PROFILE, model=MODEL):
     key = (r["combo"], tuple(sorted(r["budget"].items())))
     if key in LABELS:
         stored[LABELS[key]] = r
@@ -199,7 +199,7 @@ missing = sorted(set(LABELS.values()) - set(stored))
 assert not missing, f"the results store lacks {missing}: run them with `python -m lcbook run {MODEL} ...`"
 ORDER = [name for name in LABELS.values()]
 any_run = stored[ORDER[0]]
-ref_rec = experiments.reference(MODEL, PROFILE, progress=False)[1]
+ref_rec = references.reference(MODEL, PROFILE, progress=False)[1]
 print(f"reference {MODEL}: {ref_rec['recipe']['epochs']} epochs, trained in {ref_rec['train_seconds'] / 60:.0f} min "
       f"on {ref_rec['hardware']}")
 print(f"reference test error: {any_run['reference_error']:.2f}% on {any_run['schedule']['test_size'] or 10000} "
@@ -221,8 +221,8 @@ macs_note = {}
 for name in ORDER:
     r = stored[name]
     if r["combo"] == "p" and r["macs"] == r["reference_macs"]:
-        net = experiments.reference(MODEL, PROFILE, progress=False)[0].cpu()
-        lc_p = lcbook.direct_compression(net, runs.make_tasks(MODEL, net, "p", r["budget"]))
+        net = references.reference(MODEL, PROFILE, progress=False)[0].cpu()
+        lc_p = lcbook.direct_compression(net, experiments.make_tasks(MODEL, net, "p", r["budget"]))
         macs_note[name] = storage_report(lc_p, example)["macs"]
         print(f"{name}: stored MACs are the dense count (result made at commit {r['git_commit'][:8]}); "
               f"DC of the same configuration: {macs_note[name]:,} MACs")
@@ -368,7 +368,7 @@ for r in by_combo.get("p", []):
 for r in EV:
     spread = claims.last_steps_spread(r)
     if not spread < claims.CONVERGED_SPREAD:
-        lines.append(f"- {claims.name(r['combo'])} {runs.budget_text(r['budget'])} had not settled after "
+        lines.append(f"- {claims.name(r['combo'])} {experiments.budget_text(r['budget'])} had not settled after "
                      f"{len([h for h in r['history'] if isinstance(h['step'], int)])} LC steps "
                      f"(last three steps span {spread:.2f} points).")
 display(Markdown("\n".join(x for x in lines if x) or "No cpu-profile VGG runs are stored yet."))
@@ -431,9 +431,9 @@ plt.show()
 # $\boldsymbol{\Theta}$ but has no L step (its `run()` refuses to start).
 
 # %%
-model, ref_record = experiments.reference(MODEL, PROFILE, progress=False)
+model, ref_record = references.reference(MODEL, PROFILE, progress=False)
 model = model.cpu()
-lc = lcbook.direct_compression(model, runs.make_tasks(MODEL, model, "lp", {"rank": 0.25, "fraction": 0.01}))
+lc = lcbook.direct_compression(model, experiments.make_tasks(MODEL, model, "lp", {"rank": 0.25, "fraction": 0.01}))
 dc_record = lc.history[0]
 report = storage_report(lc, example)
 print(f"DC: {report['total_bits']:,} bits in all, {report['bits_per_weight']:.3f} bits per compressed weight, "
@@ -487,7 +487,7 @@ assert abs(report["total_bits"] - lp25["total_bits"]) <= 1e-3 * lp25["total_bits
 # images; Θ, and with it the storage, does not change.
 
 # %%
-calib_batches = experiments.batches("cifar10", "train", 256, size=1024, seed=1, dev="cpu")
+calib_batches = references.batches("cifar10", "train", 256, size=1024, seed=1, dev="cpu")
 lc.apply_compression_()
 train.recalibrate_bn(lc.model, calib_batches, max_batches=4)
 lc.model.eval()
@@ -530,7 +530,7 @@ assert size < report["reference_bits"] / 8 / 2  # the file really is much smalle
 # executed. It must compute exactly what the compressed model computes.
 
 # %%
-test_batches = experiments.batches("cifar10", "test", 500, size=1000, dev="cpu")
+test_batches = references.batches("cifar10", "test", 500, size=1000, dev="cpu")
 xb, yb = next(iter(test_batches))
 with lc.compressed() as m, torch.no_grad():
     want = m.eval()(xb)
@@ -565,8 +565,8 @@ print(f"reloaded with factorized=True:        {dense_macs(factored):>12,d}")
 # corrections) the same way:
 
 # %%
-model_l, _ = experiments.reference(MODEL, PROFILE, progress=False)
-lc_l = lcbook.direct_compression(model_l.cpu(), runs.make_tasks(MODEL, model_l, "l", {"rank": 0.25}))
+model_l, _ = references.reference(MODEL, PROFILE, progress=False)
+lc_l = lcbook.direct_compression(model_l.cpu(), experiments.make_tasks(MODEL, model_l, "l", {"rank": 0.25}))
 report_l = storage_report(lc_l, example)
 path_l = os.path.join(tmpdir.name, f"{MODEL}-l.lcbk")
 export.export(lc_l, path_l, arch=MODEL)

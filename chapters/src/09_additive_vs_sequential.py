@@ -54,7 +54,7 @@ import torch
 from IPython.display import Markdown, display
 
 import lcbook
-from lcbook import claims, evidence, experiments, models, runs, train
+from lcbook import claims, evidence, references, models, experiments, train
 from lcbook.compressions import (AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, ceil_log2, sparse_bits,
                                  sparse_layout)
 
@@ -113,7 +113,7 @@ print(f"profile: {PROFILE} (this chapter uses the quick references in both profi
 # {cite}`carreira2021part5`.
 
 # %%
-reference, record = experiments.reference("resnet20", "quick", progress=False)
+reference, record = references.reference("resnet20", "quick", progress=False)
 reference = reference.cpu()
 CONVS = models.conv_and_linear_weights(reference, include_linear=False)
 params = dict(reference.named_parameters())
@@ -338,8 +338,8 @@ assert best_pipeline[FRACTIONS[-1]][0] < dist(FRACTIONS[-1], "additive Q+P")
 # BatchNorm statistics on 512 training images ({doc}`07_qp_resnets`).
 
 # %%
-test_batches = experiments.batches("cifar10", "test", 500, size=1000, dev="cpu")
-calib_batches = experiments.batches("cifar10", "train", 256, size=512, seed=1, dev="cpu")
+test_batches = references.batches("cifar10", "test", 500, size=1000, dev="cpu")
+calib_batches = references.batches("cifar10", "train", 256, size=512, seed=1, dev="cpu")
 
 
 def test_error(net, layer_deltas=None):
@@ -393,7 +393,7 @@ for f in TESTED:
                    + ("the pipeline is better at DC" if p < a else "the additive model is better at DC")
                    + ("; the distortion ranks them the same way." if by_dist == (p < a)
                       else "; the distortion ranks them the *other* way."))
-qp_stored = runs.load_results("quick", model="resnet20", combo="qp")
+qp_stored = experiments.load_results("quick", model="resnet20", combo="qp")
 for r in qp_stored:
     verdict.append(f"- For context (stored LC run of the Q+P chapter, another test subset of "
                    f"{r['schedule']['test_size']} images): additive Q+P with K=2 and {r['budget']['fraction']:.0%} "
@@ -420,12 +420,12 @@ assert all(0 <= e < 100 for e in errors.values()) and 0 <= ref_error < 100
 # to the gap code.
 
 # %%
-vgg, _ = experiments.reference("vgg16_quarter", "quick", progress=False)
+vgg, _ = references.reference("vgg16_quarter", "quick", progress=False)
 vgg = vgg.cpu()
 vgg_params = dict(vgg.named_parameters())
 vgg_rows = []
 for rank in (0.25, 0.10):
-    tasks = runs.make_tasks("vgg16_quarter", vgg, "lp", {"rank": rank, "fraction": 0.01})
+    tasks = experiments.make_tasks("vgg16_quarter", vgg, "lp", {"rank": rank, "fraction": 0.01})
     acc = {"additive L+P": [0.0, 0], "sequential L→P": [0.0, 0], "sequential P→L": [0.0, 0]}
     energy = 0.0
     for t in tasks:
@@ -502,7 +502,7 @@ SCHEMES = {"qp": "additive Q+P", "qthenp": "Q then P", "pthenq": "P then Q", "p"
 lc_rows = []
 for r in EV:
     if r["combo"] in SCHEMES and (qp1 is None or abs(r["total_bits"] / qp1["total_bits"] - 1) <= 0.01):
-        lc_rows.append({"scheme": SCHEMES[r["combo"]], "budget": runs.budget_text(r["budget"]),
+        lc_rows.append({"scheme": SCHEMES[r["combo"]], "budget": experiments.budget_text(r["budget"]),
                         "bits/weight": r["bits_per_weight"], "DC error %": r["dc_error"], "LC error %": r["lc_error"],
                         "last 3 LC steps span (points)": claims.last_steps_spread(r)})
 missing = [name for c, name in SCHEMES.items() if name not in {x["scheme"] for x in lc_rows}]

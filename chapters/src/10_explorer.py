@@ -55,7 +55,7 @@ import torch
 from IPython.display import display
 
 import lcbook
-from lcbook import experiments, plots, runs, train
+from lcbook import references, plots, experiments, train
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()
@@ -78,7 +78,7 @@ def png(fig) -> bytes:
 # ratio. Choose a network; the table lists the same runs with their provenance.
 
 # %%
-stored = runs.load_results(PROFILE)
+stored = experiments.load_results(PROFILE)
 networks = sorted({r["model"] for r in stored})
 COMBO_NAMES = {"q": "Q", "p": "P", "qp": "Q+P", "l": "L", "lp": "L+P"}
 
@@ -130,8 +130,8 @@ for r in stored:
 # choice sits among all the others.
 
 # %%
-lenet, lenet_record = experiments.reference("lenet300", PROFILE, progress=False)
-mnist_test = experiments.batches("mnist", "test", 1000, size=lcbook.choose(quick=5000, full=None))
+lenet, lenet_record = references.reference("lenet300", PROFILE, progress=False)
+mnist_test = references.batches("mnist", "test", 1000, size=lcbook.choose(quick=5000, full=None))
 lenet_error = train.evaluate(lenet, mnist_test)["error"]
 KS = [2, 4, 8, 16]
 FRACTIONS = [0.0, 0.005, 0.01, 0.02, 0.05]
@@ -139,9 +139,9 @@ FRACTIONS = [0.0, 0.005, 0.01, 0.02, 0.05]
 
 def dc_lenet(k, fraction):
     """Direct compression of LeNet300 with a K codebook per layer (+ sparse fraction if > 0)."""
-    model, _ = experiments.reference("lenet300", PROFILE, progress=False)
+    model, _ = references.reference("lenet300", PROFILE, progress=False)
     combo, budget = ("qp", {"k": k, "fraction": fraction}) if fraction > 0 else ("q", {"k": k})
-    lc = lcbook.direct_compression(model, runs.make_tasks("lenet300", model, combo, budget))
+    lc = lcbook.direct_compression(model, experiments.make_tasks("lenet300", model, combo, budget))
     report = lcbook.storage_report(lc)
     with lc.compressed() as m:
         error = train.evaluate(m, mnist_test)["error"]

@@ -60,17 +60,17 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import lcbook
-from lcbook import claims, experiments, models, plots, runs
+from lcbook import claims, references, models, plots, experiments
 from lcbook.compressions import FLOAT_BITS
 
 PROFILE = lcbook.chapter_profile()
-print(f"profile: {PROFILE}, device: {experiments.device()}; this chapter reads the stored results of both profiles")
+print(f"profile: {PROFILE}, device: {references.device()}; this chapter reads the stored results of both profiles")
 
 # %% [markdown]
 # ## The results store
 #
 # An experiment is a network, a combination, a budget, a profile and a seed. The combinations and
-# the budget keys each takes are in `lcbook.runs.COMBOS`:
+# the budget keys each takes are in `lcbook.experiments.COMBOS`:
 #
 # - `q`: adaptive quantization, a codebook of K values per layer [`k`];
 # - `p`: ℓ0-constraint pruning, one κ shared by all compressed layers [`fraction` of the weights kept];
@@ -84,17 +84,17 @@ print(f"profile: {PROFILE}, device: {experiments.device()}; this chapter reads t
 # holds the test errors of DC and LC (in percent, on the profile's test images), per-layer and
 # total bits, the compression ratio, the per-step history, wall times and provenance. Which
 # weights are compressed, and how bits are counted, is described in {doc}`02_reference_models`
-# and in `lcbook.storage`. `lcbook.runs.load_results(profile)` reads the store:
+# and in `lcbook.storage`. `lcbook.experiments.load_results(profile)` reads the store:
 
 # %%
-STORE = {prof: runs.load_results(prof) for prof in runs.PROFILES}  # quick, cpu, full
+STORE = {prof: experiments.load_results(prof) for prof in experiments.PROFILES}  # quick, cpu, full
 for prof, rows in STORE.items():
-    print(f"{prof}: {len(rows)} stored result(s) in {runs.RESULTS_DIR / prof}")
+    print(f"{prof}: {len(rows)} stored result(s) in {experiments.RESULTS_DIR / prof}")
 assert STORE["quick"], "the committed quick-profile results are missing from data/results/quick"
 
 
 # %%
-budget_text = runs.budget_text  # {"k": 2, "fraction": 0.02} -> "k=2,fraction=0.02", as the command line takes it
+budget_text = experiments.budget_text  # {"k": 2, "fraction": 0.02} -> "k=2,fraction=0.02", as the command line takes it
 
 
 def table(rows):
@@ -160,7 +160,7 @@ else:
 # %%
 for prof, rows in STORE.items():
     for r in rows:
-        exp = runs.Experiment(r["model"], r["combo"], r["budget"], r["profile"], r["seed"])
+        exp = experiments.Experiment(r["model"], r["combo"], r["budget"], r["profile"], r["seed"])
         n_params = sum(p.numel() for p in models.build(r["model"]).parameters())
         n_compressed = sum(t["weights"] for t in r["tasks"])
         assert r["profile"] == prof and r["id"] == exp.id, r["id"]
@@ -229,12 +229,12 @@ for model in quick_models:
 # The quick profile's $\mu_0$ was chosen by a sweep, run for the two combinations this book is
 # about and stored in `data/results/quick/sweeps/mu0/`. Each of those runs was made by the
 # command in its file (`python -m lcbook run … --set mu0=…`, which writes to
-# `data/results/custom/`) and copied there; `runs.load_results("quick", sweep="mu0")` reads them.
+# `data/results/custom/`) and copied there; `experiments.load_results("quick", sweep="mu0")` reads them.
 # Everything else (reference, data, schedule, seed) is the standard run's, so every run starts
 # from the same direct compression.
 
 # %%
-SWEEP = runs.load_results("quick", sweep="mu0")
+SWEEP = experiments.load_results("quick", sweep="mu0")
 assert SWEEP, "the μ0 sweep is missing from data/results/quick/sweeps/mu0"
 sweep_settings = sorted({(r["model"], r["combo"], budget_text(r["budget"])) for r in SWEEP})
 sweep_runs = {s: [r for r in SWEEP + STORE["quick"] if (r["model"], r["combo"], budget_text(r["budget"])) == s]
@@ -294,7 +294,7 @@ PUBLISHED_LENET300 = [  # published: LC toolkit README, test error %
     ("prune to 5% of weights (one κ over all layers)", "p", {"fraction": 0.05}, 2.18),
     ("one K=2 codebook over all layers + 1% sparse corrections", None, None, 2.17),
 ]
-lenet_ref = experiments.REFERENCE_DIR / "lenet300-mnist-quick.json"
+lenet_ref = references.REFERENCE_DIR / "lenet300-mnist-quick.json"
 rows = []
 for setting, combo, budget, published in PUBLISHED_LENET300:
     ours = [r for prof in STORE for r in STORE[prof] if r["model"] == "lenet300" and r["combo"] == combo
@@ -318,7 +318,7 @@ pd.DataFrame(rows).set_index("setting")
 # %%
 PUBLISHED_REFERENCE_ERROR = {"resnet20": 8.3, "resnet32": 7.1, "resnet56": 6.6, "resnet110": 6.1, "vgg16": 6.6}
 records = {}
-for path in experiments.REFERENCE_DIR.glob("*.json"):
+for path in references.REFERENCE_DIR.glob("*.json"):
     rec = json.loads(path.read_text())
     records[(rec["model"], rec["profile"])] = rec
 QUICK_STAND_IN = {"vgg16": "vgg16_quarter"}  # the quick profile's smaller VGG-16
@@ -353,10 +353,10 @@ pd.DataFrame([{
 # last three LC steps' test errors, points), at the scale of ResNet-20 and a quarter-width VGG-16.
 
 # %%
-VERDICTS = pd.DataFrame(claims.verdicts([r for prof in runs.PROFILES for r in STORE[prof]]))
-spread = {r["id"]: claims.last_steps_spread(r) for prof in runs.PROFILES for r in STORE[prof]}
+VERDICTS = pd.DataFrame(claims.verdicts([r for prof in experiments.PROFILES for r in STORE[prof]]))
+spread = {r["id"]: claims.last_steps_spread(r) for prof in experiments.PROFILES for r in STORE[prof]}
 VERDICTS["last 3 steps span"] = VERDICTS["id"].map(spread)
-assert set(VERDICTS["id"]) == {r["id"] for prof in runs.PROFILES for r in STORE[prof] if not r["overrides"]}
+assert set(VERDICTS["id"]) == {r["id"] for prof in experiments.PROFILES for r in STORE[prof] if not r["overrides"]}
 (VERDICTS.drop(columns=["id", "reference_error"]).set_index(["profile", "model", "combination"])
  .style.format(precision=2).format(precision=3, subset=["bits_per_weight"]))
 
@@ -381,7 +381,7 @@ display(Markdown("\n".join(
 # wait (a file lock).
 # ```
 #
-# The full schedules, from `lcbook.runs.SCHEDULES` (the quick ones beside them for contrast):
+# The full schedules, from `lcbook.experiments.SCHEDULES` (the quick ones beside them for contrast):
 # `epochs` per L step, learning rate `lr` restarted at each L step and multiplied by
 # `epoch_decay` every epoch, and $\mu_k = \mu_0 a^k$ for `steps` LC steps; `multipliers` says
 # whether λ is updated (augmented Lagrangian) or kept at zero (quadratic penalty).
@@ -389,7 +389,7 @@ display(Markdown("\n".join(
 # %%
 sched = pd.DataFrame([{"family": fam, "profile": prof, **{k: "all" if v is None else v for k, v in s.items()},
                        "last μ": s["mu0"] * s["a"] ** (s["steps"] - 1), "L-step epochs per run": s["steps"] * s["epochs"]}
-                      for (fam, prof), s in runs.SCHEDULES.items()])
+                      for (fam, prof), s in experiments.SCHEDULES.items()])
 sched.set_index(["family", "profile"]).sort_index(ascending=[True, False])
 
 # %% [markdown]
@@ -424,22 +424,22 @@ def grid_jobs(command):
             opts[key] = []
         else:
             opts[key].append(a)
-    assert set(opts) == {"models", "combos", "budgets", "profile"} and all(c in runs.COMBOS for c in opts["combos"])
+    assert set(opts) == {"models", "combos", "budgets", "profile"} and all(c in experiments.COMBOS for c in opts["combos"])
     jobs = []
     for model in opts["models"]:
         for combo in opts["combos"]:
             for text in opts["budgets"]:
-                budget = runs.parse_budget(text)
-                if set(budget) == set(runs.COMBOS[combo]):
-                    jobs.append(runs.Experiment(model, combo, budget, opts["profile"][0], 0))
-    unused = [t for t in opts["budgets"] if not any(set(runs.parse_budget(t)) == set(runs.COMBOS[c]) for c in opts["combos"])]
+                budget = experiments.parse_budget(text)
+                if set(budget) == set(experiments.COMBOS[combo]):
+                    jobs.append(experiments.Experiment(model, combo, budget, opts["profile"][0], 0))
+    unused = [t for t in opts["budgets"] if not any(set(experiments.parse_budget(t)) == set(experiments.COMBOS[c]) for c in opts["combos"])]
     assert not unused, f"budgets that match no combination: {unused}"
     return jobs
 
 
 for cmd in COMMANDS[:5]:
     model = cmd.split()[4]
-    assert (model, "full") in experiments.RECIPES, cmd
+    assert (model, "full") in references.RECIPES, cmd
 JOBS = [j for g in GRIDS for j in grid_jobs(g)]
 print("\n".join(COMMANDS))
 
@@ -452,14 +452,14 @@ print("\n".join(COMMANDS))
 counts = Counter((j.model, j.combo) for j in JOBS)
 for (model, combo), n in counts.items():
     print(f"{model:10s} {combo:3s} {n} jobs")
-epochs = sum(runs.SCHEDULES[(runs.family(j.model), "full")]["steps"] * runs.SCHEDULES[(runs.family(j.model), "full")]["epochs"]
+epochs = sum(experiments.SCHEDULES[(experiments.family(j.model), "full")]["steps"] * experiments.SCHEDULES[(experiments.family(j.model), "full")]["epochs"]
              for j in JOBS)
 print(f"{len(JOBS)} jobs, {epochs} L-step epochs over all 50000 training images")
 stored = sum(j.result_path().is_file() for j in JOBS)
 
 # %%
 print(f"{stored} of {len(JOBS)} grid results are stored today")
-assert all(j.profile == "full" and j.result_path().parent == runs.RESULTS_DIR / "full" for j in JOBS)
+assert all(j.profile == "full" and j.result_path().parent == experiments.RESULTS_DIR / "full" for j in JOBS)
 
 # %% [markdown]
 # When the grid has run, commit `data/references/*-full.*` and `data/results/full/*.json`; this

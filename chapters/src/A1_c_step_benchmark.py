@@ -54,9 +54,9 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-import lcbook.experiments as experiments
+import lcbook.references as references
 
-path = experiments.ROOT / "data" / "results" / "c_step_benchmark.json"
+path = references.ROOT / "data" / "results" / "c_step_benchmark.json"
 bench = json.loads(path.read_text()) if path.is_file() else None
 assert bench is not None and all(m["rows"] for m in bench["models"]), f"no stored benchmark at {path}: run bash benchmarks/run.sh"
 if bench is not None:

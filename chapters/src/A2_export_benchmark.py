@@ -54,9 +54,9 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import lcbook
-from lcbook import experiments
+from lcbook import references
 
-stored = sorted((experiments.ROOT / "data" / "results").glob("export_benchmark_*.json"))
+stored = sorted((references.ROOT / "data" / "results").glob("export_benchmark_*.json"))
 assert stored, "no stored export benchmark: run .venv/bin/python benchmarks/export_sizes.py"
 benches = [json.loads(p.read_text()) for p in stored]
 for b in benches:
