@@ -23,7 +23,7 @@ Combinations (``budget`` keys in brackets):
   :class:`~lcbook.compressions.PruneThenQuantize`), per layer [k, fraction].
 
 Optional fine-tuning (schedule entry ``finetune_epochs`` > 0, e.g. ``--set finetune_epochs=5``):
-after LC, :meth:`lcbook.lc.LCAlgorithm.finetune` trains the codebooks, kept values and factors
+after LC, :func:`lcbook.train.finetune` trains the codebooks, kept values and factors
 with the structure fixed; ``final_error`` is then the fine-tuned model's error, ``lc_error`` the
 one before.
 
@@ -39,7 +39,8 @@ import math
 import re
 import time
 import hashlib
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -77,33 +78,103 @@ COMBOS: Dict[str, tuple] = {
 #: L+P (rank 0.25, 1%): it was within 0.1 points of the best LC test error of each (closing note of
 #: 2026-12-01). The full Q+P and L+P runs use each family's low-rank μ schedule, not yet tuned
 #: (that needs GPU runs).
-SCHEDULES: Dict[tuple, Dict[str, Any]] = {
-    ("lenet300", "quick"): dict(train_size=None, test_size=None, epochs=1, lr=0.1, step_decay=0.98, epoch_decay=1.0,
+def _check_schedule(sched: Dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the entry if a schedule value is out of range."""
+    def bad(key, allowed):
+        return ValueError(f"schedule entry {key}={sched[key]!r} is invalid: {allowed}")
+
+    for key in ("epochs", "steps", "batch_size"):
+        v = sched[key]
+        if not is_int(v) or v < 1:
+            raise bad(key, "an int ≥ 1")
+    v = sched["finetune_epochs"]
+    if not is_int(v) or v < 0:
+        raise bad("finetune_epochs", "an int ≥ 0")
+    for key in ("train_size", "test_size"):
+        v = sched[key]
+        if v is not None and (not is_int(v) or v < 1):
+            raise bad(key, "null (all) or an int ≥ 1")
+    for key in ("lr", "mu0", "finetune_lr", "step_decay", "epoch_decay"):
+        v = sched[key]
+        if not is_real(v) or not (math.isfinite(v) and v > 0):
+            raise bad(key, "a finite number > 0")
+    if not is_real(sched["a"]) or not (math.isfinite(sched["a"]) and sched["a"] >= 1):
+        raise bad("a", "a finite number ≥ 1")
+    if not is_bool(sched["multipliers"]):
+        raise bad("multipliers", "true or false")
+    geometric_mu(sched["mu0"], sched["a"], sched["steps"])  # an overflowing μ schedule fails here, before any training
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """An LC schedule: the L steps' SGD and the μ path [P1, §6]. Frozen; :meth:`replace` makes a
+    changed copy (``--set`` overrides), :meth:`asdict` the JSON stored with every result.
+
+    Raises:
+        ValueError: an entry out of range (named, with what is allowed), or a μ schedule that
+            overflows.
+    """
+
+    train_size: Optional[int]  # training images (a class-balanced subset); None: all of them
+    test_size: Optional[int]  # test images every evaluation uses; None: all of them
+    epochs: int  # epochs per L step
+    lr: float  # SGD learning rate at the start of every L step
+    step_decay: float  # the starting lr is multiplied by this after each L step
+    epoch_decay: float  # and by this after each epoch within an L step
+    mu0: float  # μ of the first LC step
+    a: float  # μ grows by this factor per LC step: μ_k = μ0·a^k
+    steps: int  # number of LC steps
+    multipliers: bool  # True: augmented Lagrangian (λ updated); False: quadratic penalty (λ = 0)
+    batch_size: int = 128  # training minibatch size
+    finetune_epochs: int = 0  # epochs of fine-tuning Θ's continuous parts after LC (0: none)
+    finetune_lr: float = 1e-3  # the fine-tuning learning rate
+
+    def __post_init__(self):
+        _check_schedule(self.asdict())
+
+    def asdict(self) -> Dict[str, Any]:
+        """The entries as a plain dict (what a result stores under ``"schedule"``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def replace(self, **overrides) -> "Schedule":
+        """A copy with ``overrides`` (entry → value) replaced, validated.
+
+        Raises:
+            ValueError: an unknown entry (the message lists the entries) or a value out of range.
+        """
+        unknown = sorted(set(overrides) - {f.name for f in fields(self)})
+        if unknown:
+            raise ValueError(f"unknown schedule entries {unknown}; entries: {sorted(f.name for f in fields(self))}")
+        return dataclasses.replace(self, **overrides)
+
+
+SCHEDULES: Dict[tuple, "Schedule"] = {
+    ("lenet300", "quick"): Schedule(train_size=None, test_size=None, epochs=1, lr=0.1, step_decay=0.98, epoch_decay=1.0,
                                 mu0=5e-3, a=1.25, steps=20, multipliers=True, batch_size=256,
                         finetune_epochs=0, finetune_lr=1e-3),
-    ("lenet300", "full"): dict(train_size=None, test_size=None, epochs=1, lr=0.1, step_decay=0.98, epoch_decay=1.0,
+    ("lenet300", "full"): Schedule(train_size=None, test_size=None, epochs=1, lr=0.1, step_decay=0.98, epoch_decay=1.0,
                                mu0=9e-5, a=1.1, steps=40, multipliers=True, batch_size=256,
                         finetune_epochs=0, finetune_lr=1e-3),
-    ("resnet", "quick"): dict(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
+    ("resnet", "quick"): Schedule(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
                               mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128,
                         finetune_epochs=0, finetune_lr=1e-3),
-    ("resnet", "full"): dict(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
+    ("resnet", "full"): Schedule(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
                              mu0=1e-3, a=1.25, steps=50, multipliers=True, batch_size=128,
                         finetune_epochs=0, finetune_lr=1e-3),
-    ("vgg", "quick"): dict(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
+    ("vgg", "quick"): Schedule(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
                            mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128,
                         finetune_epochs=0, finetune_lr=1e-3),
     # cpu: long background runs on all 50k training images, evaluated on all 10k test images;
     # 20 L steps of one epoch, the augmented Lagrangian, μ from 0.03 to ≈ 30 (×1.44 per step),
     # lr 0.02 decayed ×0.9 per step (one pass over the data per μ; about 1.5 h per ResNet-20 run
     # on one core).
-    ("resnet", "cpu"): dict(train_size=None, test_size=None, epochs=1, lr=0.02, step_decay=0.9, epoch_decay=1.0,
+    ("resnet", "cpu"): Schedule(train_size=None, test_size=None, epochs=1, lr=0.02, step_decay=0.9, epoch_decay=1.0,
                             mu0=0.03, a=1.44, steps=20, multipliers=True, batch_size=128,
                             finetune_epochs=0, finetune_lr=1e-3),
-    ("vgg", "cpu"): dict(train_size=None, test_size=None, epochs=1, lr=0.02, step_decay=0.9, epoch_decay=1.0,
+    ("vgg", "cpu"): Schedule(train_size=None, test_size=None, epochs=1, lr=0.02, step_decay=0.9, epoch_decay=1.0,
                          mu0=0.03, a=1.44, steps=20, multipliers=True, batch_size=128,
                          finetune_epochs=0, finetune_lr=1e-3),
-    ("vgg", "full"): dict(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
+    ("vgg", "full"): Schedule(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
                           mu0=2e-5, a=1.2, steps=60, multipliers=True, batch_size=128,
                         finetune_epochs=0, finetune_lr=1e-3),
 }
@@ -176,33 +247,6 @@ def parse_budget(text: str) -> Dict[str, float]:
     return out
 
 
-def _check_schedule(sched: Dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the entry if a schedule value is out of range."""
-    def bad(key, allowed):
-        return ValueError(f"schedule entry {key}={sched[key]!r} is invalid: {allowed}")
-
-    for key in ("epochs", "steps", "batch_size"):
-        v = sched[key]
-        if not is_int(v) or v < 1:
-            raise bad(key, "an int ≥ 1")
-    v = sched["finetune_epochs"]
-    if not is_int(v) or v < 0:
-        raise bad("finetune_epochs", "an int ≥ 0")
-    for key in ("train_size", "test_size"):
-        v = sched[key]
-        if v is not None and (not is_int(v) or v < 1):
-            raise bad(key, "null (all) or an int ≥ 1")
-    for key in ("lr", "mu0", "finetune_lr", "step_decay", "epoch_decay"):
-        v = sched[key]
-        if not is_real(v) or not (math.isfinite(v) and v > 0):
-            raise bad(key, "a finite number > 0")
-    if not is_real(sched["a"]) or not (math.isfinite(sched["a"]) and sched["a"] >= 1):
-        raise bad("a", "a finite number ≥ 1")
-    if not is_bool(sched["multipliers"]):
-        raise bad("multipliers", "true or false")
-    geometric_mu(sched["mu0"], sched["a"], sched["steps"])  # an overflowing μ schedule fails here, before any training
-
-
 def compressed_weights(model_name: str, model) -> List[str]:
     """Names of the weights the experiments compress: every conv weight, and the linear weights
     too except for ResNets (whose small final layer stays float, as in the LC authors' runs)."""
@@ -267,11 +311,7 @@ class Experiment:
             have = sorted(m for m, p in RECIPES if p == self.profile)
             raise ValueError(f"no reference recipe for model {self.model!r} in profile {self.profile!r}; "
                              f"models with one: {have}")
-        sched = SCHEDULES[(family(self.model), self.profile)]
-        unknown = sorted(set(self.overrides) - set(sched))
-        if unknown:
-            raise ValueError(f"unknown schedule entries {unknown}; entries: {sorted(sched)}")
-        _check_schedule({**sched, **self.overrides})
+        SCHEDULES[(family(self.model), self.profile)].replace(**self.overrides)  # unknown or bad entries raise
         # NumPy numbers become Python ones, so results and ids are plain JSON
         object.__setattr__(self, "overrides", {k: v if v is None else bool(v) if is_bool(v) else int(v) if is_int(v)
                                                else float(v) for k, v in self.overrides.items()})
@@ -329,8 +369,7 @@ def run_experiment(exp: Experiment, progress: bool = True, result_path: Optional
         The result dict, also written atomically to ``result_path``.
     """
     overrides = exp.overrides
-    sched = dict(SCHEDULES[(family(exp.model), exp.profile)])
-    sched.update(overrides)
+    sched = SCHEDULES[(family(exp.model), exp.profile)].replace(**overrides).asdict()
     model, ref_record = reference(exp.model, exp.profile, progress=progress)
     dataset = ref_record.get("recipe", {}).get("dataset", "cifar10")
     if ref_record.get("recipe", {}).get("channels_last"):
@@ -363,7 +402,7 @@ def run_experiment(exp: Experiment, progress: bool = True, result_path: Optional
     seconds = lc.seconds  # DC and LC steps, summed over the processes of a resumed run
     if sched["finetune_epochs"] > 0:  # optional: train Θ's continuous parts with the structure fixed
         t0 = time.perf_counter()
-        lc.finetune(train_b, epochs=sched["finetune_epochs"], lr=sched["finetune_lr"])
+        train.finetune(lc, train_b, epochs=sched["finetune_epochs"], lr=sched["finetune_lr"])
         history = lc.history
         seconds += time.perf_counter() - t0
     example = next(iter(test_b))[0][:1]

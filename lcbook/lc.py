@@ -37,6 +37,7 @@ from ._io import atomic_save, checkpoint_path
 from ._modes import modes_restored
 from ._rng import is_generator_state, restore_rng, rng_state
 from .binding import Binding, Task  # noqa: F401  (Task re-exported: lcbook.lc.Task)
+from .compressions.base import Theta
 
 log = logging.getLogger(__name__)
 
@@ -344,90 +345,31 @@ class LCAlgorithm:
         log.info("LC step %s: %s", step, rec)
         return rec
 
-    def finetune(self, batches, epochs: int = 1, lr: float = 1e-3, momentum: float = 0.9,
-                 loss_fn: Callable = torch.nn.functional.cross_entropy) -> Dict[str, float]:
-        """Fine-tune the final compressed model with its discrete structure fixed.
-
-        SGD on the loss of the model whose compressed weights are Δ(Θ), over the continuous
-        parts of every Θ (:attr:`~lcbook.compressions.Compression.trainable`: codebook values,
-        scales, kept values, low-rank factors) and every parameter no task compresses (biases,
-        BatchNorm); assignments, kept positions and ranks do not change, so the storage in bits
-        does not either. Gradients flow through :meth:`Compression.decompress` by autograd. The
-        model's own compressed weights ``w`` are left as they are; afterwards Δ(Θ) (what
-        :meth:`compressed` and :meth:`apply_compression_` use) is the fine-tuned one, and a
-        record with step ``"FT"`` is added to the history.
-
-        Args:
-            batches: iterable of ``(x, y)`` training batches.
-            epochs: passes over ``batches`` (≥ 1).
-            lr: learning rate (> 0); momentum: SGD momentum in [0, 1).
-            loss_fn: ``loss_fn(outputs, y)`` → scalar.
+    def set_thetas(self, thetas: Sequence[Theta], step="FT", l_seconds: float = 0.0,
+                   stats: Optional[Dict[str, float]] = None) -> Dict[str, float]:
+        """Replace every task's Θ (one per task, in order, e.g. fine-tuned by
+        :func:`lcbook.train.finetune`), set Δ(Θ) from them and add a history record with ``step``.
 
         Returns:
-            the history record of the fine-tuning (``train_loss``: mean loss of the last epoch).
+            the new history record (with ``stats`` and, if the run has ``evaluate``, its numbers).
 
         Raises:
-            RuntimeError: before direct compression; ValueError: bad ``epochs``/``lr``/``momentum``.
+            ValueError: not one Θ per task, or a Θ that does not decompress to its task's view.
         """
-        self._require_theta()
-        if not is_int(epochs) or epochs < 1:
-            raise ValueError(f"epochs must be an int ≥ 1, got epochs={epochs!r}")
-        if not (is_real(lr) and math.isfinite(lr) and lr > 0):
-            raise ValueError(f"lr must be a finite number > 0, got lr={lr!r}")
-        if not (is_real(momentum) and 0 <= momentum < 1):
-            raise ValueError(f"momentum must be in [0, 1), got momentum={momentum!r}")
-        leaves = [{k: b.theta[k].detach().clone().requires_grad_(True) for k in b.task.compression.trainable}
-                  for b in self.tasks]
-        covered = {id(t) for b in self.tasks for t in b.tensors}
-        free = [p for p in self.model.parameters() if id(p) not in covered and p.requires_grad]
-        trained = [t for d in leaves for t in d.values()] + free
-        if not trained:
-            raise ValueError("nothing to fine-tune: the compressions have no trainable parts and every parameter is compressed")
-        opt = torch.optim.SGD(trained, lr=lr, momentum=momentum)
-
-        def weights() -> Dict[str, torch.Tensor]:
-            out = {}
-            for b, lv in zip(self.tasks, leaves):
-                d = b.task.compression.decompress({**b.theta, **lv}).reshape(b.lam.shape)
-                out.update(zip(b.task.params, b.scatter(d)))
-            return out
-
-        saved = {k: v.detach().clone() for k, v in self.model.state_dict(keep_vars=True).items()}
-        t0 = time.perf_counter()
-        mean = float("nan")
-        with modes_restored(self.model):
-            try:
-                self.model.train()
-                for _ in range(epochs):
-                    total, n = 0.0, 0
-                    for x, y in batches:
-                        loss = loss_fn(torch.func.functional_call(self.model, weights(), (x,)), y)
-                        if not torch.isfinite(loss):
-                            raise ValueError(f"fine-tuning diverged (loss {float(loss.detach())}); lower lr (lr={lr!r})")
-                        opt.zero_grad(set_to_none=True)
-                        loss.backward()
-                        opt.step()
-                        total, n = total + float(loss.detach()) * len(y), n + len(y)
-                    if n == 0:
-                        raise ValueError("batches is empty: fine-tuning needs at least one (x, y) batch")
-                    mean = total / n
-                new = []
-                for b, lv in zip(self.tasks, leaves):
-                    th = b.task.compression.canonical({**b.theta, **{k: v.detach() for k, v in lv.items()}})
-                    if not all(torch.isfinite(v).all() for v in th.values() if v.is_floating_point()):
-                        raise ValueError(f"fine-tuning made Θ of task {b.task.label!r} non-finite; lower lr (lr={lr!r})")
-                    new.append(th)
-            except BaseException:
-                with torch.no_grad():  # leave the run as it was
-                    for k, v in self.model.state_dict(keep_vars=True).items():
-                        v.copy_(saved[k])
-                raise
+        thetas = list(thetas)
+        if len(thetas) != len(self.tasks):
+            raise ValueError(f"thetas must hold one Θ per task ({len(self.tasks)}), got {len(thetas)}")
+        deltas = []
+        for b, th in zip(self.tasks, thetas):
+            d = b.task.compression.decompress(th)
+            if d.numel() != b.lam.numel():
+                raise ValueError(f"task {b.task.label!r}: Θ decompresses to {tuple(d.shape)}, the view is {tuple(b.lam.shape)}")
+            deltas.append(d.reshape(b.lam.shape))
         with torch.no_grad():
-            for b, th in zip(self.tasks, new):
-                b.theta = th
-                b.delta = b.task.compression.decompress(th).reshape(b.lam.shape)
+            for b, th, d in zip(self.tasks, thetas, deltas):
+                b.theta, b.delta = th, d
         self._targets = None
-        return self._record("FT", c_seconds=0.0, l_seconds=time.perf_counter() - t0, l_stats={"train_loss": mean})
+        return self._record(step, c_seconds=0.0, l_seconds=l_seconds, l_stats=dict(stats or {}))
 
     # --- the compressed model ------------------------------------------------------------
 

@@ -27,6 +27,7 @@ import os
 import platform
 import subprocess
 from pathlib import Path
+from dataclasses import dataclass, fields
 from typing import Any, Dict, Optional, Tuple
 
 import torch
@@ -34,6 +35,7 @@ from filelock import FileLock
 from torch import nn
 
 from . import data, models, train
+from ._checks import is_bool, is_int, is_real
 from ._io import atomic_save, atomic_write_json  # noqa: F401  (re-exported)
 from .profiles import PROFILES, choose, profile, runs_dir  # noqa: F401  (re-exported)
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,37 +48,86 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How a reference is trained (:func:`lcbook.train.train_reference`): SGD with momentum 0.9.
+    Frozen; :meth:`asdict` is what a reference's record stores under ``"recipe"``.
+
+    Raises:
+        ValueError: an entry out of range (named, with what is allowed).
+    """
+
+    dataset: str  # "mnist" or "cifar10"
+    epochs: int  # passes over the training images
+    lr: float  # initial learning rate
+    schedule: str  # "step" (lr × gamma at each milestone), "exp" (× gamma every epoch), "onecycle"
+    weight_decay: float  # PyTorch weight decay on conv/linear weights (= 2× a c·Σ‖W‖² loss term)
+    augment: bool  # random crop (4-pixel padding) and horizontal flip of every training image
+    batch_size: int = 128  # training minibatch size
+    train_size: Optional[int] = None  # training images (a class-balanced subset); None: all of them
+    gamma: float = 0.1  # the lr factor of "step" and "exp"
+    milestones: Tuple[int, ...] = ()  # epochs at which "step" multiplies the lr by gamma
+    channels_last: bool = False  # train in channels_last memory format (faster convolutions on a CPU)
+
+    def __post_init__(self):
+        def bad(key, allowed):
+            return ValueError(f"recipe entry {key}={getattr(self, key)!r} is invalid: {allowed}")
+
+        if self.dataset not in ("mnist", "cifar10"):
+            raise bad("dataset", "'mnist' or 'cifar10'")
+        if self.schedule not in ("step", "exp", "onecycle"):
+            raise bad("schedule", "'step', 'exp' or 'onecycle'")
+        for key in ("epochs", "batch_size"):
+            if not is_int(getattr(self, key)) or getattr(self, key) < 1:
+                raise bad(key, "an int ≥ 1")
+        if self.train_size is not None and (not is_int(self.train_size) or self.train_size < 1):
+            raise bad("train_size", "None (all) or an int ≥ 1")
+        for key in ("lr", "gamma"):
+            if not is_real(getattr(self, key)) or not getattr(self, key) > 0:
+                raise bad(key, "a number > 0")
+        if not is_real(self.weight_decay) or self.weight_decay < 0:
+            raise bad("weight_decay", "a number ≥ 0")
+        for key in ("augment", "channels_last"):
+            if not is_bool(getattr(self, key)):
+                raise bad(key, "true or false")
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+
+    def asdict(self) -> Dict[str, Any]:
+        """The entries as a plain JSON-able dict (tuples as lists)."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+
 #: Reference training recipes: (dataset, profile) -> settings of :func:`lcbook.train.train_reference`.
 #: ``train_size``/``None`` = the full training set. The full ResNet recipe is He et al. (2016) as
 #: used by the LC authors (SGD Nesterov 0.9, batch 128, 200 epochs, lr 0.1 ÷10 at 100 and 150,
 #: a 1e-4·Σ‖W‖² loss term = weight decay 2e-4); the quick recipe is a short one-cycle run that a
 #: 2-core CPU finishes in well under an hour.
-RECIPES: Dict[Tuple[str, str], Dict[str, Any]] = {
-    ("lenet300", "quick"): dict(dataset="mnist", train_size=None, epochs=20, batch_size=256, lr=0.1,
+RECIPES: Dict[Tuple[str, str], Recipe] = {
+    ("lenet300", "quick"): Recipe(dataset="mnist", train_size=None, epochs=20, batch_size=256, lr=0.1,
                                 schedule="exp", gamma=0.9, weight_decay=0.0, augment=False),
-    ("lenet300", "full"): dict(dataset="mnist", train_size=None, epochs=100, batch_size=256, lr=0.1,
+    ("lenet300", "full"): Recipe(dataset="mnist", train_size=None, epochs=100, batch_size=256, lr=0.1,
                                schedule="exp", gamma=0.98, weight_decay=0.0, augment=False),
-    ("resnet20", "quick"): dict(dataset="cifar10", train_size=None, epochs=10, batch_size=128, lr=0.2,
+    ("resnet20", "quick"): Recipe(dataset="cifar10", train_size=None, epochs=10, batch_size=128, lr=0.2,
                                 schedule="onecycle", weight_decay=5e-4, augment=True),
 }
 #: VGG-16 full: the LC authors' recipe (300 epochs, lr 0.05 × 0.97716 per epoch, a 5e-4·Σ‖W‖² term
 #: = weight decay 1e-3, dropout in the classifier). Quick: VGG-16 at quarter width, a short
 #: one-cycle run on all 50k images that a 2-core CPU finishes in about 20 minutes.
-RECIPES[("vgg16", "full")] = dict(dataset="cifar10", train_size=None, epochs=300, batch_size=128, lr=0.05,
+RECIPES[("vgg16", "full")] = Recipe(dataset="cifar10", train_size=None, epochs=300, batch_size=128, lr=0.05,
                                   schedule="exp", gamma=0.97716, weight_decay=1e-3, augment=True)
-RECIPES[("vgg16_quarter", "quick")] = dict(dataset="cifar10", train_size=None, epochs=8, batch_size=128, lr=0.1,
+RECIPES[("vgg16_quarter", "quick")] = Recipe(dataset="cifar10", train_size=None, epochs=8, batch_size=128, lr=0.1,
                                            schedule="onecycle", weight_decay=5e-4, augment=True)
 #: The ``cpu`` profile: references trained in the background on a 2-core CPU (one thread each,
 #: measured fastest with other work on the cores; ``benchmarks/cpu_training.py``), on all 50,000
 #: training images with the one-cycle schedule that gives the best error for a fixed number of
 #: epochs, and ``channels_last`` (14% faster on this CPU for ResNet-20). ResNet-20: 60 epochs
 #: (about 3.5 h on one core) aiming at ≤ 9.5% test error; VGG-16/4: 40 epochs (about 1 h).
-RECIPES[("resnet20", "cpu")] = dict(dataset="cifar10", train_size=None, epochs=60, batch_size=128, lr=0.15,
+RECIPES[("resnet20", "cpu")] = Recipe(dataset="cifar10", train_size=None, epochs=60, batch_size=128, lr=0.15,
                                     schedule="onecycle", weight_decay=5e-4, augment=True, channels_last=True)
-RECIPES[("vgg16_quarter", "cpu")] = dict(dataset="cifar10", train_size=None, epochs=40, batch_size=128, lr=0.1,
+RECIPES[("vgg16_quarter", "cpu")] = Recipe(dataset="cifar10", train_size=None, epochs=40, batch_size=128, lr=0.1,
                                          schedule="onecycle", weight_decay=5e-4, augment=True, channels_last=True)
 for _depth in (20, 32, 56, 110):
-    RECIPES[(f"resnet{_depth}", "full")] = dict(
+    RECIPES[(f"resnet{_depth}", "full")] = Recipe(
         dataset="cifar10", train_size=None, epochs=200, batch_size=128, lr=0.1, schedule="step",
         milestones=(100, 150), gamma=0.1, weight_decay=2e-4, augment=True,
     )
@@ -111,7 +162,7 @@ def reference_path(name: str, prof: Optional[str] = None) -> Path:
     """The checkpoint path of a reference: ``data/references/<name>-<dataset>-<profile>.pt``
     (its JSON record has the same name with ``.json``)."""
     prof = prof or profile()
-    ds = RECIPES[(name, prof)]["dataset"] if (name, prof) in RECIPES else "data"
+    ds = RECIPES[(name, prof)].dataset if (name, prof) in RECIPES else "data"
     return REFERENCE_DIR / f"{name}-{ds}-{prof}.pt"
 
 
@@ -153,7 +204,7 @@ def reference(name: str, prof: Optional[str] = None, progress: bool = True, seed
             record = json.loads(record_path.read_text())
         else:
             ckpt = training_checkpoint_path(name, prof, seed)
-            if retrain and _finished(ckpt, RECIPES[(name, prof)]["epochs"]):
+            if retrain and _finished(ckpt, RECIPES[(name, prof)].epochs):
                 ckpt.unlink()  # a retrain starts afresh; an unfinished retrain resumes
             record = _train(name, prof, model, progress=progress, seed=seed, checkpoint=ckpt)
             atomic_save(model.state_dict(), path)
@@ -186,15 +237,14 @@ def _train(name: str, prof: str, model: nn.Module, progress: bool, seed: int,
     torch.manual_seed(seed)
     dev = device()
     model.to(dev)
-    if r.get("channels_last"):
+    if r.channels_last:
         model.to(memory_format=torch.channels_last)
-    tr = batches(r["dataset"], "train", r["batch_size"], r["train_size"], train_mode=True, augment=r["augment"], seed=seed, dev=dev)
-    te = batches(r["dataset"], "test", 1000, dev=dev)
+    tr = batches(r.dataset, "train", r.batch_size, r.train_size, train_mode=True, augment=r.augment, seed=seed, dev=dev)
+    te = batches(r.dataset, "test", 1000, dev=dev)
     timing: Dict[str, float] = {}
     losses = train.train_reference(
-        model, tr, epochs=r["epochs"], lr=r["lr"], milestones=tuple(r.get("milestones", ())),
-        gamma=r.get("gamma", 0.1), weight_decay=r["weight_decay"], schedule=r["schedule"], progress=progress,
-        checkpoint=checkpoint, timing=timing,
+        model, tr, epochs=r.epochs, lr=r.lr, milestones=r.milestones, gamma=r.gamma,
+        weight_decay=r.weight_decay, schedule=r.schedule, progress=progress, checkpoint=checkpoint, timing=timing,
     )
     secs = timing["seconds"]
     ev = train.evaluate(model, te)
@@ -202,7 +252,7 @@ def _train(name: str, prof: str, model: nn.Module, progress: bool, seed: int,
     return {
         "model": name,
         "profile": prof,
-        "recipe": {k: (list(v) if isinstance(v, tuple) else v) for k, v in r.items()},
+        "recipe": r.asdict(),
         "seed": seed,
         "command": f"python -m lcbook reference {name} --profile {prof}",
         "test_error": ev["error"],

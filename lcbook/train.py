@@ -391,3 +391,87 @@ class SGDLStep:
                 g["lr"] = lr0 * self.epoch_decay**e
             loss = train_epoch(lc.model, self.batches, opt, after_backward=lc.add_penalty_grad_)
         return {"train_loss": loss, "lr": lr0}
+
+
+def finetune(lc, batches, epochs: int = 1, lr: float = 1e-3, momentum: float = 0.9,
+         loss_fn=F.cross_entropy) -> Dict[str, float]:
+    """Fine-tune the final compressed model of an LC run (an :class:`lcbook.lc.LCAlgorithm`)
+    with its discrete structure fixed.
+
+    SGD on the loss of the model whose compressed weights are Δ(Θ), over the continuous
+    parts of every Θ (:attr:`~lcbook.compressions.Compression.trainable`: codebook values,
+    scales, kept values, low-rank factors) and every parameter no task compresses (biases,
+    BatchNorm); assignments, kept positions and ranks do not change, so the storage in bits
+    does not either. Gradients flow through :meth:`Compression.decompress` by autograd. The
+    model's own compressed weights ``w`` are left as they are; afterwards Δ(Θ) (what
+    :meth:`~lcbook.lc.LCAlgorithm.compressed` and ``apply_compression_`` use) is the fine-tuned
+    one (:meth:`~lcbook.lc.LCAlgorithm.set_thetas`), and a record with step ``"FT"`` is added to
+    the history.
+
+    Args:
+        batches: iterable of ``(x, y)`` training batches.
+        epochs: passes over ``batches`` (≥ 1).
+        lr: learning rate (> 0); momentum: SGD momentum in [0, 1).
+        loss_fn: ``loss_fn(outputs, y)`` → scalar.
+
+    Returns:
+        the history record of the fine-tuning (``train_loss``: mean loss of the last epoch).
+
+    Raises:
+        RuntimeError: before direct compression; ValueError: bad ``epochs``/``lr``/``momentum``.
+    """
+    if any(b.theta is None for b in lc.tasks):
+        raise RuntimeError("no Θ yet: run direct_compression() or run() first")
+    if not is_int(epochs) or epochs < 1:
+        raise ValueError(f"epochs must be an int ≥ 1, got epochs={epochs!r}")
+    if not (is_real(lr) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got lr={lr!r}")
+    if not (is_real(momentum) and 0 <= momentum < 1):
+        raise ValueError(f"momentum must be in [0, 1), got momentum={momentum!r}")
+    leaves = [{k: b.theta[k].detach().clone().requires_grad_(True) for k in b.task.compression.trainable}
+              for b in lc.tasks]
+    covered = {id(t) for b in lc.tasks for t in b.tensors}
+    free = [p for p in lc.model.parameters() if id(p) not in covered and p.requires_grad]
+    trained = [t for d in leaves for t in d.values()] + free
+    if not trained:
+        raise ValueError("nothing to fine-tune: the compressions have no trainable parts and every parameter is compressed")
+    opt = torch.optim.SGD(trained, lr=lr, momentum=momentum)
+
+    def weights() -> Dict[str, torch.Tensor]:
+        out = {}
+        for b, lv in zip(lc.tasks, leaves):
+            d = b.task.compression.decompress({**b.theta, **lv}).reshape(b.lam.shape)
+            out.update(zip(b.task.params, b.scatter(d)))
+        return out
+
+    saved = {k: v.detach().clone() for k, v in lc.model.state_dict(keep_vars=True).items()}
+    t0 = time.perf_counter()
+    mean = float("nan")
+    with modes_restored(lc.model):
+        try:
+            lc.model.train()
+            for _ in range(epochs):
+                total, n = 0.0, 0
+                for x, y in batches:
+                    loss = loss_fn(torch.func.functional_call(lc.model, weights(), (x,)), y)
+                    if not torch.isfinite(loss):
+                        raise ValueError(f"fine-tuning diverged (loss {float(loss.detach())}); lower lr (lr={lr!r})")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total, n = total + float(loss.detach()) * len(y), n + len(y)
+                if n == 0:
+                    raise ValueError("batches is empty: fine-tuning needs at least one (x, y) batch")
+                mean = total / n
+            new = []
+            for b, lv in zip(lc.tasks, leaves):
+                th = b.task.compression.canonical({**b.theta, **{k: v.detach() for k, v in lv.items()}})
+                if not all(torch.isfinite(v).all() for v in th.values() if v.is_floating_point()):
+                    raise ValueError(f"fine-tuning made Θ of task {b.task.label!r} non-finite; lower lr (lr={lr!r})")
+                new.append(th)
+        except BaseException:
+            with torch.no_grad():  # leave the run as it was
+                for k, v in lc.model.state_dict(keep_vars=True).items():
+                    v.copy_(saved[k])
+            raise
+    return lc.set_thetas(new, "FT", l_seconds=time.perf_counter() - t0, stats={"train_loss": mean})

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from lcbook import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LCAlgorithm, SGDLStep, Task
+from lcbook import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LCAlgorithm, SGDLStep, Task, train
 from lcbook.data import Batches
 
 
@@ -104,7 +104,7 @@ def test_finetune_keeps_the_structure_and_lowers_the_loss(comp):
     before_loss, before_bits = loss(), lc.compressed_bits()
     fixed = {k: v.clone() for k, v in lc.tasks[0].theta.items() if not v.is_floating_point()}
     w_before = model[0].weight.detach().clone()
-    rec = lc.finetune(data, epochs=20, lr=0.05)
+    rec = train.finetune(lc, data, epochs=20, lr=0.05)
     assert rec["step"] == "FT" and lc.history[-1] is rec
     assert loss() < before_loss
     assert lc.compressed_bits() == before_bits
@@ -118,13 +118,13 @@ def test_finetune_keeps_the_structure_and_lowers_the_loss(comp):
     assert torch.equal(comp.decompress(lc.tasks[0].theta).reshape(-1), lc.tasks[0].delta.reshape(-1))
     assert torch.equal(model[0].weight.detach(), w_before)  # w itself is untouched
     with pytest.raises(ValueError, match="epochs must be"):
-        lc.finetune(data, epochs=0)
+        train.finetune(lc, data, epochs=0)
     with pytest.raises(ValueError, match="batches is empty"):
-        lc.finetune([], epochs=1)
+        train.finetune(lc, [], epochs=1)
     theta_before = {k: v.clone() for k, v in lc.tasks[0].theta.items()}
     b_before = model[0].bias.detach().clone()
     with pytest.raises(ValueError, match="diverged|non-finite"):
-        lc.finetune(data, epochs=3, lr=1e38)
+        train.finetune(lc, data, epochs=3, lr=1e38)
     assert torch.equal(model[0].bias.detach(), b_before)  # a failed fine-tuning changes nothing
     assert all(torch.equal(lc.tasks[0].theta[k], v) for k, v in theta_before.items())
 
@@ -309,7 +309,7 @@ def test_a_finished_reference_training_is_kept_and_rebuilds_without_training(tmp
     monkeypatch.setattr(references, "REFERENCE_DIR", tmp_path / "references")
     monkeypatch.setattr(references, "REFERENCE_RUNS_DIR", tmp_path / "runs")
     model, batches = reference_setup()
-    monkeypatch.setitem(references.RECIPES, ("lenet300", "quick"), dict(
+    monkeypatch.setitem(references.RECIPES, ("lenet300", "quick"), references.Recipe(
         dataset="cifar10", train_size=None, epochs=2, batch_size=16, lr=0.05, schedule="onecycle",
         weight_decay=0.0, augment=True))
     monkeypatch.setattr(references.models, "build", lambda name: reference_setup()[0])

@@ -248,7 +248,9 @@ assert experiments.compressed_weights("vgg16", NETS["vgg16"]) == models.conv_and
 # Inputs are normalised with the CIFAR-10 (or MNIST) channel statistics of `lcbook.data.STATS`.
 
 # %%
-recipes = pd.DataFrame([{"model": m, "profile": p, **r} for (m, p), r in references.RECIPES.items()])
+recipes = pd.DataFrame([{"model": m, "profile": p, **r.asdict()} for (m, p), r in references.RECIPES.items()])
+recipes["gamma"] = recipes["gamma"].where(recipes["schedule"] != "onecycle")  # one-cycle has no γ
+recipes["milestones"] = recipes["milestones"].where(recipes["schedule"] == "step")  # only "step" has milestones
 recipes = recipes.sort_values(["profile", "model"], ascending=[False, True]).set_index(["model", "profile"])
 recipes.astype(object).where(recipes.notna(), "")
 
@@ -358,7 +360,7 @@ for name, pub in PUBLISHED_ERROR.items():
         "our quick reference": ours["model"] if ours else "—",
         "its error %": ours["test_error"] if ours else "—",
         "its epochs": ours["recipe"]["epochs"] if ours else "—",
-        "full recipe epochs": references.RECIPES[(name, "full")]["epochs"],
+        "full recipe epochs": references.RECIPES[(name, "full")].epochs,
         "our full reference error %": full["test_error"] if full else "not trained yet",
     })
 pd.DataFrame(rows).set_index("network")
@@ -366,7 +368,7 @@ pd.DataFrame(rows).set_index("network")
 # %%
 for name in ["resnet20", "vgg16"]:
     ours = RECORDS[(OURS[name], "quick")]
-    full_epochs = references.RECIPES[(name, "full")]["epochs"]
+    full_epochs = references.RECIPES[(name, "full")].epochs
     assert ours["test_error"] > PUBLISHED_ERROR[name] and ours["recipe"]["epochs"] < full_epochs
     hours = ours["train_seconds"] / ours["recipe"]["epochs"] * full_epochs / 3600
     factor = COUNTS[name]["parameters"] / COUNTS[OURS[name]]["parameters"]

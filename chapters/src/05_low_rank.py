@@ -639,7 +639,7 @@ display(Markdown(
     f"{stored['lc_error']:.1f}% at the same storage, a gain of {gain:.1f} points, in a short quick-profile run; "
     f"the reference is at {stored['reference_error']:.1f}%. "
     + ("After this short run the gap to the reference is still large; the full profile's schedule "
-       f"({FULL['epochs']} epochs per L step, {FULL['steps']} steps) trains far longer." if stored["lc_error"] > stored["reference_error"] + 5 else
+       f"({FULL.epochs} epochs per L step, {FULL.steps} steps) trains far longer." if stored["lc_error"] > stored["reference_error"] + 5 else
        "LC nearly closes the gap to the reference.")))
 
 # %% [markdown]

@@ -82,7 +82,7 @@ print(f"profile: {PROFILE}, device: {DEVICE}")
 # %%
 sched = experiments.SCHEDULES[("resnet", PROFILE)]
 calib_batches = references.batches("cifar10", "train", 256, size=2048, seed=1)  # no augmentation
-test_batches = references.batches("cifar10", "test", 500, size=sched["test_size"])
+test_batches = references.batches("cifar10", "test", 500, size=sched.test_size)
 reference, record = references.reference("resnet20", PROFILE, progress=False)
 ref_error = train.evaluate(reference, test_batches)["error"]
 print(f"tests on {len(test_batches.y)} test images; reference error {ref_error:.2f}% "
@@ -164,7 +164,7 @@ for name in ["Q: K=2", "Q+P: K=2 + 2% sparse"]:
 # profile:
 
 # %%
-print({k: sched[k] for k in ["train_size", "test_size", "epochs", "lr", "mu0", "a", "steps", "multipliers"]})
+print({k: v for k, v in sched.asdict().items() if k in ("train_size", "test_size", "epochs", "lr", "mu0", "a", "steps", "multipliers")})
 
 # %%
 results, histories = [], {}

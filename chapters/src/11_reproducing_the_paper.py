@@ -387,8 +387,8 @@ display(Markdown("\n".join(
 # whether λ is updated (augmented Lagrangian) or kept at zero (quadratic penalty).
 
 # %%
-sched = pd.DataFrame([{"family": fam, "profile": prof, **{k: "all" if v is None else v for k, v in s.items()},
-                       "last μ": s["mu0"] * s["a"] ** (s["steps"] - 1), "L-step epochs per run": s["steps"] * s["epochs"]}
+sched = pd.DataFrame([{"family": fam, "profile": prof, **{k: "all" if v is None else v for k, v in s.asdict().items()},
+                       "last μ": s.mu0 * s.a ** (s.steps - 1), "L-step epochs per run": s.steps * s.epochs}
                       for (fam, prof), s in experiments.SCHEDULES.items()])
 sched.set_index(["family", "profile"]).sort_index(ascending=[True, False])
 
@@ -452,8 +452,8 @@ print("\n".join(COMMANDS))
 counts = Counter((j.model, j.combo) for j in JOBS)
 for (model, combo), n in counts.items():
     print(f"{model:10s} {combo:3s} {n} jobs")
-epochs = sum(experiments.SCHEDULES[(experiments.family(j.model), "full")]["steps"] * experiments.SCHEDULES[(experiments.family(j.model), "full")]["epochs"]
-             for j in JOBS)
+epochs = sum(experiments.SCHEDULES[(experiments.family(j.model), "full")].steps
+             * experiments.SCHEDULES[(experiments.family(j.model), "full")].epochs for j in JOBS)
 print(f"{len(JOBS)} jobs, {epochs} L-step epochs over all 50000 training images")
 stored = sum(j.result_path().is_file() for j in JOBS)
 
