@@ -225,12 +225,17 @@ class Batches:
         return pad[torch.arange(b, device=dev)[:, None, None, None], torch.arange(xb.shape[1], device=dev)[None, :, None, None],
                    rows[:, None, :, None], cols[:, None, None, :]]
 
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, C, H, W)`` uint8 (0..255) as the float inputs the batches yield: each
+        channel minus its dataset mean, over its standard deviation (:data:`STATS`)."""
+        return (x.to(self.device).float() - self._mean) / self._std
+
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
         order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
         for i in range(0, n, self.batch_size):
             idx = order[i : i + self.batch_size].to(self.device)
-            xb = (self.x[idx].float() - self._mean) / self._std
+            xb = self.normalize(self.x[idx])
             if self.train and self.augment:
                 xb = self._augment(xb)
             yield xb, self.y[idx]

@@ -109,7 +109,7 @@ def plan(model_name: str, progress: bool = True) -> List[experiments.Experiment]
     return jobs
 
 
-def _claim(job: experiments.Experiment):
+def claim(job: experiments.Experiment):
     """An exclusive, non-blocking lock on ``job`` in the runs folder, or ``None`` when another
     process holds it (so two lanes of the same grid never run the same job). The lock ends with the
     process: a killed lane leaves nothing to clean up."""
@@ -141,7 +141,7 @@ def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
               f"{experiments.budget_text(job.budget)} --profile {PROFILE}", flush=True)
         if stored or dry_run:
             continue
-        lock = _claim(job)
+        lock = claim(job)
         if lock is None:
             print(f"skip {job.id}: another lane runs it", flush=True)
             continue

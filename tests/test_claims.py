@@ -1,6 +1,7 @@
 """Part V's claims judged run by run (lcbook.claims), on made-up results and on the store."""
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lcbook import claims, experiments
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lcbook import evidence, models, experiments
+from lcbook import evidence, experiments, models
 from lcbook.references import reference
 
 
@@ -53,9 +53,9 @@ def test_a_job_claimed_by_one_lane_is_skipped_by_another(monkeypatch, tmp_path, 
     monkeypatch.setenv("LCBOOK_RUNS_DIR", str(tmp_path))
     monkeypatch.setattr(evidence, "PROFILE", "quick")
     job = experiments.Experiment("lenet300", "q", {"k": 2}, "quick")
-    held = evidence._claim(job)
+    held = evidence.claim(job)
     assert held is not None
-    assert evidence._claim(job) is None  # another open file description: refused, not waited for
+    assert evidence.claim(job) is None  # another open file description: refused, not waited for
     monkeypatch.setattr(evidence, "plan", lambda name, progress=True: [job])
     monkeypatch.setattr(experiments.Experiment, "result_path", lambda self: tmp_path / "absent.json")
     ran = []
@@ -63,6 +63,6 @@ def test_a_job_claimed_by_one_lane_is_skipped_by_another(monkeypatch, tmp_path, 
     assert evidence.run("lenet300", progress=False) == 0
     assert ran == [] and "another lane runs it" in capsys.readouterr().out
     held.close()  # the lane ends: the job can be claimed again
-    again = evidence._claim(job)
+    again = evidence.claim(job)
     assert again is not None
     again.close()

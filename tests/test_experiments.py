@@ -5,9 +5,14 @@ import json
 import pytest
 import torch
 
-from lcbook import models, experiments
+from lcbook import experiments, models
 from lcbook.__main__ import main as cli
-from lcbook.compressions import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank
+from lcbook.compressions import (
+    AdaptiveQuantization,
+    AdditiveCombination,
+    ConstraintL0Pruning,
+    LowRank,
+)
 
 
 def test_make_tasks_for_every_combo():

@@ -11,9 +11,19 @@ import pytest
 import torch
 
 from lcbook import Task, direct_compression, export, models
-from lcbook.compressions import (AdaptiveQuantization, AdditiveCombination, Binarization, ConstraintL0Pruning,
-                                 ConstraintL1Pruning, FixedCodebook, LowRank, PenaltyL0Pruning, RankSelection,
-                                 ScaledBinarization, ScaledTernarization)
+from lcbook.compressions import (
+    AdaptiveQuantization,
+    AdditiveCombination,
+    Binarization,
+    ConstraintL0Pruning,
+    ConstraintL1Pruning,
+    FixedCodebook,
+    LowRank,
+    PenaltyL0Pruning,
+    RankSelection,
+    ScaledBinarization,
+    ScaledTernarization,
+)
 
 LENET = ["fc1.weight", "fc2.weight", "fc3.weight"]
 CASES = {
@@ -319,8 +329,13 @@ def test_a_file_written_by_the_version_1_exporter_still_loads_to_the_same_output
 
 
 def test_every_registered_compression_of_the_package_exports_and_reloads_exactly(tmp_path):
-    from lcbook.compressions import (PenaltyL0Pruning, PenaltyL1Pruning, PruneThenQuantize, SequentialCombination,
-                                     registered_compressions)
+    from lcbook.compressions import (
+        PenaltyL0Pruning,
+        PenaltyL1Pruning,
+        PruneThenQuantize,
+        SequentialCombination,
+        registered_compressions,
+    )
 
     examples = {
         "AdaptiveQuantization": AdaptiveQuantization(3), "FixedCodebook": FixedCodebook((-0.1, 0.0, 0.1)),

@@ -4,17 +4,16 @@ import io
 
 import pytest
 import torch
+from helpers import ALL, Interrupted, final_state, make_run
 from torch import nn
 
-from lcbook import (
+from lcbook import LCAlgorithm, SGDLStep, Task, geometric_mu, storage_report, train
+from lcbook.compressions import (
     AdaptiveQuantization,
     AdditiveCombination,
     ConstraintL0Pruning,
-    LCAlgorithm,
     LowRank,
-    Task,
-    geometric_mu,
-    storage_report,
+    PenaltyL0Pruning,
 )
 from lcbook.models import LeNet300, resnet20
 
@@ -198,8 +197,7 @@ def test_penalty_gradient_matches_autograd():
     lc.direct_compression()
     lc.mu = 0.5
     for b in lc.tasks:
-        b.lam.normal_()
-    lc._targets = None
+        b.lam.normal_()  # λ changed in place: the penalty must read it (targets are computed on demand)
     model.zero_grad()
     lc.penalty().backward()
     auto = [p.grad.clone() for p in (model.a.weight, model.b.weight)]
@@ -268,7 +266,6 @@ def test_load_state_dict_checks_before_changing_anything():
 
 
 def test_load_state_dict_refuses_a_bad_l_step_state_without_changing_anything():
-    from lcbook import SGDLStep
     a = _lin_lc()
     a.direct_compression()
     c = _lin_lc()
@@ -350,7 +347,6 @@ def test_integer_weights_are_refused():
 
 
 def test_recalibrate_bn_restores_momentum_and_mode():
-    from lcbook import train
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.BatchNorm2d(2, momentum=0.3))
     net.eval()
     x = torch.randn(8, 1, 5, 5) * 3 + 1
@@ -363,7 +359,6 @@ def test_recalibrate_bn_restores_momentum_and_mode():
 
 
 def test_recalibrate_bn_rejects_bad_input_and_keeps_statistics():
-    from lcbook import train
     net = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3), torch.nn.Linear(3, 2))
     bn = net[1]
     bn.running_mean.fill_(5.0)
@@ -410,7 +405,6 @@ def test_direct_compression_helper_is_the_c_step_of_the_reference_and_has_no_l_s
 
 
 def test_evaluate_restores_mixed_train_eval_modes_even_after_an_error():
-    from lcbook import train
 
     model = nn.Sequential(nn.Linear(4, 4), nn.Dropout(0.5), nn.Linear(4, 3))
     model.train()
@@ -467,3 +461,97 @@ def test_rerunning_after_a_failed_evaluate_does_not_update_the_multipliers_twice
     ref.run()
     assert [r["step"] for r in lc.history] == [r["step"] for r in ref.history]
     assert torch.allclose(lc.tasks[0].lam, ref.tasks[0].lam)
+
+
+def test_lc_passes_mu_to_penalty_c_steps():
+    torch.manual_seed(0)
+    model = nn.Linear(30, 20)
+    lc = LCAlgorithm(model, [Task("weight", PenaltyL0Pruning(1e-3))], l_step=lambda lc: {},
+                     mu_schedule=[0.1, 1.0, 10.0], progress=False)
+    lc.direct_compression()  # direct compression uses the first μ of the schedule
+    expected = int((model.weight.detach() ** 2 > 2e-3 / 0.1).sum())
+    assert int(torch.count_nonzero(lc.tasks[0].delta)) == expected
+    hist = lc.run()
+    assert int(torch.count_nonzero(lc.tasks[0].delta)) >= expected
+    assert len(hist) == 4
+
+
+@pytest.mark.parametrize("comp", [c for c in ALL if not c.needs_matrix], ids=lambda c: c.describe())
+def test_lc_state_round_trips_through_a_file_for_every_compression(comp, tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2))
+    task = Task(("0.weight", "2.weight"), comp)
+    lc = LCAlgorithm(model, [task], l_step=lambda lc: {}, mu_schedule=[0.5, 1.0], progress=False)
+    lc.run()
+    torch.save(lc.state_dict(), tmp_path / "lc.pt")
+    model2 = nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 2))
+    lc2 = LCAlgorithm(model2, [task], l_step=lambda lc: {}, mu_schedule=[0.5, 1.0], progress=False)
+    lc2.load_state_dict(torch.load(tmp_path / "lc.pt", weights_only=True))
+    assert torch.equal(lc2.tasks[0].delta, lc.tasks[0].delta)
+    assert lc2.compressed_bits() == lc.compressed_bits()
+    x = torch.randn(3, 6)
+    with lc.compressed() as m1, lc2.compressed() as m2:
+        assert torch.equal(m1(x), m2(x))
+
+
+@pytest.mark.parametrize("comp", [c for c in ALL if c.needs_matrix], ids=lambda c: c.describe())
+def test_lc_state_round_trips_for_matrix_compressions(comp, tmp_path):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3))
+    task = Task("0.weight", comp)
+    lc = LCAlgorithm(model, [task], l_step=lambda lc: {}, mu_schedule=[0.5, 1.0], progress=False)
+    lc.run()
+    torch.save(lc.state_dict(), tmp_path / "lc.pt")
+    model2 = nn.Sequential(nn.Conv2d(3, 4, 3))
+    lc2 = LCAlgorithm(model2, [task], l_step=lambda lc: {}, mu_schedule=[0.5, 1.0], progress=False)
+    lc2.load_state_dict(torch.load(tmp_path / "lc.pt", weights_only=True))
+    assert torch.equal(lc2.tasks[0].delta, lc.tasks[0].delta)
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    ref = make_run()
+    ref.run()
+    ref_w, ref_d = final_state(ref)
+
+    ckpt = tmp_path / "run.pt"
+    first = make_run(checkpoint_fail_at=3)  # dies inside the third L step
+    with pytest.raises(Interrupted):
+        first.run(checkpoint=ckpt)
+    saved = torch.load(ckpt, weights_only=True)
+    assert saved["step"] == 1  # DC and two L/C steps completed and saved
+    torch.manual_seed(12345)  # whatever the RNG did since, the checkpoint restores it
+    resumed = make_run(seed=999)  # a fresh process: different initial weights, restored from the file
+    resumed.run(checkpoint=ckpt)
+    w, d = final_state(resumed)
+    for k in ref_w:
+        assert torch.equal(w[k], ref_w[k]), k
+    for a, b in zip(d, ref_d):
+        assert torch.equal(a, b)
+    assert [r["step"] for r in resumed.history] == [r["step"] for r in ref.history]
+    assert torch.load(ckpt, weights_only=True)["step"] == 3
+    # the wall time counts both processes: the first one's saved seconds plus the resumed steps
+    steps_time = sum(r["l_seconds"] + r["c_seconds"] for r in resumed.history)
+    assert 0 < saved["seconds"] < resumed.seconds and resumed.seconds >= steps_time
+
+
+def test_checkpoint_from_another_configuration_is_refused(tmp_path):
+    ckpt = tmp_path / "run.pt"
+    make_run().run(checkpoint=ckpt)
+    other = make_run()
+    other.mu_schedule = [1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="another configuration"):
+        other.run(checkpoint=ckpt)
+
+
+def test_no_partial_checkpoint_files_are_left(tmp_path):
+    make_run().run(checkpoint=tmp_path / "run.pt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.pt"]
+
+
+def test_a_checkpointed_run_whose_l_step_has_no_state_warns(tmp_path):
+    lc = make_run()
+    plain = lc.l_step
+    lc.l_step = lambda run: plain(run)  # a plain function: its batch generator cannot be saved
+    lc.mu_schedule = lc.mu_schedule[:1]
+    with pytest.warns(UserWarning, match="no state_dict"):
+        lc.run(checkpoint=tmp_path / "run.pt")

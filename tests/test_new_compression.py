@@ -12,7 +12,15 @@ import torch
 
 from lcbook import LCAlgorithm, Task, direct_compression, export, models, storage_report
 from lcbook.compressions import Compression, register_compression
-from lcbook.compressions.coding import FormatError, f32, need_int, pack_bits, read_shape, shape_meta, unpack_bits
+from lcbook.compressions.coding import (
+    FormatError,
+    f32,
+    need_int,
+    pack_bits,
+    read_shape,
+    shape_meta,
+    unpack_bits,
+)
 
 
 @register_compression
