@@ -82,3 +82,30 @@ def test_chapters_use_only_the_public_api():
                 assert not (isinstance(node.value, ast.Name) and node.value.id in
                             {"lcbook", "lc", "runs", "experiments", "export", "storage", "train", "evidence", "claims"}),\
                     f"{f.name} uses {node.value.id}.{node.attr}"
+
+
+def test_tests_use_only_public_names():
+    for f in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.Attribute):
+                assert not (node.attr.startswith("_") and not node.attr.startswith("__")), \
+                    f"{f.name}:{node.lineno} reaches into {ast.unparse(node)}"
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("lcbook"):
+                assert not any(a.name.startswith("_") for a in node.names), f"{f.name}:{node.lineno}"
+            if (isinstance(node, ast.Call) and ast.unparse(node.func).endswith("setattr") and len(node.args) > 1
+                    and isinstance(node.args[1], ast.Constant) and str(node.args[1].value).startswith("_")):
+                assert False, f"{f.name}:{node.lineno} patches the private {node.args[1].value}"
+
+
+def test_every_module_has_its_test_file():
+    # the package's own modules; private helpers (_io, _checks, …) are tested through their users
+    # except _io, and the command line (__main__) through test_experiments
+    covered_elsewhere = {"compressions.coding": "test_export", "plots": "test_book",
+                         "__main__": "test_experiments", "_version": "test_export"}
+    for name in modules():
+        short = name.removeprefix("lcbook").lstrip(".")
+        if not short or short == "compressions" or (short.rsplit(".", 1)[-1].startswith("_") and short != "_io"
+                                                    and short not in covered_elsewhere):
+            continue
+        test = covered_elsewhere.get(short, "test_" + short.rsplit(".", 1)[-1].lstrip("_"))
+        assert (ROOT / "tests" / f"{test}.py").is_file(), f"{name} has no tests/{test}.py"
