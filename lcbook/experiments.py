@@ -51,7 +51,7 @@ from . import models, train
 from ._io import atomic_write_json
 from .compressions import (AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank, PruneThenQuantize,
                            SequentialCombination)
-from .references import RECIPES, ROOT, batches, device, profile, provenance, reference
+from .references import RECIPES, ROOT, batches, device, provenance, reference
 from .lc import LCAlgorithm, Task, geometric_mu
 from .profiles import PROFILES, runs_dir
 from .storage import storage_report
@@ -425,8 +425,8 @@ def run_experiment(exp: Experiment, progress: bool = True, result_path: Optional
     return result
 
 
-def load_results(profile_name: Optional[str] = None, sweep: Optional[str] = None, **match) -> List[Dict[str, Any]]:
-    """All stored results of a profile (default: the active one) whose fields equal ``match``
+def load_results(profile_name: str, sweep: Optional[str] = None, **match) -> List[Dict[str, Any]]:
+    """All stored results of the profile ``profile_name`` whose fields equal ``match``
     (e.g. ``model="resnet20"``, ``combo="qp"``), sorted by id.
 
     Args:
@@ -441,7 +441,7 @@ def load_results(profile_name: Optional[str] = None, sweep: Optional[str] = None
         ValueError: ``profile_name`` is not a profile, ``sweep`` is not a plain folder name, or
             a ``match`` key is not a result field.
     """
-    prof = profile_name or profile()
+    prof = profile_name
     if prof not in PROFILES:
         raise ValueError(f"profile_name must be one of {PROFILES}, got profile_name={prof!r}")
     if sweep is not None and not (isinstance(sweep, str) and re.fullmatch(r"[a-z0-9_]+", sweep)):

@@ -40,25 +40,26 @@ def profile() -> str:
     return p
 
 
-def choose(quick: Any, full: Any, cpu: Any = None) -> Any:
-    """``quick``, ``cpu`` or ``full`` according to :func:`profile`; the ``cpu`` profile takes
+def choose(profile_name: str, quick: Any, full: Any, cpu: Any = None) -> Any:
+    """``quick``, ``cpu`` or ``full`` according to ``profile_name``; the ``cpu`` profile takes
     ``quick``'s value when ``cpu`` is not given (what a chapter computes live stays quick-sized;
-    the long runs are read from the store).
+    the long runs are read from the store). Chapters pass their ``PROFILE``
+    (:func:`chapter_profile`): the profile is read from the environment only by :func:`profile`.
 
     Raises:
-        ValueError: as :func:`profile` for a bad ``LCBOOK_PROFILE``.
+        ValueError: ``profile_name`` is not one of :data:`PROFILES`.
     """
-    p = profile()
-    if p == "full":
+    if profile_name not in PROFILES:
+        raise ValueError(f"profile_name must be one of {PROFILES}, got profile_name={profile_name!r}")
+    if profile_name == "full":
         return full
-    return cpu if p == "cpu" and cpu is not None else quick
+    return cpu if profile_name == "cpu" and cpu is not None else quick
 
 
 def chapter_profile(needs_gpu: bool = True) -> str:
     """The profile a chapter should run: :func:`profile`, except that ``full`` falls back to
-    ``quick`` (with a printed note) when the chapter needs a GPU and none is available. The
-    fallback sets ``LCBOOK_PROFILE=quick`` for the rest of this process, so that
-    :func:`profile`, :func:`choose` and the package agree with the chapter.
+    ``quick`` (with a printed note) when the chapter needs a GPU and none is available. A chapter
+    calls it once and passes the result to everything that depends on the profile.
 
     Args:
         needs_gpu: whether the chapter's full-profile work is GPU-scale (training CIFAR nets).
@@ -76,6 +77,5 @@ def chapter_profile(needs_gpu: bool = True) -> str:
         if not torch.cuda.is_available():
             print("LCBOOK_PROFILE=full asks for paper-scale runs, but no CUDA GPU is available: "
                   "this chapter runs the quick profile and reads stored results instead.")
-            os.environ["LCBOOK_PROFILE"] = "quick"
             return "quick"
     return p

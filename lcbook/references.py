@@ -1,13 +1,8 @@
 """Reference models: their training recipes, training (resumable) and records with provenance.
 
-**Profiles.** One switch, the environment variable ``LCBOOK_PROFILE``, read only here by
-:func:`profile`, picks the scale of every chapter without editing it:
-
-* ``quick`` (default): real data subsets, a few epochs; each chapter runs in minutes on a
-  2-core CPU (this is what CI executes);
-* ``full``: the paper-scale recipes (full data, hundreds of epochs); meant for a GPU.
-
-Chapters write ``choose(quick=..., full=...)`` for every setting that depends on the profile.
+Every function takes the profile (``quick``, ``cpu`` or ``full``) as an argument; the
+environment variable ``LCBOOK_PROFILE`` is read only by :func:`lcbook.profiles.profile`, which
+the command line and the chapters (:func:`lcbook.profiles.chapter_profile`) call once.
 
 **References.** :func:`reference` returns a trained reference model, training it only if its
 checkpoint ``data/references/<model>-<dataset>-<profile>.pt`` is missing. Each checkpoint has a
@@ -37,7 +32,7 @@ from torch import nn
 from . import data, models, train
 from ._checks import is_bool, is_int, is_real
 from ._io import atomic_save, atomic_write_json  # noqa: F401  (re-exported)
-from .profiles import PROFILES, choose, profile, runs_dir  # noqa: F401  (re-exported)
+from .profiles import PROFILES, runs_dir  # noqa: F401  (PROFILES re-exported)
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE_DIR = ROOT / "data" / "references"
 REFERENCE_RUNS_DIR = runs_dir() / "references"  # unfinished reference trainings ($LCBOOK_RUNS_DIR, ignored by git)
@@ -158,15 +153,14 @@ def batches(dataset: str, split: str, batch_size: int = 256, size: Optional[int]
                         device=dev or device(), seed=seed)
 
 
-def reference_path(name: str, prof: Optional[str] = None) -> Path:
+def reference_path(name: str, prof: str) -> Path:
     """The checkpoint path of a reference: ``data/references/<name>-<dataset>-<profile>.pt``
     (its JSON record has the same name with ``.json``)."""
-    prof = prof or profile()
     ds = RECIPES[(name, prof)].dataset if (name, prof) in RECIPES else "data"
     return REFERENCE_DIR / f"{name}-{ds}-{prof}.pt"
 
 
-def reference(name: str, prof: Optional[str] = None, progress: bool = True, seed: int = 0,
+def reference(name: str, prof: str, progress: bool = True, seed: int = 0,
               retrain: bool = False) -> Tuple[nn.Module, Dict[str, Any]]:
     """A trained reference model and its record, trained now only if no checkpoint exists.
 
@@ -188,7 +182,6 @@ def reference(name: str, prof: Optional[str] = None, progress: bool = True, seed
     Raises:
         ValueError: no recipe for ``(name, prof)``.
     """
-    prof = prof or profile()
     if (name, prof) not in RECIPES:
         known = sorted({n for n, _ in RECIPES})
         raise ValueError(f"no reference recipe for model {name!r} in profile {prof!r}; models: {known}")

@@ -132,24 +132,6 @@ def test_cli_checks_everything_before_any_work(args, message, capsys):
     assert __import__("re").search(message, capsys.readouterr().err)
 
 
-def test_chapter_profile_falls_back_without_gpu(monkeypatch, capsys):
-    import lcbook
-    monkeypatch.setenv("LCBOOK_PROFILE", "full")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert lcbook.chapter_profile() == "quick"
-    assert "no CUDA GPU" in capsys.readouterr().out
-    assert lcbook.profile() == "quick" and lcbook.choose(1, 2) == 1  # the whole process agrees
-    monkeypatch.setenv("LCBOOK_PROFILE", "full")
-    assert lcbook.chapter_profile(needs_gpu=False) == "full"
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert lcbook.chapter_profile() == "full"
-    monkeypatch.setenv("LCBOOK_PROFILE", "quick")
-    assert lcbook.chapter_profile() == "quick"
-    monkeypatch.setenv("LCBOOK_PROFILE", "fast")
-    with pytest.raises(ValueError, match="LCBOOK_PROFILE"):
-        lcbook.chapter_profile()
-
-
 def test_load_results_validates_profile_fields_and_skips_bad_files(tmp_path, monkeypatch, caplog):
     good = json.loads(sorted((experiments.RESULTS_DIR / "quick").glob("*.json"))[0].read_text())
     monkeypatch.setattr(experiments, "RESULTS_DIR", tmp_path)

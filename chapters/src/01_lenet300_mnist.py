@@ -106,12 +106,12 @@ print(f"profile: {PROFILE}, device: {DEVICE}, torch {torch.__version__}")
 # was made; the cell below loads it, or trains it if it is missing.
 
 # %%
-TRAIN_SIZE = lcbook.choose(quick=20000, full=None)  # None: all 60,000 images
+TRAIN_SIZE = lcbook.choose(PROFILE, quick=20000, full=None)  # None: all 60,000 images
 train_batches = references.batches("mnist", "train", batch_size=256, size=TRAIN_SIZE, train_mode=True)
 test_batches = references.batches("mnist", "test", batch_size=2000)
 print(f"MNIST: {len(train_batches.y)} training and {len(test_batches.y)} test images")
 
-reference, record = references.reference("lenet300")
+reference, record = references.reference("lenet300", PROFILE)
 ref_error = train.evaluate(reference, test_batches)["error"]
 print(f"reference test error: {ref_error:.2f}%  (trained {record['recipe']['epochs']} epochs, "
       f"profile {record['profile']}, {record['date'][:10]}, commit {record['git_commit'][:8]})")
@@ -157,8 +157,8 @@ CITED = {"reference": 2.13, "Q: K=2 per layer": 2.56, "P: keep 5%": 2.18, "Q+P: 
 # geometrically, $\mu_k = \mu_0 a^k$. The profile sets the budget.
 
 # %%
-EPOCHS_PER_STEP = lcbook.choose(quick=1, full=3)
-MU = lcbook.geometric_mu(mu0=5e-3, a=lcbook.choose(quick=1.25, full=1.15), steps=lcbook.choose(quick=20, full=40))
+EPOCHS_PER_STEP = lcbook.choose(PROFILE, quick=1, full=3)
+MU = lcbook.geometric_mu(mu0=5e-3, a=lcbook.choose(PROFILE, quick=1.25, full=1.15), steps=lcbook.choose(PROFILE, quick=20, full=40))
 LR = 0.1
 print(f"{len(MU)} LC steps, μ from {MU[0]:.3g} to {MU[-1]:.3g}, {EPOCHS_PER_STEP} epoch(s) per L step")
 
@@ -179,7 +179,7 @@ results, histories, lcs = [], {}, {}
 for name in SETTINGS:
     torch.manual_seed(0)
     train_batches.generator.manual_seed(0)  # every setting sees the same batches
-    model, _ = references.reference("lenet300")
+    model, _ = references.reference("lenet300", PROFILE)
     lc = LCAlgorithm(
         model,
         make_tasks(name),

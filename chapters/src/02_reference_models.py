@@ -289,7 +289,7 @@ pd.DataFrame([{
 # predictions for the figure after it.
 
 # %%
-TEST_SIZE = lcbook.choose(quick=2000, full=None)  # None: all 10,000 test images
+TEST_SIZE = lcbook.choose(PROFILE, quick=2000, full=None)  # None: all 10,000 test images
 resnet, rec = references.reference("resnet20", "quick", progress=False)
 test_batches = references.batches("cifar10", "test", 500, size=TEST_SIZE)
 n_test = len(test_batches.y)
@@ -312,7 +312,7 @@ assert abs(100 * int((pred != test_batches.y).sum()) / n_test - measured) < 1e-9
 # the record exactly; VGG-16 at quarter width gets a smaller subset.
 
 # %%
-for name, dataset, size in [("lenet300", "mnist", None), ("vgg16_quarter", "cifar10", lcbook.choose(quick=1000, full=None))]:
+for name, dataset, size in [("lenet300", "mnist", None), ("vgg16_quarter", "cifar10", lcbook.choose(PROFILE, quick=1000, full=None))]:
     net, r = references.reference(name, "quick", progress=False)
     b = references.batches(dataset, "test", 1000, size=size)
     err = train.evaluate(net, b)["error"]

@@ -117,8 +117,8 @@ print(f"profile: {PROFILE}, device: {DEVICE}")
 # %%
 REF_PROFILE = PROFILE if references.reference_path("resnet20", PROFILE).is_file() else "quick"
 model, record = references.reference("resnet20", REF_PROFILE, progress=False)
-TEST_SIZE = lcbook.choose(quick=1000, full=None)  # None: all 10,000 test images
-RECAL_SIZE = lcbook.choose(quick=256, full=2048)  # training images for BatchNorm recalibration
+TEST_SIZE = lcbook.choose(PROFILE, quick=1000, full=None)  # None: all 10,000 test images
+RECAL_SIZE = lcbook.choose(PROFILE, quick=256, full=2048)  # training images for BatchNorm recalibration
 test_batches = references.batches("cifar10", "test", 250, size=TEST_SIZE)
 recal_batches = references.batches("cifar10", "train", 256, size=RECAL_SIZE, seed=1)  # no augmentation
 

@@ -413,8 +413,8 @@ print(f"sparse storage is smaller than dense up to a density of about {max(cheap
 # every layer.
 
 # %%
-TEST_SIZE = lcbook.choose(quick=500, full=None)  # None: all 10,000 test images
-CALIB_SIZE = lcbook.choose(quick=512, full=2048)
+TEST_SIZE = lcbook.choose(PROFILE, quick=500, full=None)  # None: all 10,000 test images
+CALIB_SIZE = lcbook.choose(PROFILE, quick=512, full=2048)
 test_batches = references.batches("cifar10", "test", 500, size=TEST_SIZE)
 calib_batches = references.batches("cifar10", "train", 256, size=CALIB_SIZE, seed=1)
 ref_error = train.evaluate(reference, test_batches)["error"]

@@ -131,7 +131,7 @@ for r in stored:
 
 # %%
 lenet, lenet_record = references.reference("lenet300", PROFILE, progress=False)
-mnist_test = references.batches("mnist", "test", 1000, size=lcbook.choose(quick=5000, full=None))
+mnist_test = references.batches("mnist", "test", 1000, size=lcbook.choose(PROFILE, quick=5000, full=None))
 lenet_error = train.evaluate(lenet, mnist_test)["error"]
 KS = [2, 4, 8, 16]
 FRACTIONS = [0.0, 0.005, 0.01, 0.02, 0.05]
