@@ -202,9 +202,15 @@ def test_penalty_gradient_matches_autograd():
     lc.penalty().backward()
     auto = [p.grad.clone() for p in (model.a.weight, model.b.weight)]
     model.zero_grad()
-    lc.add_penalty_grad_()
+    lc.add_penalty_grad_()  # no .grad yet: the gradient is set
     for a, p in zip(auto, (model.a.weight, model.b.weight)):
         assert torch.allclose(a, p.grad, atol=1e-6)
+    model.zero_grad(set_to_none=False)
+    for p in (model.a.weight, model.b.weight):
+        p.grad.fill_(1.0)
+    lc.add_penalty_grad_()  # a .grad from the loss: the gradient is added to it
+    for a, p in zip(auto, (model.a.weight, model.b.weight)):
+        assert torch.allclose(a + 1.0, p.grad, atol=1e-6)
 
 
 # --- regressions found by trying to break the API ----------------------------------------
