@@ -66,6 +66,21 @@ def main(argv: Optional[List[str]] = None) -> int:
                       help="budgets; each is used with the combos whose keys it has")
     grid.add_argument("--profile", choices=PROFILES, default=None)
     grid.add_argument("--seeds", nargs="+", type=int, default=[0])
+    grid.add_argument("--jobs-per-gpu", type=int, default=1,
+                      help="local executor: jobs run at once on each visible GPU (one ResNet-20 run uses a small "
+                           "part of a large GPU); on a CPU-only machine, jobs at once")
+    grid.add_argument("--executor", choices=["local", "submitit"], default="local",
+                      help="local: processes on this machine (default); submitit: one job each through submitit "
+                           "(SLURM), requeued on pre-emption, each resuming from its checkpoint")
+    grid.add_argument("--cluster", choices=["auto", "slurm", "local", "debug"], default="auto",
+                      help="submitit: the cluster (auto: SLURM when sbatch exists)")
+    grid.add_argument("--partition", default=None, help="submitit on SLURM: the partition")
+    grid.add_argument("--timeout-min", type=int, default=240, help="submitit: each job's time limit (minutes)")
+    grid.add_argument("--gpus-per-job", type=int, default=1, help="submitit: GPUs per job")
+    grid.add_argument("--cpus-per-job", type=int, default=4, help="submitit: CPU cores per job")
+    grid.add_argument("--submitit-folder", default=None,
+                      help="submitit: logs and job files (default: $LCBOOK_RUNS_DIR/submitit; on a cluster, a "
+                           "shared file system)")
 
     ev = sub.add_parser("evidence", help="the cpu-profile grid that tests the book's claims (lcbook.evidence)")
     ev.add_argument("models", nargs="+", choices=["resnet20", "vgg16_quarter"], metavar="MODEL",
@@ -151,20 +166,37 @@ def main(argv: Optional[List[str]] = None) -> int:
                      f"({', '.join(f'{c}: {list(experiments.COMBOS[c])}' for c in args.combos)})")
         todo = [j for j in jobs if not j.result_path().is_file()]
         print(f"{len(jobs)} jobs, {len(jobs) - len(todo)} already stored, {len(todo)} to run")
-        slots = _gpu_slots()
-        running: list = []
+        commands = [["-m", "lcbook", "run", j.model, j.combo, experiments.budget_text(j.budget), "--profile", prof,
+                     "--seed", str(j.seed)] for j in todo]
+        if args.executor == "submitit":
+            from . import cluster
+            from .profiles import runs_dir
+
+            folder = args.submitit_folder or runs_dir() / "submitit"
+            try:
+                codes = cluster.submit(commands, folder, cluster=args.cluster, timeout_min=args.timeout_min,
+                                       gpus_per_job=args.gpus_per_job, cpus_per_job=args.cpus_per_job,
+                                       partition=args.partition)
+            except (RuntimeError, ValueError) as e:
+                ap.error(str(e))
+            for job, code in zip(todo, codes):
+                if code:
+                    print(f"FAILED ({code}): {job.id} (logs in {folder})", file=sys.stderr)
+            return 1 if any(codes) else 0
+        if args.jobs_per_gpu < 1:
+            ap.error(f"--jobs-per-gpu must be ≥ 1, got {args.jobs_per_gpu}")
+        slots = [gpu for gpu in _gpu_slots() for _ in range(args.jobs_per_gpu)]
+        running: list = []  # (process, slot index, job)
         failed = 0
         while todo or running:
             while todo and len(running) < len(slots):
-                job = todo.pop(0)
-                free = [s for s in slots if s not in {r[1] for r in running}][0]
-                env = dict(os.environ, LCBOOK_PROFILE=prof)
-                if free is not None:
-                    env["CUDA_VISIBLE_DEVICES"] = free
-                cmd = [sys.executable, "-m", "lcbook", "run", job.model, job.combo,
-                       experiments.budget_text(job.budget), "--seed", str(job.seed)]
-                print("start:", " ".join(cmd[1:]), f"(GPU {free})" if free is not None else "")
-                running.append((subprocess.Popen(cmd, env=env), free, job))
+                job, cmd = todo.pop(0), commands.pop(0)
+                slot = min(set(range(len(slots))) - {r[1] for r in running})
+                env = dict(os.environ)
+                if slots[slot] is not None:
+                    env["CUDA_VISIBLE_DEVICES"] = slots[slot]
+                print("start:", " ".join(cmd[1:]), f"(GPU {slots[slot]})" if slots[slot] is not None else "")
+                running.append((subprocess.Popen([sys.executable, *cmd], env=env), slot, job))
             time.sleep(1)
             for r in list(running):
                 if r[0].poll() is not None:
