@@ -118,7 +118,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             try:
                 overrides[key] = json.loads(value)
             except json.JSONDecodeError:
-                ap.error(f"--set {key}: value {value!r} is not a number, true/false or null")
+                if key != "autocast":  # the one entry that takes a word: --set autocast=bfloat16
+                    ap.error(f"--set {key}: value {value!r} is not a number, true/false or null")
+                overrides[key] = value
         try:
             exp = experiments.Experiment(args.model, args.combo, args.budget, prof, args.seed, overrides)
         except ValueError as e:

@@ -100,8 +100,11 @@ def _check_schedule(sched: Dict[str, Any]) -> None:
             raise bad(key, "a finite number > 0")
     if not is_real(sched["a"]) or not (math.isfinite(sched["a"]) and sched["a"] >= 1):
         raise bad("a", "a finite number ≥ 1")
-    if not is_bool(sched["multipliers"]):
-        raise bad("multipliers", "true or false")
+    for key in ("multipliers", "compile"):
+        if not is_bool(sched.get(key, False)):
+            raise bad(key, "true or false")
+    if sched.get("autocast") not in (None, "bfloat16"):
+        raise bad("autocast", "null (float32) or \"bfloat16\"")
     geometric_mu(sched["mu0"], sched["a"], sched["steps"])  # an overflowing μ schedule fails here, before any training
 
 
@@ -128,6 +131,8 @@ class Schedule:
     batch_size: int = 128  # training minibatch size
     finetune_epochs: int = 0  # epochs of fine-tuning Θ's continuous parts after LC (0: none)
     finetune_lr: float = 1e-3  # the fine-tuning learning rate
+    autocast: Optional[str] = None  # "bfloat16": L steps' forward pass in bf16 autocast (weights, Θ, λ stay float32)
+    compile: bool = False  # L steps' forward pass through torch.compile
 
     def __post_init__(self):
         _check_schedule(self.asdict())
@@ -313,7 +318,7 @@ class Experiment:
                              f"models with one: {have}")
         SCHEDULES[(family(self.model), self.profile)].replace(**self.overrides)  # unknown or bad entries raise
         # NumPy numbers become Python ones, so results and ids are plain JSON
-        object.__setattr__(self, "overrides", {k: v if v is None else bool(v) if is_bool(v) else int(v) if is_int(v)
+        object.__setattr__(self, "overrides", {k: v if v is None or isinstance(v, str) else bool(v) if is_bool(v) else int(v) if is_int(v)
                                                else float(v) for k, v in self.overrides.items()})
         object.__setattr__(self, "seed", int(self.seed))
 
@@ -393,7 +398,9 @@ def run_experiment(exp: Experiment, progress: bool = True, result_path: Optional
     lc = LCAlgorithm(
         model, tasks,
         l_step=train.SGDLStep(train_b, epochs=sched["epochs"], lr=sched["lr"], epoch_decay=sched["epoch_decay"],
-                              step_decay=sched["step_decay"]),
+                              step_decay=sched["step_decay"],
+                              autocast=torch.bfloat16 if sched["autocast"] == "bfloat16" else None,
+                              compile=sched["compile"]),
         mu_schedule=geometric_mu(sched["mu0"], sched["a"], sched["steps"]),
         evaluate=evaluate, multipliers=sched["multipliers"], progress=progress,
     )

@@ -114,18 +114,28 @@ def train_epoch(
     optimizer: torch.optim.Optimizer,
     after_backward=None,
     after_step=None,
+    autocast: Optional[torch.dtype] = None,
+    forward=None,
 ) -> float:
     """One pass of SGD over ``batches``; returns the mean training loss (nats per example).
 
     ``after_backward()`` (e.g. :meth:`lcbook.lc.LCAlgorithm.add_penalty_grad_`) is called after
     each ``loss.backward()``, ``after_step()`` after each ``optimizer.step()`` (e.g. a per-batch
-    lr scheduler). Raises ``FloatingPointError`` if the loss becomes non-finite.
+    lr scheduler). ``autocast=torch.bfloat16`` runs the forward pass and the loss under
+    ``torch.autocast`` (the weights, their gradients and the optimizer stay float32);
+    ``forward`` replaces ``model`` for the forward pass (e.g. ``torch.compile(model)``, which
+    shares its parameters). Raises ``FloatingPointError`` if the loss becomes non-finite.
     """
     model.train()
+    fwd = forward if forward is not None else model
     total, n = None, 0  # the loss sum stays on the device (no host sync per step), read once
     for x, y in batches:
         optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
+        if autocast is not None:
+            with torch.autocast(device_type=x.device.type, dtype=autocast):
+                loss = F.cross_entropy(fwd(x), y)
+        else:
+            loss = F.cross_entropy(fwd(x), y)
         loss.backward()
         if after_backward is not None:
             after_backward()
@@ -326,6 +336,14 @@ class SGDLStep:
         momentum, nesterov: SGD momentum.
         weight_decay: PyTorch weight decay on weights (usually 0 during LC: the penalty
             already pulls the weights).
+        autocast: ``None`` (float32) or ``torch.bfloat16``: the forward pass and the loss in
+            bfloat16 autocast (faster on GPUs with bf16 tensor cores); the weights, the penalty
+            and its gradient, Θ and λ stay float32, so C steps, bits and exports do not change.
+        compile: run the forward pass through ``torch.compile`` of the model (compiled once per
+            model, on the first L step).
+        channels_last: keep the model's 4-D weights and the batches in ``channels_last`` memory
+            format (faster convolutions on CPUs and tensor-core GPUs; the C steps see the same
+            values).
 
     Returns (per call): ``{"train_loss": mean loss in nats, "lr": first lr of the step}``.
     """
@@ -338,8 +356,19 @@ class SGDLStep:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 0.0
+    autocast: Optional[torch.dtype] = None
+    compile: bool = False
+    channels_last: bool = False
 
     def __post_init__(self):
+        if self.autocast not in (None, torch.bfloat16):
+            raise ValueError(f"autocast must be None or torch.bfloat16 (float16 would need a gradient scaler), "
+                             f"got autocast={self.autocast!r}")
+        for name in ("compile", "channels_last"):
+            if not is_bool(getattr(self, name)):
+                raise TypeError(f"{name} must be a bool, got {name}={getattr(self, name)!r}")
+            setattr(self, name, bool(getattr(self, name)))
+        self._compiled = None
         if not is_int(self.epochs) or self.epochs < 1:
             raise ValueError(f"epochs must be an int ≥ 1, got epochs={self.epochs!r}")
         _check_positive("lr", self.lr)
@@ -389,8 +418,23 @@ class SGDLStep:
         for e in range(self.epochs):
             for g in opt.param_groups:
                 g["lr"] = lr0 * self.epoch_decay**e
-            loss = train_epoch(lc.model, self.batches, opt, after_backward=lc.add_penalty_grad_)
+            loss = train_epoch(lc.model, self._batches(), opt, after_backward=lc.add_penalty_grad_,
+                               autocast=self.autocast, forward=self._forward(lc.model))
         return {"train_loss": loss, "lr": lr0}
+
+    def _forward(self, model: nn.Module):
+        if self.channels_last:
+            model.to(memory_format=torch.channels_last)
+        if not self.compile:
+            return None
+        if self._compiled is None or self._compiled[0] is not model:
+            self._compiled = (model, torch.compile(model))
+        return self._compiled[1]
+
+    def _batches(self):
+        if not self.channels_last:
+            return self.batches
+        return ((x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x, y) for x, y in self.batches)
 
 
 def finetune(lc, batches, epochs: int = 1, lr: float = 1e-3, momentum: float = 0.9,

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+import torch.nn.functional as F
 from helpers import iter_once, reference_setup
 from torch import nn
 
@@ -70,3 +71,68 @@ def test_train_reference_takes_batches_without_len_unless_one_cycle():
         train_reference(model, iter_once(plain), epochs=1, lr=0.05, schedule="onecycle", progress=False)
     with pytest.raises(ValueError, match="gamma must be a finite number > 0"):
         train_reference(model, plain, epochs=1, lr=0.05, gamma=float("nan"), progress=False)
+
+
+def _tiny_cnn_run(**options):
+    from lcbook import LCAlgorithm, SGDLStep, Task, geometric_mu
+    from lcbook.compressions import AdaptiveQuantization, ConstraintL0Pruning
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                          nn.Flatten(), nn.Linear(32, 10))
+    g = torch.Generator().manual_seed(1)
+    data = [(torch.randn(16, 3, 8, 8, generator=g), torch.randint(0, 10, (16,), generator=g)) for _ in range(4)]
+    tasks = [Task("0.weight", AdaptiveQuantization(2)), Task("5.weight", ConstraintL0Pruning(kappa=40))]
+    lc = LCAlgorithm(model, tasks, SGDLStep(data, epochs=2, lr=0.05, **options), geometric_mu(1e-2, 2.0, 2),
+                     multipliers=True, progress=False)
+    lc.run()
+    return lc
+
+
+@pytest.mark.parametrize("options,tol", [({"autocast": torch.bfloat16}, 5e-2), ({"channels_last": True}, 1e-5),
+                                         ({"compile": True}, 1e-4)])
+def test_speed_options_keep_float32_state_and_the_loss_within_tolerance(options, tol, tmp_path):
+    from lcbook import export
+
+    base, fast = _tiny_cnn_run(), _tiny_cnn_run(**options)
+    for lb, lf in zip(base.history[1:], fast.history[1:]):
+        # bf16 autocast rounds the forward pass to ~3 significant digits: the loss agrees to 5%;
+        # channels_last changes only the memory layout, compile only the kernels: float32 rounding
+        assert abs(lf["train_loss"] - lb["train_loss"]) <= tol * lb["train_loss"], (lf, lb)
+    for b in fast.tasks:  # weights, Θ and λ stay float32: the C steps and bits are the float32 ones
+        assert all(t.dtype == torch.float32 for t in b.tensors) and b.lam.dtype == torch.float32
+        assert all(v.dtype in (torch.float32, torch.int64) for v in b.theta.values() if torch.is_tensor(v))
+        again = b.task.compression.compress(b.gather().contiguous(), b.theta)[0]
+        assert torch.equal(again.reshape(b.delta.shape), b.task.compression.compress(b.gather(), b.theta)[0].reshape(b.delta.shape))
+    assert fast.compressed_bits() == fast.tasks[0].task.compression.bits(fast.tasks[0].theta) + \
+        fast.tasks[1].task.compression.bits(fast.tasks[1].theta)
+    def builder():
+        return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
+                             nn.Flatten(), nn.Linear(32, 10))
+
+    export.export(fast, tmp_path / "f.lcbk", "tiny-cnn", builder=builder)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad(), fast.compressed() as m:
+        want = m.eval()(x.contiguous())
+    got = export.load(tmp_path / "f.lcbk", builder=builder)(x)
+    assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_autocast_loss_of_one_batch_matches_float32():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3), nn.ReLU(), nn.Flatten(), nn.Linear(16 * 30 * 30, 10))
+    x, y = torch.randn(32, 3, 32, 32), torch.randint(0, 10, (32,))
+    with torch.no_grad():
+        full = F.cross_entropy(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            half = F.cross_entropy(model(x), y)
+    assert abs(float(half) - float(full)) <= 2e-2 * float(full)  # the tolerance the L step option is held to
+
+
+def test_speed_options_are_validated():
+    from lcbook import SGDLStep
+
+    with pytest.raises(ValueError, match="autocast must be None or torch.bfloat16"):
+        SGDLStep([], autocast=torch.float16)
+    with pytest.raises(TypeError, match="compile must be a bool"):
+        SGDLStep([], compile="yes")
