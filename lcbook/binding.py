@@ -48,6 +48,10 @@ class Task:
     name: Optional[str] = None
 
     def __post_init__(self):
+        if not isinstance(self.params, str) and not hasattr(self.params, "__iter__"):
+            raise TypeError(f"params must be a parameter name or a sequence of names, got params={self.params!r}")
+        if self.name is not None and not isinstance(self.name, str):
+            raise TypeError(f"name must be a string or None, got name={self.name!r}")
         params = (self.params,) if isinstance(self.params, str) else tuple(self.params)
         if not params:
             raise ValueError("params must name at least one parameter, got an empty sequence")

@@ -101,6 +101,17 @@ def verdicts(results: Sequence[Dict]) -> List[Dict]:
         ``lc_error`` (%), ``reference_error`` (%), ``claim`` (text), ``verdict``
         (``"holds"``/``"fails"``/``"untested"``) and ``evidence`` (the compared numbers, text).
     """
+    _NUMBERS = ("total_bits", "bits_per_weight", "lc_error", "reference_error")
+    for i, r in enumerate(results):
+        if not isinstance(r, dict):
+            raise ValueError(f"results[{i}] must be a stored result (a dict), got {type(r).__name__}")
+        missing = [k for k in ("id", "model", "combo", "profile", "seed", *_NUMBERS) if k not in r]
+        if missing:
+            raise ValueError(f"results[{i}] lacks the result fields {missing} (see lcbook.experiments.RESULT_FIELDS)")
+        bad = [k for k in _NUMBERS if isinstance(r[k], bool) or not isinstance(r[k], (int, float))]
+        if bad or not isinstance(r["model"], str):
+            raise ValueError(f"results[{i}]: fields {bad or ['model']} must be numbers (model a name), got "
+                             f"{ {k: r[k] for k in bad or ['model']} }")
     rows = []
     for r in results:
         if r.get("overrides"):

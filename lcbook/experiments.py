@@ -136,6 +136,11 @@ class Schedule:
 
     def __post_init__(self):
         _check_schedule(self.asdict())
+        for f in fields(self):  # NumPy numbers become Python ones (results are plain JSON)
+            v = getattr(self, f.name)
+            if v is not None and not isinstance(v, str):
+                cast = {"bool": bool, "int": int, "float": float}.get(str(f.type).replace("Optional[", "").rstrip("]"))
+                object.__setattr__(self, f.name, cast(v) if cast else v)
 
     def asdict(self) -> Dict[str, Any]:
         """The entries as a plain dict (what a result stores under ``"schedule"``)."""
@@ -234,6 +239,8 @@ def budget_text(budget: Dict[str, float]) -> str:
 
 def parse_budget(text: str) -> Dict[str, float]:
     """``"k=2,fraction=0.01"`` → ``{"k": 2.0, "fraction": 0.01}``; ``ValueError`` on bad text."""
+    if not isinstance(text, str):
+        raise ValueError(f"budget must be text such as 'k=2,fraction=0.01', got {text!r}")
     out = {}
     for part in (p.strip() for p in text.split(",")):
         m = re.fullmatch(r"([a-z]+)=(.+)", part)
@@ -316,10 +323,10 @@ class Experiment:
             have = sorted(m for m, p in RECIPES if p == self.profile)
             raise ValueError(f"no reference recipe for model {self.model!r} in profile {self.profile!r}; "
                              f"models with one: {have}")
-        SCHEDULES[(family(self.model), self.profile)].replace(**self.overrides)  # unknown or bad entries raise
-        # NumPy numbers become Python ones, so results and ids are plain JSON
-        object.__setattr__(self, "overrides", {k: v if v is None or isinstance(v, str) else bool(v) if is_bool(v) else int(v) if is_int(v)
-                                               else float(v) for k, v in self.overrides.items()})
+        sched = SCHEDULES[(family(self.model), self.profile)].replace(**self.overrides)  # unknown or bad entries raise
+        # each override as the schedule holds it (Python numbers of the entry's type), so results and
+        # ids are plain JSON and --set lr=1 is the same run as --set lr=1.0
+        object.__setattr__(self, "overrides", {k: getattr(sched, k) for k in self.overrides})
         object.__setattr__(self, "seed", int(self.seed))
 
     @property

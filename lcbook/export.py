@@ -74,8 +74,11 @@ def register_architecture(name: str, builder: Callable[[], nn.Module]) -> None:
     if not callable(builder):
         raise TypeError(f"builder must be a callable that returns an nn.Module, got {type(builder).__name__}")
     old = _ARCHITECTURES.get(name)
-    if old is not None and old is not builder and getattr(old, "__qualname__", None) != getattr(builder, "__qualname__", 0):
-        raise ValueError(f"architecture {name!r} is already registered")
+    qual = getattr(builder, "__qualname__", "<lambda>")
+    same_code = (getattr(old, "__qualname__", None) == qual and "<lambda>" not in qual and "<locals>" not in qual
+                 and getattr(old, "__module__", None) == getattr(builder, "__module__", 0))  # a module reloaded
+    if old is not None and old is not builder and not same_code:
+        raise ValueError(f"architecture {name!r} is already registered to another builder")
     _ARCHITECTURES[name] = builder
 
 
@@ -151,7 +154,10 @@ def export(lc, path, arch: str, builder: Optional[Callable[[], nn.Module]] = Non
         raise ValueError(f"arch must be a registered architecture {architectures()} or come with a builder, "
                          f"got arch={arch!r} and no builder")
     own = lc.model.state_dict()
-    ref = build().state_dict()
+    built = build()
+    if not isinstance(built, nn.Module):
+        raise TypeError(f"the builder of {arch!r} must return an nn.Module, got {type(built).__name__}")
+    ref = built.state_dict()
     if set(own) != set(ref) or any(tuple(own[k].shape) != tuple(ref[k].shape) for k in own):
         raise ValueError(f"the model is not a {arch!r}: its parameters and buffers differ from the builder's")
     for name, p in lc.model.named_parameters():
@@ -178,7 +184,10 @@ def export(lc, path, arch: str, builder: Optional[Callable[[], nn.Module]] = Non
     for name, p in lc.model.named_parameters():
         if name not in covered:
             w.add(f"param/{name}", f32(p), "params", dtype="float32", shape=list(p.shape))
+    persistent = set(lc.model.state_dict())
     for name, buf in lc.model.named_buffers():
+        if name not in persistent:  # a non-persistent buffer is rebuilt by the builder, not stored
+            continue
         dt = str(buf.dtype).replace("torch.", "")
         if dt not in _NP_DTYPES:
             raise ValueError(f"buffer {name!r} has dtype {buf.dtype}, which export cannot store")
@@ -187,7 +196,8 @@ def export(lc, path, arch: str, builder: Optional[Callable[[], nn.Module]] = Non
     payload = w.buf.getvalue()
     header = {"format": "lcbook-compressed-model", "version": VERSION, "lcbook": __version__,
               "torch": torch.__version__, "arch": arch, "tasks": tasks, "sections": w.sections,
-              "payload_bytes": len(payload), "accounted_bits": storage_report(lc)["total_bits"]}
+              "payload_bytes": len(payload), "accounted_bits": storage_report(lc)["total_bits"],
+              "channels_last": _is_channels_last(lc.model)}
     hjson = zlib.compress(json.dumps(header, separators=(",", ":")).encode(), 9)
 
     digest = hashlib.sha256(hjson + payload).digest()
@@ -232,12 +242,22 @@ def _check_header(header: Any, path) -> None:
             raise FormatError(f"{str(path)!r}: header task {i} must have 'params', 'compression' and 'theta'")
 
 
+def _is_channels_last(model: nn.Module) -> bool:
+    """Whether the model's 4-D weights are in ``channels_last`` memory format (the loader puts
+    the reloaded model in the same format, so its convolutions round the same way)."""
+    four = [p for p in model.parameters() if p.ndim == 4 and p.shape[1] * p.shape[2] * p.shape[3] > 1]
+    return bool(four) and all(p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+                              for p in four)
+
+
 def _read(path) -> Tuple[Dict[str, Any], bytes]:
 
     data = Path(path).read_bytes()
     if len(data) < _PREFIX or data[:4] != MAGIC:
         raise FormatError(f"{str(path)!r} is not an lcbook compressed model (no LCBK header)")
     version, hlen = struct.unpack("<HI", data[4:10])
+    if version < 1:
+        raise FormatError(f"{str(path)!r} has format version {version}; versions start at 1")
     if version > VERSION:
         raise FormatError(f"{str(path)!r} has format version {version}; this lcbook ({__version__}) reads "
                           f"versions ≤ {VERSION}: upgrade lcbook")
@@ -246,9 +266,11 @@ def _read(path) -> Tuple[Dict[str, Any], bytes]:
         raise FormatError(f"{str(path)!r} is truncated or corrupted (checksum mismatch)")
     try:
         header = json.loads(zlib.decompress(rest[:hlen]))
-    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise FormatError(f"{str(path)!r}: unreadable header ({e})") from None
     _check_header(header, path)
+    if header["version"] != version:
+        raise FormatError(f"{str(path)!r}: the header says version {header['version']}, the prefix {version}")
     payload = rest[hlen:]
     if len(payload) != header.get("payload_bytes"):
         raise FormatError(f"{str(path)!r} is truncated: {len(payload)} payload bytes, {header.get('payload_bytes')} expected")
@@ -299,6 +321,8 @@ def load(path, factorized: bool = False, builder: Optional[Callable[[], nn.Modul
         return torch.from_numpy(arr.copy()).reshape(shape if shape is not None else (-1,))
 
     model = build()
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"the builder must return an nn.Module, got {type(model).__name__}")
     named = dict(model.named_parameters())
     state = {}
     factors = []
@@ -316,9 +340,15 @@ def load(path, factorized: bool = False, builder: Optional[Callable[[], nn.Modul
             if uv is not None:
                 factors.append((t["params"][0], bound.view, *uv))
         for s in header["sections"]:
-            if s["group"] in ("params", "buffers") and "/" in s["name"]:
+            if s["name"].startswith(("param/", "buffer/")):
                 name = s["name"].split("/", 1)[1]
                 state[name] = read(s["name"], _NP_DTYPES[s["dtype"]], tuple(s["shape"]))
+        # a weight tied to another (one tensor under two names) is stored once, under its first name
+        first: Dict[int, str] = {}
+        for name, p in model.named_parameters(remove_duplicate=False):
+            if id(p) in first and name not in state and first[id(p)] in state:
+                state[name] = state[first[id(p)]]
+            first.setdefault(id(p), name)
         model.load_state_dict(state, strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as e:
         if isinstance(e, FormatError):
@@ -326,6 +356,8 @@ def load(path, factorized: bool = False, builder: Optional[Callable[[], nn.Modul
         raise FormatError(f"{str(path)!r} does not fit architecture {arch!r}: {e}") from None
     for name, view, u, v in factors:
         _factorize(model, name, view, u, v)
+    if header.get("channels_last"):  # files written before the field existed were contiguous
+        model.to(memory_format=torch.channels_last)
     return model.eval()
 
 
@@ -336,10 +368,11 @@ def _factorize(model: nn.Module, param: str, view: str, u: torch.Tensor, v: torc
     parent = model.get_submodule(parent_name) if parent_name else model
     layer = getattr(parent, attr)
     r = u.shape[1]
-    if isinstance(layer, nn.Linear):
+    if type(layer) is nn.Linear:  # a subclass (e.g. attention's out_proj) is read by its owner: keep it
         first, second = nn.Linear(layer.in_features, r, bias=False), nn.Linear(r, layer.out_features, bias=layer.bias is not None)
         w1, w2 = v, u
-    elif isinstance(layer, nn.Conv2d) and layer.groups == 1 and isinstance(layer.padding, tuple):
+    elif (type(layer) is nn.Conv2d and layer.groups == 1 and isinstance(layer.padding, tuple)
+          and layer.padding_mode == "zeros"):
         o, i, kh, kw = layer.weight.shape
         (sh, sw), (ph, pw), (dh, dw) = layer.stride, layer.padding, layer.dilation
         if view == "matrix_hw":  # W (o·kh, i·kw): a 1×kw conv into r channels, then a kh×1 conv
@@ -352,7 +385,7 @@ def _factorize(model: nn.Module, param: str, view: str, u: torch.Tensor, v: torc
             second = nn.Conv2d(r, o, 1, bias=layer.bias is not None)
             w1, w2 = v.reshape(r, i, kh, kw), u.reshape(o, r, 1, 1)
     else:
-        return  # other layers (grouped convs, string padding) keep the dense Δ(Θ)
+        return  # other layers (grouped convs, string padding, reflect/circular padding) keep the dense Δ(Θ)
     with torch.no_grad():
         first.weight.copy_(w1)
         second.weight.copy_(w2)

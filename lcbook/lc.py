@@ -178,13 +178,16 @@ class LCAlgorithm:
         """
         t0 = time.perf_counter()
         mu = self.mu if self.mu > 0 else self.mu_schedule[0]
-        for b in self.tasks:
+        out = []
+        for b in self.tasks:  # every task first: a C step that fails changes no task
             w = b.gather()
             x = w - b.lam / self.mu if (self.multipliers and self.mu > 0) else w
             try:
-                b.delta, b.theta = b.task.compression.compress(x, b.theta, mu=mu)
+                out.append(b.task.compression.compress(x, b.theta, mu=mu))
             except (ValueError, TypeError) as e:
                 raise type(e)(f"task {b.task.label!r}: {e}") from e
+        for b, (delta, theta) in zip(self.tasks, out):
+            b.delta, b.theta = delta, theta
         self._targets = None
         return time.perf_counter() - t0
 
@@ -195,11 +198,20 @@ class LCAlgorithm:
         which is returned.
         """
         t0 = time.perf_counter()
+        saved = [(b.lam.clone(), b.theta, b.delta) for b in self.tasks]
+        state = (self.mu, self.step, self.history)
         for b in self.tasks:
             b.lam.zero_()
             b.theta = None
         self.mu, self.step, self.history = 0.0, -1, []
-        secs = self.c_step()
+        try:
+            secs = self.c_step()
+        except BaseException:  # a C step that fails (e.g. NaN weights) leaves the run as it was
+            for b, (lam, theta, delta) in zip(self.tasks, saved):
+                b.lam.copy_(lam)
+                b.theta, b.delta = theta, delta
+            self.mu, self.step, self.history = state
+            raise
         rec = self._record("DC", c_seconds=secs, l_seconds=0.0, l_stats={})
         self.seconds = time.perf_counter() - t0  # the run's clock starts over with DC
         return rec
@@ -366,17 +378,27 @@ class LCAlgorithm:
         thetas = list(thetas)
         if len(thetas) != len(self.tasks):
             raise ValueError(f"thetas must hold one Θ per task ({len(self.tasks)}), got {len(thetas)}")
+        stats = _check_stats(stats, "set_thetas(stats=)")
         deltas = []
-        for b, th in zip(self.tasks, thetas):
-            d = b.task.compression.decompress(th)
-            if d.numel() != b.lam.numel():
+        for b, th in zip(self.tasks, thetas):  # everything is checked before anything changes
+            comp = b.task.compression
+            if not (isinstance(th, dict) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in th.items())):
+                raise ValueError(f"task {b.task.label!r}: a Θ is a dict of tensors, got {th!r:.60}")
+            try:
+                d = comp.decompress(th)
+                comp.check_theta(th)
+            except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as e:
+                raise ValueError(f"task {b.task.label!r}: Θ does not fit {comp.describe()} ({e!r})") from None
+            if d.numel() != b.lam.numel() or (d.ndim > 1 and tuple(d.shape) != tuple(b.lam.shape)):
                 raise ValueError(f"task {b.task.label!r}: Θ decompresses to {tuple(d.shape)}, the view is {tuple(b.lam.shape)}")
-            deltas.append(d.reshape(b.lam.shape))
+            if not (d.is_floating_point() and bool(torch.isfinite(d).all())):
+                raise ValueError(f"task {b.task.label!r}: Θ decompresses to non-finite or non-float values")
+            deltas.append(d.reshape(b.lam.shape).to(device=b.lam.device, dtype=b.lam.dtype))
         with torch.no_grad():
             for b, th, d in zip(self.tasks, thetas, deltas):
                 b.theta, b.delta = th, d
         self._targets = None
-        return self._record(step, c_seconds=0.0, l_seconds=l_seconds, l_stats=dict(stats or {}))
+        return self._record(step, c_seconds=0.0, l_seconds=l_seconds, l_stats=stats)
 
     # --- the compressed model ------------------------------------------------------------
 

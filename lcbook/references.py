@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import platform
 import subprocess
@@ -78,14 +79,25 @@ class Recipe:
         if self.train_size is not None and (not is_int(self.train_size) or self.train_size < 1):
             raise bad("train_size", "None (all) or an int ≥ 1")
         for key in ("lr", "gamma"):
-            if not is_real(getattr(self, key)) or not getattr(self, key) > 0:
-                raise bad(key, "a number > 0")
-        if not is_real(self.weight_decay) or self.weight_decay < 0:
-            raise bad("weight_decay", "a number ≥ 0")
+            if not is_real(getattr(self, key)) or not (math.isfinite(getattr(self, key)) and getattr(self, key) > 0):
+                raise bad(key, "a finite number > 0")
+        if not is_real(self.weight_decay) or not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise bad("weight_decay", "a finite number ≥ 0")
         for key in ("augment", "channels_last"):
             if not is_bool(getattr(self, key)):
                 raise bad(key, "true or false")
-        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        ms = self.milestones
+        if isinstance(ms, (str, bytes)) or not hasattr(ms, "__iter__") or not all(is_int(m) for m in ms):
+            raise bad("milestones", "a sequence of epoch numbers (ints)")
+        ms = tuple(int(m) for m in ms)
+        if any(not 1 <= m <= self.epochs for m in ms) or list(ms) != sorted(set(ms)):
+            raise bad("milestones", f"increasing epoch numbers in 1..epochs={self.epochs}")
+        object.__setattr__(self, "milestones", ms)
+        for f in fields(self):  # NumPy numbers become Python ones (records are plain JSON)
+            v = getattr(self, f.name)
+            cast = {"bool": bool, "int": int, "float": float}.get(str(f.type).replace("Optional[", "").rstrip("]"))
+            if v is not None and cast:
+                object.__setattr__(self, f.name, cast(v))
 
     def asdict(self) -> Dict[str, Any]:
         """The entries as a plain JSON-able dict (tuples as lists)."""

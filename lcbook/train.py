@@ -464,6 +464,8 @@ def finetune(lc, batches, epochs: int = 1, lr: float = 1e-3, momentum: float = 0
     Raises:
         RuntimeError: before direct compression; ValueError: bad ``epochs``/``lr``/``momentum``.
     """
+    if not (hasattr(lc, "tasks") and hasattr(lc, "set_thetas")):
+        raise TypeError(f"lc must be an LCAlgorithm, got {type(lc).__name__}")
     if any(b.theta is None for b in lc.tasks):
         raise RuntimeError("no Θ yet: run direct_compression() or run() first")
     if not is_int(epochs) or epochs < 1:

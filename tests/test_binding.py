@@ -50,3 +50,10 @@ def test_bad_tasks_name_the_problem():
         Task("0.weight", LowRank(1), "diagonal")
     with pytest.raises(ValueError, match="twice"):
         Task(("0.weight", "0.weight"), AdaptiveQuantization(2))
+
+
+def test_task_arguments_of_the_wrong_type_are_named():
+    with pytest.raises(TypeError, match="params must be a parameter name"):
+        Task(5, AdaptiveQuantization(2))
+    with pytest.raises(TypeError, match="name must be a string"):
+        Task("0.weight", AdaptiveQuantization(2), name=5)

@@ -85,3 +85,15 @@ def test_every_stored_run_gets_a_verdict():
     rows = claims.verdicts(results)
     assert {r["id"] for r in rows} == {r["id"] for r in results if not r["overrides"]}
     assert {r["verdict"] for r in rows} <= {"holds", "fails", "untested"}
+
+
+def test_malformed_results_are_refused_with_the_field_named():
+    import pytest
+
+    with pytest.raises(ValueError, match="lacks the result fields"):
+        claims.verdicts([{}])
+    with pytest.raises(ValueError, match="must be a stored result"):
+        claims.verdicts([None])
+    with pytest.raises(ValueError, match="lc_error"):
+        claims.verdicts([{**fake("qp", 1000, 10.0), "lc_error": "9"}])
+    assert claims.verdicts([]) == []

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-import torch
 
 from lcbook import experiments, models
 from lcbook.__main__ import main as cli
@@ -235,3 +234,17 @@ def test_run_reports_a_stored_result_and_never_rewrites_a_committed_one(tmp_path
     assert calls[-1][0] == exp.result_path() and json.loads(exp.result_path().read_text())["lc_error"] == 1.0
     with pytest.raises(SystemExit):
         cli(["run", "resnet20", "q", "k=2", "--replace"])
+
+
+def test_schedules_hold_plain_numbers_and_equal_overrides_give_one_id():
+    import json
+
+    import numpy as np
+
+    s = experiments.SCHEDULES[("resnet", "quick")].replace(epochs=np.int64(2), lr=np.float32(0.5), multipliers=np.bool_(True))
+    assert json.loads(json.dumps(s.asdict()))["epochs"] == 2
+    a = experiments.Experiment("lenet300", "q", {"k": 2}, "quick", 0, {"lr": 1})
+    b = experiments.Experiment("lenet300", "q", {"k": 2}, "quick", 0, {"lr": 1.0})
+    assert a.id == b.id and a.overrides == {"lr": 1.0}
+    with pytest.raises(ValueError, match="budget must be text"):
+        experiments.parse_budget(None)

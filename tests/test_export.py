@@ -360,3 +360,94 @@ def test_every_registered_compression_of_the_package_exports_and_reloads_exactly
         reloaded = export.load(tmp_path / f"{name}.lcbk")
         with torch.no_grad(), lc.compressed() as m:
             assert torch.equal(dict(reloaded.named_parameters())["fc2.weight"], m.fc2.weight), name
+
+
+# --- regressions from the break-it review of the generic export -------------------------
+
+
+class _Tied(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b = torch.nn.Linear(6, 6), torch.nn.Linear(6, 6)
+        self.b.weight = self.a.weight
+        self.register_buffer("scratch", torch.ones(3), persistent=False)
+
+    def forward(self, x):
+        return self.b(torch.tanh(self.a(x))) * self.scratch.sum()
+
+
+def test_tied_weights_and_non_persistent_buffers_round_trip(tmp_path):
+    lc = direct_compression(_Tied(), [Task("a.weight", AdaptiveQuantization(2))])
+    export.export(lc, tmp_path / "t.lcbk", "tied", builder=_Tied)
+    x = torch.randn(3, 6)
+    with torch.no_grad(), lc.compressed() as m:
+        want = m(x)
+    assert torch.equal(export.load(tmp_path / "t.lcbk", builder=_Tied)(x), want)
+
+
+def test_factorized_load_keeps_layers_it_cannot_split_exactly(tmp_path):
+    def build():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Conv2d(4, 8, 3, padding=1, padding_mode="reflect"))
+
+    lc = direct_compression(build(), [Task("0.weight", LowRank(2))])
+    export.export(lc, tmp_path / "p.lcbk", "reflect", builder=build)
+    x = torch.randn(2, 4, 6, 6)
+    with torch.no_grad(), lc.compressed() as m:
+        want = m(x)
+    got = export.load(tmp_path / "p.lcbk", builder=build, factorized=True)
+    assert isinstance(got[0], torch.nn.Conv2d) and torch.equal(got(x), want)
+
+
+def test_a_channels_last_model_reloads_bit_for_bit(tmp_path):
+    model = models.build("resnet20").to(memory_format=torch.channels_last)
+    lc = direct_compression(model, [Task("conv1.weight", AdaptiveQuantization(2))])
+    export.export(lc, tmp_path / "c.lcbk", "resnet20")
+    x = torch.randn(2, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad(), lc.compressed() as m:
+        want = m.eval()(x)
+    assert torch.equal(export.load(tmp_path / "c.lcbk")(x), want)
+
+
+def test_a_dense_low_rank_section_decodes_to_the_matrix_itself(tmp_path):
+    def build():
+        torch.manual_seed(0)
+        return torch.nn.Sequential(torch.nn.Linear(300, 2))
+
+    lc = direct_compression(build(), [Task("0.weight", LowRank(2))])  # 2·(300 + 2) > 600: stored dense
+    export.export(lc, tmp_path / "d.lcbk", "wide", builder=build)
+    header = export.read_header(tmp_path / "d.lcbk")
+    assert header["tasks"][0]["theta"]["dense"] is True
+    theta = LowRank(2).decode(header["tasks"][0]["theta"], lambda name, *a, **k: torch.zeros(2, 300))
+    assert set(theta) == {"dense"}  # no 300×300 identity factor
+    x = torch.randn(4, 300)
+    with torch.no_grad(), lc.compressed() as m:
+        assert torch.equal(export.load(tmp_path / "d.lcbk", builder=build)(x), m(x))
+
+
+def test_crafted_headers_are_format_errors(tmp_path):
+    import hashlib
+
+    _, path = _lenet_file(tmp_path)
+    (tmp_path / "v.lcbk").write_bytes(_forge(path.read_bytes(), lambda h: {**h, "version": 99}))
+    with pytest.raises(export.FormatError, match="header says version 99"):
+        export.load(tmp_path / "v.lcbk")
+    blob = zlib.compress(("[" * 100_000 + "]" * 100_000).encode())  # JSON nested too deep to parse
+    raw = export.MAGIC + struct.pack("<HI", export.VERSION, len(blob))
+    (tmp_path / "r.lcbk").write_bytes(raw + hashlib.sha256(blob).digest() + blob)
+    with pytest.raises(export.FormatError, match="unreadable header"):
+        export.load(tmp_path / "r.lcbk")
+
+
+def test_builders_and_names_are_checked(tmp_path):
+    lc, _ = _lenet_file(tmp_path)
+    with pytest.raises(TypeError, match="must return an nn.Module"):
+        export.export(lc, tmp_path / "n.lcbk", "none", builder=lambda: None)
+    export.register_architecture("lambda-arch", lambda: models.build("lenet300"))
+    with pytest.raises(ValueError, match="already registered to another builder"):
+        export.register_architecture("lambda-arch", lambda: models.build("resnet20"))
+    from lcbook.compressions import register_compression
+
+    with pytest.raises(TypeError, match="name must be a non-empty string"):
+        register_compression(name=5)

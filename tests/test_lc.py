@@ -561,3 +561,41 @@ def test_a_checkpointed_run_whose_l_step_has_no_state_warns(tmp_path):
     lc.mu_schedule = lc.mu_schedule[:1]
     with pytest.warns(UserWarning, match="no state_dict"):
         lc.run(checkpoint=tmp_path / "run.pt")
+
+
+# --- regressions from the break-it review of the new contract ---------------------------
+
+
+def _mk():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(20, 12), nn.Tanh(), nn.Linear(12, 5))
+
+
+def test_set_thetas_checks_every_theta_before_changing_anything():
+    from lcbook import direct_compression
+
+    lc = direct_compression(_mk(), [Task("0.weight", AdaptiveQuantization(2)), Task("2.weight", ConstraintL0Pruning(kappa=5))])
+    good = [dict(b.theta) for b in lc.tasks]
+    before = [b.delta.clone() for b in lc.tasks], len(lc.history)
+    too_many = {**good[0], "codebook": torch.tensor([-1.0, 0, 1, 2]), "assignments": torch.randint(0, 4, (240,))}
+    nan = {**good[0], "codebook": torch.tensor([float("nan"), 1.0])}
+    for thetas, match in (([too_many, good[1]], "K=2"), ([nan, good[1]], "non-finite"), ([good[1], good[0]], "does not fit"),
+                          ([None, good[1]], "dict of tensors"), ([good[0]], "one Θ per task")):
+        with pytest.raises(ValueError, match=match):
+            lc.set_thetas(thetas)
+    with pytest.raises(TypeError, match="str → number"):
+        lc.set_thetas(good, stats={"x": "a"})
+    assert all(torch.equal(b.delta, d) for b, d in zip(lc.tasks, before[0])) and len(lc.history) == before[1]
+
+
+def test_a_failed_direct_compression_leaves_the_run_as_it_was():
+    from lcbook import direct_compression
+
+    model = _mk()
+    lc = direct_compression(model, [Task("0.weight", AdaptiveQuantization(2)), Task("2.weight", AdaptiveQuantization(2))])
+    thetas, history = [b.theta for b in lc.tasks], list(lc.history)
+    with torch.no_grad():
+        model[2].weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="non-finite"):
+        lc.direct_compression()
+    assert [b.theta for b in lc.tasks] == thetas and lc.history == history

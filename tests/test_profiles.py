@@ -28,7 +28,6 @@ def test_choose_takes_the_profile_it_is_given(monkeypatch):
 
 
 def test_chapter_profile_falls_back_without_gpu(monkeypatch, capsys):
-    import lcbook
     monkeypatch.setenv("LCBOOK_PROFILE", "full")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert lcbook.chapter_profile() == "quick"

@@ -155,3 +155,18 @@ def test_a_finished_reference_training_is_kept_and_rebuilds_without_training(tmp
     assert r2["train_seconds"] == r1["train_seconds"] > 0 and r2["test_error"] == r1["test_error"]
     references.reference("lenet300", "quick", progress=False, retrain=True)
     assert len(epochs) == 4  # --retrain trains afresh
+
+
+def test_recipes_refuse_non_finite_values_and_bad_milestones_and_store_plain_numbers():
+    import json
+
+    import numpy as np
+
+    base = dict(dataset="cifar10", epochs=3, lr=0.1, schedule="step", weight_decay=0.0, augment=True)
+    for bad, match in ((dict(lr=float("inf")), "lr=inf"), (dict(weight_decay=float("nan")), "weight_decay=nan"),
+                       (dict(milestones=(1.7, 2.2)), "milestones"), (dict(milestones=(3, 1)), "increasing"),
+                       (dict(milestones=5), "milestones"), (dict(milestones=(-5,)), "1..epochs")):
+        with pytest.raises(ValueError, match=match):
+            references.Recipe(**{**base, **bad})
+    r = references.Recipe(**{**base, "epochs": np.int64(3), "lr": np.float32(0.5), "augment": np.bool_(True)})
+    assert json.loads(json.dumps(r.asdict()))["epochs"] == 3 and type(r.epochs) is int and type(r.augment) is bool

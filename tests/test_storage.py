@@ -76,3 +76,16 @@ def test_macs_count_every_use_of_a_tied_weight():
     lc.direct_compression()
     rep = storage_report(lc, torch.zeros(1, 6))
     assert rep["reference_macs"] == 2 * 36 and rep["macs"] == 2 * 10
+
+
+def test_macs_of_prune_then_quantize_over_several_layers_count_each_layers_kept_weights():
+    from lcbook.compressions import PruneThenQuantize
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(20, 12), nn.Tanh(), nn.Linear(12, 5))
+    lc = LCAlgorithm(model, [Task(("0.weight", "2.weight"), PruneThenQuantize(2, kappa=7))], lambda lc: None, [1.0])
+    lc.direct_compression()
+    report = storage_report(lc, torch.zeros(1, 20))
+    macs = {r["param"]: r["macs"] for r in report["layers"] if r.get("macs") is not None and r["param"].endswith("weight")}
+    kept = {n: int(torch.count_nonzero(d)) for n, d in zip(lc.tasks[0].task.params, lc.tasks[0].scatter(lc.tasks[0].delta))}
+    assert macs == kept and sum(kept.values()) == 7

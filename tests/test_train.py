@@ -136,3 +136,8 @@ def test_speed_options_are_validated():
         SGDLStep([], autocast=torch.float16)
     with pytest.raises(TypeError, match="compile must be a bool"):
         SGDLStep([], compile="yes")
+
+
+def test_finetune_names_a_wrong_first_argument():
+    with pytest.raises(TypeError, match="lc must be an LCAlgorithm"):
+        train.finetune(nn.Linear(2, 2), [])

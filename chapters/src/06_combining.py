@@ -246,7 +246,7 @@ def alternate(x, parts, order, max_sweeps=50, tol=1e-6):
 # %%
 KAPPA_DEMO = round(0.02 * w.numel())
 QP_PARTS = (AdaptiveQuantization(k=2), ConstraintL0Pruning(kappa=KAPPA_DEMO))
-experiments = {
+alternations = {
     "Q first, then alternate": alternate(w, QP_PARTS, order=(0, 1)),
     "P first, then alternate": alternate(w, QP_PARTS, order=(1, 0)),
 }
@@ -254,7 +254,7 @@ qp = AdditiveCombination(QP_PARTS)
 delta_pkg, theta_pkg = qp.compress(w)
 E_pkg = sqerr(w, delta_pkg)
 norm2 = float((w.double() ** 2).sum())
-for name, (_, _, sweeps, _) in experiments.items():
+for name, (_, _, sweeps, _) in alternations.items():
     print(f"{name:24s}: {len(sweeps) - 1:2d} sweeps, relative distortion "
           f"{100 * sweeps[0] / norm2:.3f}% after the first pass -> {100 * sweeps[-1] / norm2:.3f}%")
 print(f"{'AdditiveCombination':24s}: relative distortion {100 * E_pkg / norm2:.3f}% "
@@ -262,7 +262,7 @@ print(f"{'AdditiveCombination':24s}: relative distortion {100 * E_pkg / norm2:.3
 
 # %%
 fig, ax = plt.subplots(figsize=(6.4, 3.8))
-for name, (_, _, sweeps, _) in experiments.items():
+for name, (_, _, sweeps, _) in alternations.items():
     ax.plot(range(len(sweeps)), [100 * e / norm2 for e in sweeps], marker="o", label=name)
 ax.axhline(100 * E_pkg / norm2, ls="--", color="gray", lw=1, label="AdditiveCombination (result)")
 ax.set_xlabel("sweep (0 = after the first sequential pass)")
@@ -273,13 +273,13 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %%
-for name, (deltas, thetas, sweeps, updates) in experiments.items():
+for name, (deltas, thetas, sweeps, updates) in alternations.items():
     # monotone: no single part's update, hence no sweep, increases E (up to float32 rounding)
     assert all(b <= a * (1 + 1e-9) for a, b in zip(updates, updates[1:])), name
     assert sweeps[-1] < sweeps[0], f"{name}: alternation did not improve on the first pass"
     # feasibility: two codebook values, κ nonzeros
     assert thetas[0]["codebook"].numel() == 2 and thetas[1]["indices"].numel() == KAPPA_DEMO
-best_ours = min(r[2][-1] for r in experiments.values())
+best_ours = min(r[2][-1] for r in alternations.values())
 # The package alternates from the same two starting orders and keeps the better one.
 assert E_pkg <= best_ours * (1 + 1e-4), (E_pkg, best_ours)
 print(f"package vs best didactic run: relative difference {(E_pkg - best_ours) / best_ours:+.1e}")
@@ -294,16 +294,16 @@ print(f"package vs best didactic run: relative difference {(E_pkg - best_ours) /
 # the better one.
 
 # %%
-for name, (_, _, sweeps, _) in experiments.items():
+for name, (_, _, sweeps, _) in alternations.items():
     gains = [a - b for a, b in zip(sweeps, sweeps[1:])]
     assert gains[0] == max(gains), f"{name}: a later sweep gained more than the first"
-orders = {name: r[2][-1] for name, r in experiments.items()}
+orders = {name: r[2][-1] for name, r in alternations.items()}
 winner = min(orders, key=orders.get)
 gap = abs(orders["Q first, then alternate"] - orders["P first, then alternate"]) / min(orders.values())
 display(Markdown(
     f"On this layer the two starts end **{gap:.2%}** apart in distortion; the better one is "
     f"*{winner.split(',')[0]}*. After the first pass alone, "
-    f"*{min(runs, key=lambda n: runs[n][2][0]).split(',')[0]}* was ahead."))
+    f"*{min(alternations, key=lambda n: alternations[n][2][0]).split(',')[0]}* was ahead."))
 
 # %% [markdown]
 # ## The exact case: a fixed codebook plus κ corrections

@@ -338,6 +338,9 @@ class PruneThenQuantize(Compression):
     def macs(self, theta: Theta, positions: int = 1) -> int:
         return int(positions) * int(theta["indices"].numel())
 
+    def slice_macs(self, delta_part: torch.Tensor, positions: int = 1) -> int:
+        return int(positions) * int(torch.count_nonzero(delta_part))
+
     def canonical(self, theta: Theta) -> Theta:
         return {**theta, **AdaptiveQuantization(max(self.k, 1)).canonical(theta)}
 

@@ -72,6 +72,9 @@ def register_compression(cls: Optional[type] = None, *, name: Optional[str] = No
         TypeError: the class is not a dataclass subclass of :class:`Compression`.
         ValueError: ``name`` is already registered to another class.
     """
+    if name is not None and not (isinstance(name, str) and name):
+        raise TypeError(f"name must be a non-empty string, got name={name!r}")
+
     def deco(c: type) -> type:
         if not (isinstance(c, type) and issubclass(c, Compression) and dataclasses.is_dataclass(c)):
             raise TypeError(f"register_compression takes a dataclass subclass of Compression, got {c!r}")

@@ -116,9 +116,13 @@ class LowRank(Compression):
         return _product(u, v), {"U": u, "V": v}  # exactly what decompress gives
 
     def decompress(self, theta: Theta) -> torch.Tensor:
+        if "dense" in theta:  # as a file stores it when the factors would be larger (decode)
+            return theta["dense"]
         return _product(theta["U"], theta["V"])
 
     def bits(self, theta: Theta) -> int:
+        if "dense" in theta:
+            return FLOAT_BITS * int(theta["dense"].numel())
         (m, r), n = theta["U"].shape, theta["V"].shape[1]
         return FLOAT_BITS * factor_params(r, m, n)
 
@@ -127,6 +131,8 @@ class LowRank(Compression):
         (exact for linear layers and ``view="matrix"``; for ``view="matrix_hw"`` on a conv with
         vertical stride s_h > 1 the first factor runs at about s_h times more positions, so this
         is an undercount there)."""
+        if "dense" in theta:
+            return int(positions) * int(theta["dense"].numel())
         (m, r), n = theta["U"].shape, theta["V"].shape[1]
         return int(positions) * factor_params(r, m, n)
 
@@ -137,12 +143,18 @@ class LowRank(Compression):
         """``(U, V)`` when two layers of rank r > 0 are cheaper than the dense matrix
         (r(m + n) ≤ m·n), else ``None``: what :func:`lcbook.export.load` with ``factorized=True``
         splits a layer into."""
+        if "dense" in theta:
+            return None
         (m, r), n = theta["U"].shape, theta["V"].shape[1]
         return (theta["U"], theta["V"]) if 0 < r and r * (m + n) <= m * n else None
 
     def encode(self, theta: Theta, put) -> dict:
         """Sections ``U`` ``(m, r)`` and ``V`` ``(r, n)`` as float32, or ``dense`` ``(m, n)`` when
         the factors would be larger (as :meth:`bits` counts)."""
+        if "dense" in theta:
+            (m, n), r = theta["dense"].shape, min(theta["dense"].shape)
+            put("dense", f32(theta["dense"]))
+            return {"m": m, "n": n, "r": r, "dense": True}
         u, v = theta["U"], theta["V"]
         (m, r), n = u.shape, v.shape[1]
         if r * (m + n) > m * n:  # the dense matrix is smaller than its factors
@@ -154,8 +166,8 @@ class LowRank(Compression):
 
     def decode(self, meta: dict, get) -> Theta:
         m, n, r = need_int(meta, "m"), need_int(meta, "n"), need_int(meta, "r")
-        if meta.get("dense"):
-            return {"U": get("dense", "float32", (m, n)), "V": torch.eye(n)}
+        if meta.get("dense"):  # Δ itself (no m×n identity factor: O(m·n), not O(n²))
+            return {"dense": get("dense", "float32", (m, n))}
         return {"U": get("U", "float32", (m, r)), "V": get("V", "float32", (r, n))}
 
 
