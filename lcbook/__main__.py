@@ -85,7 +85,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     ev = sub.add_parser("evidence", help="the cpu-profile grid that tests the book's claims (lcbook.evidence)")
     ev.add_argument("models", nargs="+", choices=["resnet20", "vgg16_quarter"], metavar="MODEL",
                     help="resnet20 and/or vgg16_quarter, run in this order")
-    ev.add_argument("--dry-run", action="store_true", help="list the jobs and their budgets, run nothing")
+    ev.add_argument("--dry-run", action="store_true",
+                    help="list the jobs and their budgets, run no LC (a missing cpu reference is still trained first)")
 
     res = sub.add_parser("results", help="list stored results")
     res.add_argument("--profile", choices=PROFILES, default=None)
