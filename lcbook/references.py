@@ -140,15 +140,29 @@ for _depth in (20, 32, 56, 110):
     )
 
 
-def provenance() -> Dict[str, Any]:
-    """Where and with what a result was made: hardware, versions, git commit, date."""
+def _git_state() -> str:
+    """The checkout's commit, with ``+changes`` if tracked files differ from it ("unknown"
+    outside git)."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
+        run = dict(cwd=ROOT, capture_output=True, text=True, timeout=10)
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], **run).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **run).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        commit = ""
+        return "unknown"
+    return (commit + ("+changes" if dirty else "")) if commit else "unknown"
+
+
+#: The code this process runs: the commit when the package was imported (a run that lasts hours
+#: records the code it started with, not whatever the checkout holds when it ends).
+_CODE = _git_state()
+
+
+def provenance() -> Dict[str, Any]:
+    """Where and with what a result was made: hardware, versions, the git commit the running
+    code was imported from (``+changes`` if the checkout had uncommitted changes then), date."""
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_commit": commit or "unknown",
+        "git_commit": _CODE,
         "python": platform.python_version(),
         "torch": torch.__version__,
         "hardware": torch.cuda.get_device_name() if torch.cuda.is_available() else f"CPU ({os.cpu_count()} cores, {platform.machine()})",

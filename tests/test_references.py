@@ -170,3 +170,12 @@ def test_recipes_refuse_non_finite_values_and_bad_milestones_and_store_plain_num
             references.Recipe(**{**base, **bad})
     r = references.Recipe(**{**base, "epochs": np.int64(3), "lr": np.float32(0.5), "augment": np.bool_(True)})
     assert json.loads(json.dumps(r.asdict()))["epochs"] == 3 and type(r.epochs) is int and type(r.augment) is bool
+
+
+def test_provenance_names_the_commit_the_running_code_came_from():
+    import subprocess
+
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=references.ROOT, capture_output=True, text=True).stdout.strip()
+    commit = references.provenance()["git_commit"]
+    if head:  # a checkout (not an unpacked copy): the commit at import, marked if the tree had changes
+        assert commit.split("+")[0] == head and commit in (head, head + "+changes")
