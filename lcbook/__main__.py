@@ -1,4 +1,4 @@
-"""The experiment command line: ``python -m lcbook {reference,run,grid,results} ...``.
+"""The experiment command line: ``python -m lcbook {reference,run,grid,evidence,results} ...``.
 
 Examples::
 
@@ -8,9 +8,10 @@ Examples::
     python -m lcbook results --model resnet20                   # what the store holds
     python -m lcbook evidence resnet20 [vgg16_quarter]          # the cpu-profile grid (lcbook.evidence)
 
-``grid`` runs each job as an independent process (``python -m lcbook run ...``), one per visible
-GPU at a time (one at a time on a CPU), skipping jobs whose result is already stored, so several
-GPUs, or several machines sharing the folder, can work through one grid.
+``grid`` runs each job as an independent process (``python -m lcbook run ...``), ``--jobs-per-gpu``
+at a time on each visible GPU (one at a time on a CPU), or through submitit (``--executor
+submitit``, SLURM), skipping jobs whose result is already stored, so several GPUs, or several
+machines sharing the folder, can work through one grid.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ref.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
 
     run = sub.add_parser("run", help="run one LC experiment and store its result")
-    run.add_argument("model")
+    run.add_argument("model", help="one of " + ", ".join(sorted({n for n, _ in RECIPES})))
     run.add_argument("combo", choices=sorted(experiments.COMBOS))
     run.add_argument("budget", type=_budget, help="e.g. k=2  |  fraction=0.05  |  k=2,fraction=0.02  |  rank=0.25,fraction=0.01")
     run.add_argument("--profile", choices=PROFILES, default=None)
@@ -109,6 +110,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         json.dump(record, sys.stdout, indent=2)
         print()
         return 0
+
+    if args.cmd in ("run", "grid", "reference") and prof == "full" and getattr(args, "executor", "local") == "local":
+        import torch
+
+        if not torch.cuda.is_available():
+            print("note: the full profile is the papers' schedules (hundreds of epochs): meant for a GPU, and this "
+                  "machine has none", file=sys.stderr)
 
     if args.cmd == "run":
         overrides = {}
@@ -207,6 +215,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                     if r[0].returncode:
                         failed += 1
                         print(f"FAILED ({r[0].returncode}): {r[2].id}", file=sys.stderr)
+        print(f"grid done: {len(jobs)} jobs, {failed} failed" + ("" if not failed else " (see FAILED lines above)"))
         return 1 if failed else 0
 
     try:
@@ -215,15 +224,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as e:
         ap.error(str(e))
     if rows:
-        print(f"{'experiment':45s} {'DC error':>9s} {'LC error':>9s} {'ratio':>8s}  hardware / date")
+        width = max(45, max(len(r["id"]) for r in rows))
+        print(f"{'experiment':{width}s} {'DC error':>9s} {'LC error':>9s} {'ratio':>8s}  hardware / date")
     for r in rows:
         overrides = "  " + " ".join(f"{k}={v}" for k, v in r["overrides"].items()) if r["overrides"] else ""
-        print(f"{r['id']:45s} {r['dc_error']:8.2f}% {r['lc_error']:8.2f}% {r['ratio']:7.1f}x  "
+        print(f"{r['id']:{width}s} {r['dc_error']:8.2f}% {r['lc_error']:8.2f}% {r['ratio']:7.1f}x  "
               f"{r['hardware']}  {r['date']}{overrides}")
     if not rows:
         where = f"sweep {args.sweep!r} of " if args.sweep else ""
-        print(f"no stored results for {where}profile {prof!r} (runs with --set overrides are in "
-              f"{experiments.RESULTS_DIR / 'custom' / prof})")
+        if args.sweep:
+            have = sorted(d.name for d in (experiments.RESULTS_DIR / prof / "sweeps").glob("*") if d.is_dir())
+            print(f"no stored results for {where}profile {prof!r}; sweeps of that profile: {have or 'none'}")
+        else:
+            print(f"no stored results for profile {prof!r} (runs with --set overrides are in "
+                  f"{experiments.RESULTS_DIR / 'custom' / prof})")
     return 0
 
 

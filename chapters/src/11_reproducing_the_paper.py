@@ -64,7 +64,7 @@ from lcbook import claims, references, models, plots, experiments
 from lcbook.compressions import FLOAT_BITS
 
 PROFILE = lcbook.chapter_profile()
-print(f"profile: {PROFILE}, device: {references.device()}; this chapter reads the stored results of both profiles")
+print(f"profile: {PROFILE}, device: {references.device()}; this chapter reads the stored results of every profile")
 
 # %% [markdown]
 # ## The results store
@@ -473,7 +473,7 @@ assert all(j.profile == "full" and j.result_path().parent == experiments.RESULTS
 # ## Summary
 #
 # - The results store holds one JSON file per experiment with errors, bits, ratio, history and
-#   provenance; this chapter lists all of it for both profiles and checks its internal
+#   provenance; this chapter lists all of it for every profile and checks its internal
 #   consistency (ratio, bit totals, error ranges, ids, commands).
 # - The quick results are short CPU runs from weak references: they show orderings, not the
 #   papers' errors. No full-profile results are stored unless the table above says otherwise.

@@ -257,7 +257,8 @@ class Compression(abc.ABC):
             raise ValueError(f"a compression config is a dict with a 'class' name, got {cfg!r:.80}")
         cls: Optional[Type[Compression]] = _REGISTRY.get(cfg["class"])
         if cls is None:
-            raise ValueError(f"unknown compression {cfg['class']!r}; registered: {sorted(_REGISTRY)}")
+            raise ValueError(f"unknown compression {cfg['class']!r} (import the module that registers it first); "
+                             f"registered: {sorted(_REGISTRY)}")
         kwargs = {k: _from_config(v) for k, v in cfg.items() if k != "class"}
         try:
             return cls(**kwargs)
