@@ -1,5 +1,7 @@
 """Fetch the JavaScript the built book needs (MathJax, RequireJS, the Jupyter widgets HTML manager)
-from the npm registry into ``_static/vendor/`` so that the site renders math and widgets without
+from the npm registry into ``_vendor/vendor/`` (copied to the site's ``vendor/`` by
+``html_extra_path``; not under ``_static/``, whose every ``.js`` Jupyter Book adds to every page)
+so that the site renders math and widgets without
 internet access. Each package is pinned by version and by the registry's sha512 integrity hash; a
 download that does not match is refused and nothing is replaced. Idempotent: a package already
 extracted with the same hash is kept.
@@ -22,10 +24,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VENDOR = ROOT / "_static" / "vendor"
+VENDOR = ROOT / "_vendor" / "vendor"
 REGISTRY = os.environ.get("NPM_REGISTRY", "https://registry.npmjs.org").rstrip("/")
 
-# (folder under _static/vendor, npm package, version, sha512 integrity, root folder in the tarball,
+# (folder under _vendor/vendor, npm package, version, sha512 integrity, root folder in the tarball,
 #  paths under that root to keep: files or folder prefixes)
 PACKAGES = [
     ("mathjax", "mathjax", "3.2.2",
