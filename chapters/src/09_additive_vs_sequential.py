@@ -522,6 +522,9 @@ if qp1:
                             + ("above" if d > 0 else "below") + f" additive Q+P ({qp1['lc_error']:.2f}%) at "
                             f"{x['bits/weight']:.3f} against {qp1['bits_per_weight']:.3f} bits/weight"
                             + (": after LC the pipeline wins." if d < 0 else "."))
+if qp1 and not lc_lines:
+    lc_lines.append(f"- Additive Q+P ends LC at {qp1['lc_error']:.2f}% ({qp1['bits_per_weight']:.3f} bits/weight); "
+                    "the schemes it is compared with have not run yet, so there is no verdict.")
 display(Markdown("\n".join(lc_lines) or "No cpu-profile Q+P run of ResNet-20 is stored yet, so no verdict."))
 
 # %% [markdown]
