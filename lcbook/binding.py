@@ -148,6 +148,29 @@ class Binding:
             i += t.numel()
         return out
 
+    def delta_from(self, theta: Theta) -> torch.Tensor:
+        """Δ(Θ) in the view's shape (Θ's own dtype and device) for a Θ that did not come from this
+        binding's C step: a checkpoint's, or a fine-tuned one.
+
+        Raises:
+            ValueError: naming the task, if Θ does not fit the compression (it cannot be
+                decompressed, or :meth:`~lcbook.compressions.Compression.check_theta` refuses it)
+                or decompresses to another shape than the view.
+        """
+        comp = self.task.compression
+        try:
+            d = comp.decompress(dict(theta))
+        except (KeyError, IndexError, RuntimeError, TypeError) as e:
+            raise ValueError(f"task {self.task.label!r}: Θ does not fit {comp.describe()} ({e!r})") from e
+        if d.numel() != self.lam.numel() or (d.ndim > 1 and tuple(d.shape) != tuple(self.lam.shape)):
+            raise ValueError(f"task {self.task.label!r}: Θ decompresses to shape {tuple(d.shape)}, the task's view "
+                             f"is {tuple(self.lam.shape)}")
+        try:
+            comp.check_theta(dict(theta))
+        except ValueError as e:
+            raise ValueError(f"task {self.task.label!r}: {e}") from None
+        return d.reshape(self.lam.shape)
+
     def numel(self) -> int:
         """Number of weights the task compresses (all its parameters)."""
         return sum(t.numel() for t in self.tensors)

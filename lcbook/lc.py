@@ -381,19 +381,12 @@ class LCAlgorithm:
         stats = _check_stats(stats, "set_thetas(stats=)")
         deltas = []
         for b, th in zip(self.tasks, thetas):  # everything is checked before anything changes
-            comp = b.task.compression
             if not (isinstance(th, dict) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in th.items())):
                 raise ValueError(f"task {b.task.label!r}: a Θ is a dict of tensors, got {th!r:.60}")
-            try:
-                d = comp.decompress(th)
-                comp.check_theta(th)
-            except (KeyError, IndexError, RuntimeError, TypeError, ValueError) as e:
-                raise ValueError(f"task {b.task.label!r}: Θ does not fit {comp.describe()} ({e!r})") from None
-            if d.numel() != b.lam.numel() or (d.ndim > 1 and tuple(d.shape) != tuple(b.lam.shape)):
-                raise ValueError(f"task {b.task.label!r}: Θ decompresses to {tuple(d.shape)}, the view is {tuple(b.lam.shape)}")
+            d = b.delta_from(th)
             if not (d.is_floating_point() and bool(torch.isfinite(d).all())):
                 raise ValueError(f"task {b.task.label!r}: Θ decompresses to non-finite or non-float values")
-            deltas.append(d.reshape(b.lam.shape).to(device=b.lam.device, dtype=b.lam.dtype))
+            deltas.append(d.to(device=b.lam.device, dtype=b.lam.dtype))
         with torch.no_grad():
             for b, th, d in zip(self.tasks, thetas, deltas):
                 b.theta, b.delta = th, d
@@ -517,18 +510,7 @@ class LCAlgorithm:
                     raise ValueError(f"task {b.task.label!r} has no Θ, but the state is at LC step {step}")
                 deltas.append(None)
                 continue
-            try:
-                d = b.task.compression.decompress(dict(th))
-            except (KeyError, IndexError, RuntimeError, TypeError) as e:
-                raise ValueError(f"task {b.task.label!r}: Θ does not fit {b.task.compression.describe()} ({e!r})") from e
-            if d.numel() != b.lam.numel() or (d.ndim > 1 and tuple(d.shape) != tuple(b.lam.shape)):
-                raise ValueError(f"task {b.task.label!r}: Θ decompresses to shape {tuple(d.shape)}, the task's view "
-                                 f"is {tuple(b.lam.shape)}")
-            try:
-                b.task.compression.check_theta(dict(th))
-            except ValueError as e:
-                raise ValueError(f"task {b.task.label!r}: {e}") from None
-            deltas.append(d.reshape(b.lam.shape).to(device=b.lam.device, dtype=b.lam.dtype))
+            deltas.append(b.delta_from(th).to(device=b.lam.device, dtype=b.lam.dtype))
         if not isinstance(state["history"], list) or not all(isinstance(r, dict) for r in state["history"]):
             raise ValueError("state['history'] must be a list of dicts")
         if step >= 0 and len(state["history"]) < step + 2:
