@@ -33,3 +33,16 @@ def is_real(v) -> bool:
 def is_bool(v) -> bool:
     """``True`` for ``True``/``False`` and NumPy booleans."""
     return isinstance(v, (bool, np.bool_))
+
+
+def plain_numbers(config) -> None:
+    """Turn the NumPy numbers in the fields of a frozen dataclass ``config`` into the Python type
+    its annotation names (``int``, ``float``, ``bool``, ``Optional[...]`` of them), in place, so
+    that what it records is plain JSON. Fields of other types, and ``None``, are left alone."""
+    import dataclasses
+
+    for f in dataclasses.fields(config):
+        v = getattr(config, f.name)
+        cast = {"bool": bool, "int": int, "float": float}.get(str(f.type).replace("Optional[", "").rstrip("]"))
+        if v is not None and cast:
+            object.__setattr__(config, f.name, cast(v))

@@ -46,7 +46,7 @@ from typing import Any, Dict, List, Optional
 
 import torch
 
-from ._checks import is_bool, is_int, is_real
+from ._checks import is_bool, is_int, is_real, plain_numbers
 from . import models, train
 from ._io import atomic_write_json
 from .compressions import (AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LowRank, PruneThenQuantize,
@@ -136,11 +136,7 @@ class Schedule:
 
     def __post_init__(self):
         _check_schedule(self.asdict())
-        for f in fields(self):  # NumPy numbers become Python ones (results are plain JSON)
-            v = getattr(self, f.name)
-            if v is not None and not isinstance(v, str):
-                cast = {"bool": bool, "int": int, "float": float}.get(str(f.type).replace("Optional[", "").rstrip("]"))
-                object.__setattr__(self, f.name, cast(v) if cast else v)
+        plain_numbers(self)  # NumPy numbers become Python ones (results are plain JSON)
 
     def asdict(self) -> Dict[str, Any]:
         """The entries as a plain dict (what a result stores under ``"schedule"``)."""

@@ -31,7 +31,7 @@ from filelock import FileLock
 from torch import nn
 
 from . import data, models, train
-from ._checks import is_bool, is_int, is_real
+from ._checks import is_bool, is_int, is_real, plain_numbers
 from ._io import atomic_save, atomic_write_json  # noqa: F401  (re-exported)
 from .profiles import PROFILES, runs_dir  # noqa: F401  (PROFILES re-exported)
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,11 +93,7 @@ class Recipe:
         if any(not 1 <= m <= self.epochs for m in ms) or list(ms) != sorted(set(ms)):
             raise bad("milestones", f"increasing epoch numbers in 1..epochs={self.epochs}")
         object.__setattr__(self, "milestones", ms)
-        for f in fields(self):  # NumPy numbers become Python ones (records are plain JSON)
-            v = getattr(self, f.name)
-            cast = {"bool": bool, "int": int, "float": float}.get(str(f.type).replace("Optional[", "").rstrip("]"))
-            if v is not None and cast:
-                object.__setattr__(self, f.name, cast(v))
+        plain_numbers(self)  # NumPy numbers become Python ones (records are plain JSON)
 
     def asdict(self) -> Dict[str, Any]:
         """The entries as a plain JSON-able dict (tuples as lists)."""
