@@ -106,9 +106,26 @@ def fetch(folder: str, name: str, version: str, integrity: str, root: str, keep)
     print(f"fetch_web_assets: {name}@{version} -> {dest}")
 
 
+# The widget manager's stylesheet asks for its icon fonts at "@jupyter-widgets/html-manager/dist/"
+# relative to the page (webpack's public path), not beside embed-amd.js: copies of them go where the
+# pages with widgets (chapters/) look, so the browser finds them instead of logging 404s.
+FONT_PAGES = ("chapters",)
+
+
+def place_widget_fonts() -> None:
+    src = VENDOR / "html-manager"
+    for pages in FONT_PAGES:
+        dest = ROOT / "_vendor" / pages / "@jupyter-widgets" / "html-manager" / "dist"
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in sorted(src.iterdir()):
+            if f.suffix in (".woff2", ".woff", ".ttf") and not (dest / f.name).is_file():
+                shutil.copyfile(f, dest / f.name)
+
+
 def main() -> int:
     for pkg in PACKAGES:
         fetch(*pkg)
+    place_widget_fonts()
     return 0
 
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # All tests: set up (scripts/setup.sh), then unit tests, a strict book build (executes every
 # chapter; any failing cell or Sphinx warning fails it), nbval on every executed chapter (runs
-# each again and compares the cells marked NBVAL_CHECK_OUTPUT with the build's outputs), and the
+# each again and compares the cells tagged nbval-check-output with the build's outputs), and the
 # site test in headless Chromium (figures, typeset math, rendered widgets).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -64,8 +64,9 @@ def test_chapter_runs_on_colab_and_checks_deterministic_output(path):
     nb = json.loads(path.read_text())
     code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
     assert COLAB_MARK in code[0], "the first code cell installs lcbook where it is missing (Colab)"
-    assert any(c.startswith("# NBVAL_CHECK_OUTPUT") for c in code), (
-        "at least one cell with deterministic output (bit counts, nonzeros, ...) is checked by nbval")
+    checked = [c for c in nb["cells"] if "nbval-check-output" in c.get("metadata", {}).get("tags", [])]
+    assert checked, "at least one cell with deterministic output (bit counts, nonzeros, ...) is checked by nbval"
+    assert not any("NBVAL_" in c for c in code), "nbval markers are cell tags (nbval-check-output), not comments"
     first = "".join(nb["cells"][0]["source"])
     assert nb["cells"][0]["cell_type"] == "markdown" and first.startswith("# "), "a chapter opens with its title"
 
@@ -94,3 +95,60 @@ def test_site_check_finds_raw_math_and_ignores_prices_and_hidden_text():
         assert cs.raw_math(cs.visible_text(f"<p>{t}</p>")) is None, t
     hidden = "<head><title>Cost \\(\\alpha\\)</title></head><p>ok</p><pre>$\\beta$</pre><code>\\(x\\)</code>"
     assert cs.raw_math(cs.visible_text(hidden)) is None
+
+
+HIDDEN_TAGS = {"remove-cell", "remove-input", "hide-input", "hide-cell"}
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
+def test_checks_run_but_are_out_of_sight(path):
+    """Every assert runs (the build and nbval execute every cell), but no cell that shows its code on
+    the page holds one: checks sit in removed cells, or in cells whose input is hidden."""
+    import ast
+
+    nb = json.loads(path.read_text())
+    shown = [c for c in nb["cells"] if c["cell_type"] == "code"
+             and not HIDDEN_TAGS & set(c.get("metadata", {}).get("tags", []))]
+    for c in shown:
+        src = "".join(c["source"])
+        asserts = [n for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Assert)]
+        assert not asserts, f"{path.name}: a visible cell asserts (line {asserts[0].lineno}): {src[:120]!r}"
+
+
+def _sync():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("sync_chapters", ROOT / "scripts" / "sync_chapters.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_set_up_cells_and_notebooks_are_made_from_the_repository_setting():
+    """The repository URL is one setting (_config.yml); every chapter's set-up cell is made from it."""
+    pytest.importorskip("jupytext")
+    sync = _sync()
+    assert sync.stale() == [], "run .venv/bin/python scripts/sync_chapters.py"
+    url, branch = sync.repository()
+    for src in sorted((ROOT / "chapters" / "src").glob("*.py")):
+        assert f'REPOSITORY, BRANCH = "{url}", "{branch}"' in src.read_text(), src.name
+    cell = sync.setup_cell("https://example.org/fork/lcbook", "dev")
+    assert sync.with_setup_cell(sync.with_setup_cell((ROOT / "chapters/src/01_lenet300_mnist.py").read_text(), cell),
+                                cell).count("https://example.org/fork/lcbook") == 1
+    with pytest.raises(ValueError, match="no set-up cell"):
+        sync.with_setup_cell("# %%\nprint(1)\n", cell)
+
+
+def test_set_up_cell_without_internet_says_in_one_line_what_to_install(tmp_path, monkeypatch, capsys):
+    """Where lcbook is missing and the repository cannot be reached, the cell stops with one line
+    (IPython shows ``_render_traceback_`` instead of a traceback) naming the repository."""
+    sync = _sync()
+    missing = tmp_path / "no-such-repository"
+    code = sync.setup_cell(str(missing), "main").replace('find_spec("lcbook")', 'find_spec("lcbook_not_installed_here")')
+    monkeypatch.chdir(tmp_path)
+    from IPython.core.interactiveshell import InteractiveShell
+
+    result = InteractiveShell.instance().run_cell(code)
+    shown = capsys.readouterr().out.strip()
+    assert not result.success and type(result.error_in_exec).__name__ == "SetupError"
+    assert len(shown.splitlines()) == 1 and str(missing) in shown and "pip install -e" in shown, shown
+    assert "Traceback" not in shown and not (tmp_path / "lcbook-src").exists()

@@ -71,16 +71,31 @@
 # alternation of the two on the residual the other leaves {cite}`carreira2021part5`.
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -115,6 +130,8 @@ reference, record = references.reference("lenet300", PROFILE)
 ref_error = train.evaluate(reference, test_batches)["error"]
 print(f"reference test error: {ref_error:.2f}%  (trained {record['recipe']['epochs']} epochs, "
       f"profile {record['profile']}, {record['date'][:10]}, commit {record['git_commit'][:8]})")
+
+# %% tags=["remove-cell"]
 assert abs(ref_error - record["test_error"]) < 1e-6, "the cached reference does not match its record"
 
 # %% [markdown]
@@ -210,8 +227,7 @@ for name in SETTINGS:
 # Storage is fixed by the compression, not by the training: the 1-bit codebooks cost one bit per
 # weight plus their two 32-bit values, and pruning keeps exactly κ weights.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 n_weights = sum(dict(lcs["P: keep 5%"].model.named_parameters())[p].numel() for p in LAYERS)
 print(f"{n_weights} weights in the three layers")
 print(f"Q: {lcbook.storage_report(lcs['Q: K=2 per layer'])['total_bits']} bits in all (biases included)")
@@ -248,7 +264,7 @@ plt.show()
 # numbers. LC moves every compression towards the reference error at the same storage: the
 # compressed weights are chosen for the loss, not only to be close to $\bar{\mathbf{w}}$.
 
-# %%
+# %% tags=["remove-cell"]
 # The run must have done real work: every setting compressed, every error finite, and LC no
 # worse than direct compression by more than noise on 10,000 test images.
 assert len(results) == len(SETTINGS)

@@ -39,16 +39,31 @@
 # ```
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -101,10 +116,13 @@ print(f"profile: {PROFILE}, device: {DEVICE}, torch {torch.__version__}")
 
 # %%
 NAMES = ["lenet300", "resnet20", "resnet32", "resnet56", "resnet110", "vgg16", "vgg16_quarter"]
+
+# %% tags=["remove-cell"]
 assert set(NAMES) == set(models.MODELS), "a model of lcbook.models is missing from this chapter"
+
+# %%
 NETS = {name: models.build(name) for name in NAMES}
 print(NETS["resnet20"].layer2[0])
-
 
 # %% [markdown]
 # ## Parameter counts
@@ -135,8 +153,7 @@ def breakdown(name, net):
 
 COUNTS = {name: breakdown(name, net) for name, net in NETS.items()}
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 cols = list(next(iter(COUNTS.values())))
 print(" | ".join(f"{c:>19s}" for c in cols))
 for row in COUNTS.values():
@@ -147,16 +164,19 @@ for row in COUNTS.values():
 # with the low-rank experiments {cite}`idelbayev2020lowrank`) are rounded; the assert checks that
 # ours round to them, and that each ResNet has $6n+2$ weight layers.
 
-# %%
+# %% tags=["remove-cell"]
 PUBLISHED_PARAMS_M = {"resnet20": 0.27, "resnet32": 0.46, "resnet56": 0.85, "resnet110": 1.7}  # published, rounded
 for name, millions in PUBLISHED_PARAMS_M.items():
     digits = len(str(millions).split(".")[1])
     assert round(COUNTS[name]["parameters"] / 1e6, digits) == millions, (name, COUNTS[name]["parameters"])
     depth = int(name.removeprefix("resnet"))
     assert COUNTS[name]["conv layers"] + COUNTS[name]["linear layers"] == depth == 6 * ((depth - 2) // 6) + 2
-assert COUNTS["vgg16"]["conv layers"] == 13 and COUNTS["vgg16"]["linear layers"] == 3
-print("parameter counts agree with the published (rounded) ones; layer counts are 6n+2")
 
+# %% tags=["remove-cell"]
+assert COUNTS["vgg16"]["conv layers"] == 13 and COUNTS["vgg16"]["linear layers"] == 3
+
+# %%
+print("parameter counts agree with the published (rounded) ones; layer counts are 6n+2")
 
 # %% [markdown]
 # ## Where the parameters are
@@ -196,7 +216,11 @@ r20_names, r20_sizes, _ = layer_sizes("resnet20")
 stage3 = sum(s for n, s in zip(r20_names, r20_sizes) if n.startswith("layer3"))
 v_names, v_sizes, _ = layer_sizes("vgg16")
 big = sum(s for s in v_sizes if s >= 9 * 512 * 512)
+
+# %% tags=["remove-cell"]
 assert stage3 > sum(r20_sizes) / 2 and big > sum(v_sizes) / 2  # the claim of the text above
+
+# %%
 display(Markdown(
     f"In ResNet-20 the six convolutions of the last stage hold {100 * stage3 / sum(r20_sizes):.0f}% of the "
     f"conv/linear weights and the first convolution only {r20_sizes[0]:,} weights; in VGG-16 the "
@@ -212,8 +236,7 @@ display(Markdown(
 # VGG-16 and LeNet300 every **convolution and linear** layer. Biases and BatchNorm parameters are
 # never compressed; they are stored as 32-bit floats and count as such in every compression ratio.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for name in ["resnet20", "vgg16", "vgg16_quarter", "lenet300"]:
     net = NETS[name]
     compressed = experiments.compressed_weights(name, net)
@@ -227,6 +250,8 @@ for name in ["resnet20", "vgg16", "vgg16_quarter", "lenet300"]:
 for name in ["resnet20", "vgg16"]:
     c = COUNTS[name]
     print(f"{name}: {100 * c['compressed weights'] / c['parameters']:.2f}% of the parameters are compressed")
+
+# %% tags=["remove-cell"]
 assert "fc.weight" not in experiments.compressed_weights("resnet20", NETS["resnet20"])
 assert experiments.compressed_weights("vgg16", NETS["vgg16"]) == models.conv_and_linear_weights(NETS["vgg16"])
 
@@ -268,7 +293,11 @@ RECORDS = {}
 for path in sorted(references.REFERENCE_DIR.glob("*.json")):
     rec = json.loads(path.read_text())
     RECORDS[(rec["model"], rec["profile"])] = rec
+
+# %% tags=["remove-cell"]
 assert {("lenet300", "quick"), ("resnet20", "quick"), ("vgg16_quarter", "quick")} <= set(RECORDS)
+
+# %%
 pd.DataFrame([{
     "model": r["model"], "profile": r["profile"], "dataset": r["recipe"]["dataset"],
     "epochs": r["recipe"]["epochs"], "test error %": r["test_error"],
@@ -304,6 +333,8 @@ se = 100 * math.sqrt(rec["test_error"] / 100 * (1 - rec["test_error"] / 100) / n
 tolerance = 4 * se if n_test < 10_000 else 0.05  # all images: at most 5 predictions may flip (float rounding)
 print(f"ResNet-20 (quick) on {n_test} test images: {measured:.2f}%; record (10,000 images): "
       f"{rec['test_error']:.2f}%; standard error of the subset ≈ {se:.2f} points")
+
+# %% tags=["remove-cell"]
 assert abs(measured - rec["test_error"]) <= tolerance + 1e-9, "the checkpoint does not match its record"
 assert abs(100 * int((pred != test_batches.y).sum()) / n_test - measured) < 1e-9
 
@@ -311,7 +342,7 @@ assert abs(100 * int((pred != test_batches.y).sum()) / n_test - measured) < 1e-9
 # LeNet300 is small enough to test on all 10,000 MNIST test images, where the error must equal
 # the record exactly; VGG-16 at quarter width gets a smaller subset.
 
-# %%
+# %% tags=["hide-input"]
 for name, dataset, size in [("lenet300", "mnist", None), ("vgg16_quarter", "cifar10", lcbook.choose(PROFILE, quick=1000, full=None))]:
     net, r = references.reference(name, "quick", progress=False)
     b = references.batches(dataset, "test", 1000, size=size)
@@ -365,7 +396,7 @@ for name, pub in PUBLISHED_ERROR.items():
     })
 pd.DataFrame(rows).set_index("network")
 
-# %%
+# %% tags=["hide-input"]
 for name in ["resnet20", "vgg16"]:
     ours = RECORDS[(OURS[name], "quick")]
     full_epochs = references.RECIPES[(name, "full")].epochs
@@ -470,6 +501,8 @@ def worst(r):
 
 for label, r in ratios.items():
     print(f"{label:28s} farthest layer off by a factor {math.exp(worst(r)):.1f}")
+
+# %% tags=["remove-cell"]
 assert worst(ratios["DC, K=2, stored statistics"]) > 2 * worst(ratios["reference"])
 assert worst(ratios["DC, K=2, recalibrated"]) < min(math.log(1.5), worst(ratios["DC, K=2, stored statistics"]))
 stale = ratios["DC, K=2, stored statistics"]

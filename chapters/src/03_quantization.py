@@ -38,16 +38,31 @@
 # ```
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -155,16 +170,21 @@ def distortion(delta):
     return float(((w - delta.reshape(-1)) ** 2).sum())
 
 
-codebooks, distortions = {}, {}
+codebooks, distortions, distinct = {}, {}, {}
 for k in (2, 4):
     for method in ("kmeans", "exact"):
         delta, theta = AdaptiveQuantization(k, method=method).compress(w)
         codebooks[k, method], distortions[k, method] = theta["codebook"], distortion(delta)
-        assert delta.unique().numel() <= k  # feasible: at most K distinct values
+        distinct[k, method] = delta.unique().numel()
     print(f"K={k}: Lloyd distortion {distortions[k, 'kmeans']:.6f}, exact {distortions[k, 'exact']:.6f}; "
           f"codebook (exact) {[round(float(c), 4) for c in codebooks[k, 'exact']]}")
-    # The dynamic programme is the global optimum: Lloyd can match it, never beat it.
-    assert distortions[k, "exact"] <= distortions[k, "kmeans"] * (1 + 1e-6) + 1e-9
+
+# %% tags=["remove-cell"]
+# Feasible: at most K distinct values. The dynamic programme is the global optimum: Lloyd can
+# match it, never beat it.
+for (k, method), n in distinct.items():
+    assert n <= k, (k, method, n)
+    assert distortions[k, "exact"] <= distortions[k, "kmeans"] * (1 + 1e-6) + 1e-9, k
 
 # %%
 fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -203,10 +223,14 @@ k = 4
 delta, theta = AdaptiveQuantization(k, method="exact").compress(w)
 c, z = theta["codebook"], theta["assignments"]
 z_by_formula = (w[:, None] - c[None, :]).abs().argmin(dim=1)  # the C step formula, literally
+
+# %% tags=["remove-cell"]
 assert torch.equal(z_by_formula, z)
 assert torch.equal(delta.reshape(-1), c[z])
 means = torch.stack([w[z == j].double().mean() for j in range(k)])
 assert torch.allclose(means, c.double(), rtol=1e-5, atol=1e-7)
+
+# %%
 print(f"K={k}: all {w.numel()} assignments follow the nearest-entry rule; cluster sizes "
       f"{torch.bincount(z, minlength=k).tolist()}")
 
@@ -268,6 +292,8 @@ table.style.format({"relative distortion": "{:.4f}"})
 # %%
 d = table["relative distortion"]
 a = float(thetas["scaled binarization {−a,+a}"]["scale"][0])
+
+# %% tags=["remove-cell"]
 assert math.isclose(a, float(w.abs().mean()), rel_tol=1e-5)  # a = mean |w|
 codes = thetas["scaled ternarization {−a,0,+a}"]["codes"]
 s = torch.cumsum(w.abs().double().sort(descending=True).values, 0)
@@ -281,6 +307,8 @@ assert d["scaled binarization {−a,+a}"] < d["binarization {−1,+1}"]  # the s
 assert float(w.abs().max()) < 0.5  # so the fixed codebook {−1,0,+1} sends every weight of this layer to 0
 assert d["adaptive K=3 (exact)"] <= d["scaled ternarization {−a,0,+a}"] + 1e-9
 assert d[f"adaptive K={len(POW2.values)} (exact)"] <= d["fixed powers of two"] + 1e-9
+
+# %%
 print(f"scaled binarization: a = {a:.4f} = mean|w|; scaled ternarization keeps {j_best} of {w.numel()} "
       f"weights at ±{a3:.4f} and sets the rest to 0")
 print(f"binarization {{−1,+1}} is {d['binarization {−1,+1}'] / d['scaled binarization {−a,+a}']:.0f} times "
@@ -318,17 +346,20 @@ def direct_compression(make, tasks_per_layer=True, layers=CONVS):
     return lcbook.direct_compression(model, tasks)
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
-dc = {}
+# %% tags=["nbval-check-output"]
+dc, by_formula = {}, {}
 n_weights = sum(params[n].numel() for n in CONVS)
 for k in (2, 4, 16):
     dc[f"K={k}"] = lc = direct_compression(lambda: AdaptiveQuantization(k))
     report = lcbook.storage_report(lc)
-    by_formula = sum(params[n].numel() * math.ceil(math.log2(k)) + 32 * k for n in CONVS)
-    assert report["compressed_bits"] == by_formula
+    by_formula[k] = (report["compressed_bits"], sum(params[n].numel() * math.ceil(math.log2(k)) + 32 * k for n in CONVS))
     print(f"K={k:2d}: {n_weights} conv weights in {report['compressed_bits']} bits; "
           f"whole net {report['total_bits']} bits (reference {report['reference_bits']} bits)")
+
+# %% tags=["remove-cell"]
+# The package's count is the storage formula: ⌈log2 K⌉ bits per weight plus K 32-bit entries per layer.
+for k, (counted, formula) in by_formula.items():
+    assert counted == formula, k
 
 # %%
 for name in ("K=2", "K=4", "K=16"):
@@ -363,9 +394,13 @@ def layer_distortions(lc):
 
 
 dist = {"one codebook per layer": layer_distortions(per_layer), "one codebook for all layers": layer_distortions(shared)}
+
+# %% tags=["remove-cell"]
 for n in CONVS:
     assert dist["one codebook per layer"][n] <= dist["one codebook for all layers"][n] * (1 + 1e-6) + 1e-9, n
 assert math.isclose(sum(dist["one codebook per layer"].values()), per_layer.distance(), rel_tol=1e-4)
+
+# %%
 for name, lc in (("one codebook per layer", per_layer), ("one codebook for all layers", shared)):
     r = lcbook.storage_report(lc)
     print(f"{name:28s}: total distortion ‖w − Δ(Θ)‖² = {lc.distance():8.2f}, "
@@ -433,16 +468,24 @@ plt.show()
 
 # %%
 e = results["DC test error (%)"]
+
+# %% tags=["remove-cell"]
 assert e["K=2"] > ref_error and e["K=16"] < e["K=2"]
 assert e["K=4"] - ref_error < 0.5 * (e["K=2"] - ref_error)  # 2 bits lose far less than 1 bit
 # With BatchNorm re-estimated, {−1,+1} and {−a,+a} give the same net up to rounding (and BN's ε).
 assert abs(e["binarization {−1,+1}"] - e["scaled binarization {−a,+a}"]) <= 0.5
+
+# %%
 monotone = all(e[f"K={a}"] >= e[f"K={b}"] for a, b in ((2, 4), (4, 8), (8, 16)))
 print(f"DC error falls from {e['K=2']:.1f}% at K=2 to {e['K=16']:.1f}% at K=16 (reference {ref_error:.1f}%); "
       f"{'monotonically' if monotone else 'not monotonically (within test-set noise)'} in K.")
 print(f"binarization {e['binarization {−1,+1}']:.1f}% vs scaled binarization {e['scaled binarization {−a,+a}']:.1f}%: "
       "the scale is absorbed by BatchNorm.")
+
+# %% tags=["remove-cell"]
 assert dc["K=2"].distance() <= dc["scaled binarization {−a,+a}"].distance()  # adaptive K=2 is closer to w
+
+# %%
 better = "lower" if e["scaled binarization {−a,+a}"] < e["K=2"] else "not lower"
 print(f"At 1 bit, the symmetric {{−a,+a}} gives a {better} DC error than the adaptive K=2 codebook "
       f"({e['scaled binarization {−a,+a}']:.1f}% vs {e['K=2']:.1f}%), although its distortion is not smaller "
@@ -467,12 +510,16 @@ stored = [r for r in experiments.load_results(PROFILE, model="resnet20", combo="
 if not stored and PROFILE != "quick":
     print(f"no stored {PROFILE} run of resnet20 q k=2: showing the quick one")
     stored = [r for r in experiments.load_results("quick", model="resnet20", combo="q") if r["budget"] == {"k": 2}]
+
+# %% tags=["remove-cell"]
 assert stored, "the results store has no resnet20 q k=2 run: python -m lcbook run resnet20 q k=2"
 run = stored[0]
 hist = run["history"]
 assert hist[0]["step"] == "DC" and hist[0]["test_error"] == run["dc_error"]
 assert run["lc_error"] < run["dc_error"]  # LC beats DC ...
 assert len({h["bits"] for h in hist}) == 1  # ... at the same storage in every step
+
+# %%
 sch = run["schedule"]
 print(f"stored run {run['id']} ({run['profile']} profile, {run['hardware']}, {run['date'][:10]}, "
       f"commit {run['git_commit'][:8]}): {len(hist) - 1} LC steps of {sch['epochs']} epoch(s) on "

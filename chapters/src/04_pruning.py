@@ -74,16 +74,31 @@
 # LC algorithm passes the current μ to the penalty forms (DC uses the first μ of the schedule).
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -160,11 +175,15 @@ def l1_threshold(w, budget, iters=100):
 
 
 kth = torch.sort(grid.abs(), descending=True).values[60 - 1]  # the 60th largest |w|
+
+# %% tags=["remove-cell"]
 assert torch.equal(deltas["ℓ0 constraint, κ = 60 of 201"], torch.where(grid.abs() >= kth, grid, 0 * grid))
 assert torch.equal(deltas["ℓ0 penalty, α = 0.08 (μ = 1)"], hard(grid, (2 * 0.08 / MU_DEMO) ** 0.5))
 assert torch.allclose(deltas["ℓ1 penalty, α = 0.3 (μ = 1)"], soft(grid, 0.3 / MU_DEMO))
 tau = l1_threshold(grid, 25.0)
 assert torch.allclose(deltas["ℓ1 constraint, ℓ1 budget κ = 25"], soft(grid, tau), atol=1e-9)
+
+# %%
 print(f"ℓ1 ball of radius 25: threshold τ = {tau:.4f}; the hand-written C steps match the package")
 
 # %% [markdown]
@@ -183,7 +202,11 @@ w = params[LAYER].detach()
 n = w.numel()
 stored = experiments.load_results("quick", model="resnet20", combo="p")
 stored = [r for r in stored if r["budget"] == {"fraction": 0.045}]
+
+# %% tags=["remove-cell"]
 assert len(stored) == 1, "the stored run resnet20 p fraction=0.045 is missing: python -m lcbook run resnet20 p fraction=0.045"
+
+# %%
 run = stored[0]
 MUS = lcbook.geometric_mu(run["schedule"]["mu0"], run["schedule"]["a"], run["schedule"]["steps"])
 print(f"{LAYER}: shape {tuple(w.shape)}, {n} weights, ‖w‖₁ = {float(w.abs().sum()):.2f}")
@@ -208,6 +231,8 @@ pd.DataFrame(rows).set_index("C step").style.format(precision=3)
 
 # %%
 d0, th0 = results[f"ℓ0 constraint κ={KAPPA0}"]
+
+# %% tags=["remove-cell"]
 assert int(torch.count_nonzero(d0)) == KAPPA0 == th0["indices"].numel(), "the ℓ0 constraint must keep exactly κ weights"
 assert float(d0.abs().min()) == 0 and float(w.abs().flatten()[th0["indices"]].min()) >= float(w.abs().flatten().kthvalue(n - KAPPA0).values)
 d1, _ = results[f"ℓ1 constraint κ={BUDGET1:.2f}"]
@@ -218,6 +243,8 @@ k1 = int(torch.count_nonzero(d1))  # top-k1 is the closest Δ with k1 nonzeros, 
 err_l1 = float(((w - d1) ** 2).sum() / (w**2).sum())
 err_top = float(((w - ConstraintL0Pruning(kappa=k1).compress(w)[0]) ** 2).sum() / (w**2).sum())
 assert err_l1 >= err_top
+
+# %%
 print(f"with {k1} nonzeros: ℓ1 projection ‖w − Δ‖²/‖w‖² = {err_l1:.3f}, keeping the {k1} largest = {err_top:.3f}")
 
 # The penalty thresholds fall as μ grows, so the C step keeps more weights of the same w.
@@ -225,9 +252,13 @@ thr = {"ℓ0 penalty": [PenaltyL0Pruning(ALPHA0).threshold(m) for m in MUS],
        "ℓ1 penalty": [PenaltyL1Pruning(ALPHA1).threshold(m) for m in MUS]}
 kept = {"ℓ0 penalty": [PenaltyL0Pruning(ALPHA0).compress(w, mu=m)[1]["indices"].numel() for m in MUS],
         "ℓ1 penalty": [PenaltyL1Pruning(ALPHA1).compress(w, mu=m)[1]["indices"].numel() for m in MUS]}
+
+# %% tags=["remove-cell"]
 for form in thr:
     assert all(a > b for a, b in zip(thr[form], thr[form][1:])), f"{form}: threshold must fall as μ grows"
     assert all(a <= b for a, b in zip(kept[form], kept[form][1:])), f"{form}: kept count must not fall as μ grows"
+
+# %%
 print("ℓ0 constraint keeps exactly κ; the ℓ1 projection lies on the ball; penalty thresholds fall with μ")
 
 # %% [markdown]
@@ -269,20 +300,20 @@ layer_of = torch.bucketize(theta_all["indices"], offsets, right=True)  # which c
 kept_global = torch.bincount(layer_of, minlength=len(CONVS)).tolist()
 kept_per_layer = [ConstraintL0Pruning(fraction=FRACTION).compress(params[p].detach())[1]["indices"].numel() for p in CONVS]
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"keep {FRACTION:g} of {w_all.numel()} conv weights: κ = {theta_all['indices'].numel()}")
 print(f"{'layer':24s}{'weights':>8s}{'global κ':>10s}{'per layer':>11s}")
 for p, size, kg, kl in zip(CONVS, sizes, kept_global, kept_per_layer):
     print(f"{p.removesuffix('.weight'):24s}{size:8d}{kg:10d}{kl:11d}")
 print(f"{'total':24s}{sum(sizes):8d}{sum(kept_global):10d}{sum(kept_per_layer):11d}")
 
-# %%
+# %% tags=["remove-cell"]
 assert sum(kept_global) == round(FRACTION * w_all.numel()) == theta_all["indices"].numel()
 assert all(kl == round(FRACTION * s) for kl, s in zip(kept_per_layer, sizes))
 frac_global = [k / s for k, s in zip(kept_global, sizes)]
 assert max(frac_global) > 2 * FRACTION > 0.5 * FRACTION > min(frac_global), "one κ should spread unevenly over the layers"
 
+# %%
 fig, ax = plt.subplots(figsize=(8, 3.8))
 x = range(len(CONVS))
 ax.bar(x, [100 * f for f in frac_global], label=f"one κ over all layers ({100 * FRACTION:g}% of all conv weights)")
@@ -304,8 +335,12 @@ mean_abs = {st: float(torch.cat([params[p].detach().abs().reshape(-1) for p in C
 kept_stage = {st: sum(k for p, k in zip(CONVS, kept_global) if stage(p) == st) / sum(s for p, s in zip(CONVS, sizes) if stage(p) == st)
               for st in mean_abs}
 cut_last = sum(s - k for p, s, k in zip(CONVS, sizes, kept_global) if stage(p) == "layer3") / (w_all.numel() - sum(kept_global))
+
+# %% tags=["remove-cell"]
 assert mean_abs["layer1"] > mean_abs["layer2"] > mean_abs["layer3"] and kept_stage["layer1"] > kept_stage["layer2"] > kept_stage["layer3"]
 assert cut_last > 0.5
+
+# %%
 print("mean |w| per stage:", {k: round(v, 4) for k, v in mean_abs.items()})
 print("kept per stage (%):", {k: round(100 * v, 2) for k, v in kept_stage.items()})
 top = max(range(len(CONVS)), key=lambda i: frac_global[i])
@@ -340,8 +375,7 @@ display(Markdown(
 # Small $b$ wastes slots on fillers; large $b$ wastes index bits on every entry. A hand-made
 # example, then the whole pruned ResNet-20:
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 idx = torch.tensor([2, 3, 4, 15, 60])
 gaps = torch.diff(idx, prepend=torch.tensor([-1]))
 print("kept positions:", idx.tolist(), " gaps:", gaps.tolist())
@@ -354,13 +388,15 @@ b_all, bits_all = sparse_layout(theta_all["indices"])
 print(f"ResNet-20 convs, one κ = {theta_all['indices'].numel()}: b = {b_all}, {bits_all} bits "
       f"(dense: {32 * w_all.numel()} bits)")
 
-# %%
+# %% tags=["remove-cell"]
 assert (b_best, bits_best) == min(by_hand.items(), key=lambda kv: kv[1]) and bits_best == sparse_bits(idx)
 # The same C step inside the LC machinery (a Task over all convs) and in the results store:
 lc_dc = lcbook.direct_compression(reference, [Task(tuple(CONVS), ConstraintL0Pruning(fraction=FRACTION))])
 assert torch.equal(lc_dc.tasks[0].theta["indices"], theta_all["indices"])
 assert lc_dc.compressed_bits() == bits_all == run["history"][0]["bits"], "DC storage must match the stored run"
 assert abs(lc_dc.distance() - run["history"][0]["distance"]) < 1e-3 * run["history"][0]["distance"]
+
+# %%
 print(f"{bits_all / theta_all['indices'].numel():.2f} bits per kept weight, {bits_all / w_all.numel():.3f} bits per "
       f"conv weight (stored run: {run['bits_per_weight']:.3f}); compression ratio of the convs "
       f"{32 * w_all.numel() / bits_all:.1f}x, of the whole net (BatchNorm, linear layer at 32 bits) {run['ratio']:.1f}x")
@@ -384,9 +420,12 @@ layer_pts = [(k / s, sparse_bits(theta_all["indices"][layer_of == i] - (offsets[
              for i, (k, s) in enumerate(zip(kept_global, sizes)) if k > 0]
 # The break-even density: the largest density at which the sparse code is no longer than dense storage.
 cheaper = [rho for rho, c in zip(densities, per_kept) if c * rho <= 32]
+
+# %% tags=["remove-cell"]
 assert all(c >= 32 + math.log2(1 / r) - 1e-9 for r, c in zip(densities, per_kept)), "a kept weight costs at least 32 + log2(1/ρ) bits"
 assert all(c > 32 for c in per_kept) and per_kept[-1] * densities[-1] > 32 and cheaper, "sparse storage: >32 bits per kept weight"
 
+# %%
 fig, ax = plt.subplots(figsize=(6.4, 4))
 ax.plot(densities, per_kept, marker=".", label=f"sparse: random positions (N = {N_DEMO:,})")
 ax.plot(densities, [32 + math.log2(1 / r) for r in densities], color="C0", lw=0.8, ls=":", label="32 + log₂(1/ρ)")
@@ -452,7 +491,11 @@ plt.show()
 
 # %%
 g_err = dc["one κ over all layers"]
+
+# %% tags=["remove-cell"]
 assert all(a > b for a, b in zip(g_err, g_err[1:])) and g_err[-1] > ref_error, "DC error must fall as more weights are kept"
+
+# %%
 worse = [f for f, a, b in zip(FRACTIONS, dc["one κ over all layers"], dc["same fraction per layer"]) if b > a]
 display(Markdown(
     f"Keeping {100 * FRACTIONS[-1]:g}% of the weights, DC is at {dc['one κ over all layers'][-1]:.1f}% error "
@@ -477,12 +520,15 @@ print(f"{run['id']}: reference {run['reference_error']:.1f}%, DC {run['dc_error'
       f"test error on {run['schedule']['test_size']} test images; {run['bits_per_weight']:.2f} bits per conv weight, "
       f"ratio {run['ratio']:.1f}x  [{run['hardware']}, {run['lc_seconds'] / 60:.0f} min, {run['date'][:10]}, "
       f"commit {run['git_commit'][:8]}]")
+
+# %% tags=["remove-cell"]
 assert run["lc_error"] < run["dc_error"], "LC must improve on direct compression for the stored run"
 steps = [h for h in run["history"] if h["step"] != "DC"]
 assert all(h["bits"] == run["history"][0]["bits"] for h in steps), "the ℓ0 constraint fixes κ: storage must not grow"
 assert run["lc_error"] > run["reference_error"]
 assert all(a["test_error"] >= b["test_error"] for a, b in zip(run["history"], run["history"][1:])), "the error should fall along the path"
 
+# %%
 plots.lc_paths({f"P: keep {100 * FRACTION:g}%, one κ": run["history"]}, key="test_error")
 plt.title("LC path of the stored run (× = direct compression)")
 plt.show()
@@ -507,20 +553,28 @@ plt.show()
 
 # %%
 ALPHAS = [1e-3, 3e-3]
-pen_rows = []
+pen_rows, same_as_constraint = [], {}
 for a in ALPHAS:
     lc_pen = lcbook.direct_compression(reference, [Task(tuple(CONVS), PenaltyL0Pruning(a))], mu=MUS[0])
     k_dc = lc_pen.tasks[0].theta["indices"].numel()
     k_last = PenaltyL0Pruning(a).compress(w_all, mu=MUS[-1])[1]["indices"].numel()
-    # The hard threshold keeps the same weights as the ℓ0 constraint with that κ.
-    assert torch.equal(lc_pen.tasks[0].theta["indices"], ConstraintL0Pruning(kappa=k_dc).compress(w_all)[1]["indices"])
+    same_as_constraint[a] = torch.equal(lc_pen.tasks[0].theta["indices"],
+                                        ConstraintL0Pruning(kappa=k_dc).compress(w_all)[1]["indices"])
     pen_rows.append({"α": f"{a:g}", f"threshold at μ={MUS[0]:g}": PenaltyL0Pruning(a).threshold(MUS[0]),
                      f"kept % at μ={MUS[0]:g} (DC)": 100 * k_dc / w_all.numel(),
                      f"kept % at μ={MUS[-1]:.3g}": 100 * k_last / w_all.numel(),
                      "bits per conv weight (DC)": lc_pen.compressed_bits() / w_all.numel()})
 pen = pd.DataFrame(pen_rows).set_index("α")
 col_dc = f"kept % at μ={MUS[0]:g} (DC)"
+
+# %% tags=["remove-cell"]
+# The hard threshold keeps the same weights as the ℓ0 constraint with that κ.
+assert all(same_as_constraint.values()), same_as_constraint
+
+# %% tags=["remove-cell"]
 assert pen[col_dc].is_monotonic_decreasing and (pen[f"kept % at μ={MUS[-1]:.3g}"] > pen[col_dc]).all()
+
+# %%
 pen.style.format(precision=3)
 
 # %% [markdown]

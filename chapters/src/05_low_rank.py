@@ -41,16 +41,31 @@
 # ```
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -141,8 +156,7 @@ print(f"{len(LAYERS)} weight matrices: " + ", ".join(f"{SHORT[n]} {tuple(PARAMS[
 # A linear layer's weight is already a matrix. The cell below builds both tasks on one conv layer
 # and checks the package's view against the reshape written out by hand.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 LAYER = "features.27.weight"
 w = PARAMS[LAYER].detach()
 o, i, kh, kw = w.shape
@@ -151,13 +165,17 @@ by_hand = {
     "matrix_hw": w.permute(0, 2, 1, 3).reshape(o * kh, i * kw),  # (o, kh, i, kw) -> rows (o, kh), cols (i, kw)
 }
 RANK_DEMO = 16
+same_view = {}
 for view, mat in by_hand.items():
     lc = lcbook.direct_compression(reference, [Task(LAYER, LowRank(RANK_DEMO), view=view)])
     bound = lc.tasks[0]
-    assert torch.equal(bound.gather(), mat), view  # the package's view is this reshape
+    same_view[view] = torch.equal(bound.gather(), mat)
     u, v = bound.theta["U"], bound.theta["V"]
     print(f"{SHORT[LAYER]} {tuple(w.shape)}  view={view:9s} -> matrix {tuple(mat.shape)}, "
           f"U {tuple(u.shape)}, V {tuple(v.shape)}, {lc.compressed_bits()} bits")
+
+# %% tags=["remove-cell"]
+assert all(same_view.values()), same_view  # the package's view is this reshape
 
 # %% [markdown]
 # Both views hold the same numbers, but not the same matrix, so they have different spectra and
@@ -249,7 +267,7 @@ plt.show()
 # The package's C step must leave exactly the discarded energy as error (Eckart–Young). We check
 # it on every layer at a quarter of the full rank.
 
-# %%
+# %% tags=["hide-input"]
 for name in LAYERS:
     W = PARAMS[name].detach().reshape(PARAMS[name].shape[0], -1)
     s = SPECTRA[name]
@@ -265,7 +283,11 @@ energy = pd.DataFrame({
     **{f"energy at r/min = {f:g} (%)": [100 * float((SPECTRA[n][:max(1, math.ceil(f * len(SPECTRA[n])))] ** 2).sum()
                                                     / (SPECTRA[n] ** 2).sum()) for n in LAYERS] for f in (0.1, 0.25, 0.5)},
 }).set_index("layer")
+
+# %% tags=["remove-cell"]
 assert (energy["energy at r/min = 0.25 (%)"] < 95).all()  # no layer is nearly rank-1/4
+
+# %%
 energy.round(1)
 
 # %% [markdown]
@@ -291,7 +313,7 @@ energy.round(1)
 # direct compression with the tasks of the stored LC run: rank $\lceil 0.25\min(m,n)\rceil$ in
 # every layer (`lcbook.experiments.make_tasks`).
 
-# %%
+# %% tags=["hide-input"]
 RANK_FRACTION = 0.25
 example = next(iter(test_batches))[0][:1]
 POSITIONS = lcbook.layer_positions(reference, example)
@@ -317,8 +339,7 @@ for b, row in zip(lc25.tasks, (r for r in report25["layers"] if r["task"] is not
 layer_table = pd.DataFrame(rows).set_index("layer")
 layer_table
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print("ranks at rank fraction 0.25:", [int(r) for r in layer_table["rank r"]])
 print("compressed bits:", int(report25["compressed_bits"]), " uncompressed parameters:", int(report25["uncompressed_params"]))
 print("total bits:", int(report25["total_bits"]), " reference bits:", int(report25["reference_bits"]))
@@ -336,13 +357,21 @@ print(f"compression ratio {report25['ratio']:.2f}x (biases and BatchNorm at 32 b
 # %%
 stored = experiments.load_results("quick", model="vgg16_quarter", combo="l")
 stored = [r for r in stored if r["budget"] == {"rank": RANK_FRACTION}]
+
+# %% tags=["remove-cell"]
 assert len(stored) == 1, "the results store lacks vgg16_quarter l rank=0.25 (python -m lcbook run vgg16_quarter l rank=0.25)"
+
+# %% tags=["remove-cell"]
 stored = stored[0]
 by_param = {r["param"]: r for r in stored["layers"]}
 for row in report25["layers"]:
     s = by_param[row["param"]]
     assert s["bits"] == row["bits"] and s.get("macs") == row.get("macs") and s["compression"] == row["compression"], row["param"]
+
+# %% tags=["remove-cell"]
 assert stored["total_bits"] == report25["total_bits"] and stored["macs"] == report25["macs"]
+
+# %%
 print(f"stored run {stored['id']}: {stored['total_bits']:,} bits, {stored['macs']:,} MACs — same as above")
 
 # %% [markdown]
@@ -371,6 +400,8 @@ n_two_layer = sum(isinstance(mod, torch.nn.Sequential) and len(mod) == 2 and
                   all(isinstance(c, (torch.nn.Conv2d, torch.nn.Linear)) for c in mod) for mod in factorized.modules())
 print(f"file: {sizes['file']:,} bytes; {n_two_layer} layers run as two layers; "
       f"MACs of the factorized net {fact_macs:,} (counted: {report25['macs']:,}); largest output difference {gap:.1e}")
+
+# %% tags=["remove-cell"]
 assert fact_macs == report25["macs"] and n_two_layer == len(LAYERS)
 assert gap < 1e-3
 
@@ -410,8 +441,7 @@ def chosen_ranks(lc):
     return [int(b.theta["U"].shape[1]) for b in lc.tasks]
 
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 lc_rs = dc_low_rank(rank_selection_tasks(ALPHA, "storage"), mu=MU)
 report_rs = lcbook.storage_report(lc_rs, example)
 print("alpha = 3e-4, mu = 1, cost = storage")
@@ -423,7 +453,7 @@ print("compressed bits:", int(report_rs["compressed_bits"]), " total bits:", int
 # The C step must return the exact minimizer. For one layer we score every rank by hand from its
 # singular values (no package code) and compare with the rank the package chose, for both costs.
 
-# %%
+# %% tags=["hide-input"]
 CHECK = "features.7.weight"
 n_weights = sum(PARAMS[n].numel() for n in LAYERS)
 s = SPECTRA[CHECK]
@@ -477,7 +507,7 @@ fig.suptitle("Rank selection on the reference weights (μ = 1)")
 fig.tight_layout()
 plt.show()
 
-# %%
+# %% tags=["remove-cell"]
 # A larger α never raises a layer's rank (for either cost): ranks are non-increasing in α.
 for cost in ("storage", "flops"):
     for a_lo, a_hi in zip(ALPHAS, ALPHAS[1:]):
@@ -487,7 +517,11 @@ for cost in ("storage", "flops"):
         for name, r in zip(LAYERS, hi):
             m, n = PARAMS[name].shape[0], PARAMS[name][0].numel()
             assert r * (m + n) <= m * n or r == min(m, n), (cost, name, r)
+
+# %% tags=["remove-cell"]
 assert sweep["storage", ALPHAS[0]]["bits"] > sweep["storage", ALPHAS[-1]]["bits"]
+
+# %% tags=["hide-input"]
 # Storage keeps the early convs (conv1-4) and cuts the late ones (conv8-13) more; FLOPs the opposite.
 for cost in ("storage", "flops"):
     frac = np.array(sweep[cost, 8e-4]["ranks"]) / full_rank
@@ -542,9 +576,12 @@ def selected_allocation(alpha):
 
 uniform = [uniform_allocation(f) for f in np.linspace(0.02, 1.0, 40)]
 selected = [selected_allocation(a) for a in np.logspace(-5.5, -2, 40)]
+
+# %% tags=["remove-cell"]
 for st_s, err_s in selected:  # no uniform allocation with no more storage has a smaller error
     assert all(err_u >= err_s - 1e-6 for st_u, err_u in uniform if st_u <= st_s), (st_s, err_s)
 
+# %%
 fig, ax = plt.subplots(figsize=(6.4, 4))
 ax.plot([32 * st / 8e6 for st, _ in uniform], [e for _, e in uniform], marker=".", label="one rank fraction for all layers")
 ax.plot([32 * st / 8e6 for st, _ in selected], [e for _, e in selected], marker=".", label="rank selection (storage), α swept")
@@ -581,6 +618,8 @@ for f in FRACTIONS:
     print(f"rank fraction {f:4.2f}: DC test error {err:5.1f}%  compression ratio {rep['ratio']:5.2f}x  "
           f"MACs / {rep['reference_macs'] / rep['macs']:.2f}")
 dc_table = pd.DataFrame(dc_rows).set_index("rank fraction")
+
+# %% tags=["remove-cell"]
 assert dc_table["test error %"].iloc[-1] < dc_table["test error %"].iloc[0]  # more rank, less error
 assert dc_table.loc[RANK_FRACTION, "test error %"] > ref_error + 5  # DC at a quarter of the rank hurts
 
@@ -629,9 +668,11 @@ fig.suptitle("Stored LC run of low-rank VGG-16/4 (× = direct compression)")
 fig.tight_layout()
 plt.show()
 
-# %%
+# %% tags=["remove-cell"]
 assert stored["lc_error"] < stored["dc_error"], "LC did not improve on DC in the stored run"
 assert stored["history"][0]["step"] == "DC" and stored["history"][0]["test_error"] == stored["dc_error"]
+
+# %%
 gain = stored["dc_error"] - stored["lc_error"]
 FULL = experiments.SCHEDULES[("vgg", "full")]
 display(Markdown(

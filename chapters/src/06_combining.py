@@ -145,16 +145,31 @@
 # precision) ever makes worse is discarded.
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -272,7 +287,7 @@ ax.grid(alpha=0.3)
 ax.legend(fontsize=8)
 plt.show()
 
-# %%
+# %% tags=["remove-cell"]
 for name, (deltas, thetas, sweeps, updates) in alternations.items():
     # monotone: no single part's update, hence no sweep, increases E (up to float32 rounding)
     assert all(b <= a * (1 + 1e-9) for a, b in zip(updates, updates[1:])), name
@@ -282,6 +297,8 @@ for name, (deltas, thetas, sweeps, updates) in alternations.items():
 best_ours = min(r[2][-1] for r in alternations.values())
 # The package alternates from the same two starting orders and keeps the better one.
 assert E_pkg <= best_ours * (1 + 1e-4), (E_pkg, best_ours)
+
+# %%
 print(f"package vs best didactic run: relative difference {(E_pkg - best_ours) / best_ours:+.1e}")
 
 # %% [markdown]
@@ -293,7 +310,7 @@ print(f"package vs best didactic run: relative difference {(E_pkg - best_ours) /
 # need not end at the same point, since the alternation finds a local optimum; the package keeps
 # the better one.
 
-# %%
+# %% tags=["hide-input"]
 for name, (_, _, sweeps, _) in alternations.items():
     gains = [a - b for a, b in zip(sweeps, sweeps[1:])]
     assert gains[0] == max(gains), f"{name}: a later sweep gained more than the first"
@@ -340,6 +357,8 @@ supports = torch.tensor([[float(j in (s, t)) for j in range(8)] for s in range(8
                         dtype=torch.float64)  # (28, 8): every set S of 2 corrected weights
 brute = float((per_weight @ (1 - supports).T).min())  # min over z and S of Σ_{j∉S} (w_j − c_{z_j})²
 print(f"one pass: {sqerr(tiny, d_tiny):.12f}   brute force over {256 * 28} (z, S): {brute:.12f}")
+
+# %% tags=["remove-cell"]
 assert abs(sqerr(tiny, d_tiny) - brute) <= 1e-12 * max(brute, 1.0)
 
 # %% [markdown]
@@ -347,7 +366,7 @@ assert abs(sqerr(tiny, d_tiny) - brute) <= 1e-12 * max(brute, 1.0)
 # that it is a fixed number chosen before the C step), and κ = 2% of the weights as above. The
 # alternation, from either starting order, cannot beat the one-pass solution.
 
-# %%
+# %% tags=["hide-input"]
 A = round(float(w.abs().double().mean()), 4)
 FIXED_PARTS = (FixedCodebook((-A, A)), ConstraintL0Pruning(kappa=KAPPA_DEMO))
 fixed = AdditiveCombination(FIXED_PARTS)
@@ -364,6 +383,8 @@ for order, label in (((0, 1), "alternation, Q first"), ((1, 0), "alternation, P 
           f"{100 * sweeps[-1] / norm2:.4f}% after {len(sweeps) - 1} sweep(s)")
     assert all(b <= a * (1 + 1e-9) for a, b in zip(updates, updates[1:]))
     assert sweeps[-1] >= E_fixed * (1 - 1e-6), "alternation beat the exact one-pass solution"
+
+# %% tags=["remove-cell"]
 assert theta_fixed["1.indices"].numel() == KAPPA_DEMO
 # The Q-first pass is the one-pass algorithm itself; the P-first pass is worse and needs sweeps.
 assert abs(fixed_runs["alternation, Q first"][0] - E_fixed) <= 1e-9 * E_fixed
@@ -378,8 +399,7 @@ assert fixed_runs["alternation, P first"][0] > E_fixed
 # The fixed codebook itself is not stored (it is part of the format, like the {−1, +1} of a
 # binary net):
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def part_theta(theta, i):
     """Part i's Θ inside an AdditiveCombination's Θ (stored under the key prefix "i.")."""
     return {k[len(f"{i}."):]: v for k, v in theta.items() if k.startswith(f"{i}.")}
@@ -392,6 +412,8 @@ print(f"layer {R_NAME}: N = {w.numel()} weights")
 print(f"Q part {{-a,+a}} fixed: {q_bits} bits (1 per weight, no codebook)")
 print(f"P part: nnz = {int(p_theta['indices'].numel())}, {p_bits} bits")
 print(f"total: {fixed.bits(theta_fixed)} bits = {q_bits} + {p_bits}")
+
+# %% tags=["remove-cell"]
 assert fixed.bits(theta_fixed) == q_bits + p_bits == w.numel() + p_bits
 
 # %% [markdown]
@@ -492,7 +514,11 @@ def matched(df, combo, singles):
 
 
 resnet_matched = matched(resnet_df, "Q+P", ["Q", "P"])
+
+# %% tags=["remove-cell"]
 assert resnet_matched["beats both"].any(), "no Q+P setting beats both Q and P at matched storage"
+
+# %%
 resnet_matched.round(3)
 
 # %% [markdown]
@@ -545,7 +571,11 @@ pareto_plot(vgg_df, {"L": ("s", "-"), "P": ("", "-"), "L+P": ("o", "")},
 # %%
 vgg_matched = matched(vgg_df, "L+P", ["L", "P"])
 vgg_matched["beats L"] = vgg_matched["L+P"] < vgg_matched["best L within the bits"]
+
+# %% tags=["remove-cell"]
 assert vgg_matched["beats L"].any(), "no L+P setting beats low-rank alone at matched storage"
+
+# %%
 vgg_matched.round(3)
 
 # %%

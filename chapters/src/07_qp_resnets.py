@@ -38,16 +38,31 @@
 # ```
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -150,7 +165,7 @@ for name, lc in dcs.items():
 dc_table = pd.DataFrame(dc_rows).set_index("compression")
 dc_table.style.format(precision=2)
 
-# %%
+# %% tags=["remove-cell"]
 # Recalibration is the cheap half of compression: it must help the 1-bit settings.
 for name in ["Q: K=2", "Q+P: K=2 + 2% sparse"]:
     assert dc_table.loc[name, "DC error % (recalibrated BN)"] < dc_table.loc[name, "DC error % (stored BN statistics)"], name
@@ -206,7 +221,7 @@ plt.show()
 plots.lc_paths(histories, key="test_error")
 plt.show()
 
-# %%
+# %% tags=["remove-cell"]
 # The stored runs must be real: all settings present, errors valid, the ratio consistent with the
 # bits, and LC better than direct compression for the 1-bit settings.
 assert len(results) == len(SETTINGS), "run the missing settings (commands printed above)"
@@ -309,13 +324,12 @@ display(Markdown("\n".join(lines)))
 # direct-compression models above have the sizes of the LC models of the same settings; we export
 # them, reload each file into a plain `nn.Module`, and check its outputs bit for bit.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for name, lc in dcs.items():
     nnz = sum(int((b.task.compression.decompress(b.theta) != 0).sum()) for b in lc.tasks) if name.startswith("P") else None
     print(f"{name}: {lc.compressed_bits()} bits in Θ" + (f", {nnz} kept weights" if nnz is not None else ""))
 
-# %%
+# %% tags=["hide-input"]
 size_rows = []
 x = next(iter(test_batches))[0][:64]
 with tempfile.TemporaryDirectory() as tmp:
@@ -336,7 +350,7 @@ with tempfile.TemporaryDirectory() as tmp:
 sizes = pd.DataFrame(size_rows).set_index("compression")
 sizes
 
-# %%
+# %% tags=["remove-cell"]
 # The payload is the accounting rounded up to whole bytes per section.
 for name, r in sizes.iterrows():
     assert r["accounted bytes"] <= r["payload bytes"] < r["accounted bytes"] + 200, name

@@ -56,16 +56,31 @@
 # ````
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -99,8 +114,7 @@ print(f"profile: {PROFILE}, model: {MODEL}")
 # (convolutions and linear layers; a conv weight applied at $H_\text{out} W_\text{out}$ output
 # positions costs that many MACs per weight):
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 def dense_macs(net):
     pos = layer_positions(net, torch.zeros(1, 3, 32, 32))
     return sum(pos[n] * p.numel() for n, p in net.named_parameters() if n in pos)
@@ -147,8 +161,7 @@ del net
 # $r = \lceil \rho \cdot \min(m, n)\rceil$ with $\rho$ = 0.25 or 0.10 and corrections on 1% of
 # the layer's weights. The table lists the configuration with ρ = 0.25, the one we export later.
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 reference_net = models.build(MODEL)
 lp_tasks = experiments.make_tasks(MODEL, reference_net, "lp", {"rank": 0.25, "fraction": 0.01})
 shapes = {n: tuple(p.shape) for n, p in reference_net.named_parameters()}
@@ -196,7 +209,11 @@ for r in experiments.load_results(PROFILE, model=MODEL):
     if key in LABELS:
         stored[LABELS[key]] = r
 missing = sorted(set(LABELS.values()) - set(stored))
+
+# %% tags=["remove-cell"]
 assert not missing, f"the results store lacks {missing}: run them with `python -m lcbook run {MODEL} ...`"
+
+# %%
 ORDER = [name for name in LABELS.values()]
 any_run = stored[ORDER[0]]
 ref_rec = references.reference(MODEL, PROFILE, progress=False)[1]
@@ -257,6 +274,8 @@ plt.show()
 # What the prose below claims, checked on the stored numbers.
 l, lp25, lp10 = stored["L: rank 0.25"], stored["L+P: rank 0.25 + 1%"], stored["L+P: rank 0.10 + 1%"]
 qp, p = stored["Q+P: K=2 + 1%"], stored["P: keep 5%"]
+
+# %% tags=["remove-cell"]
 for r in stored.values():
     assert 0 <= r["lc_error"] < 100 and r["ratio"] > 1 and r["total_bits"] < r["reference_bits"], r["id"]
     assert r["lc_error"] <= r["dc_error"], r["id"]  # LC never ends worse than DC here
@@ -471,6 +490,8 @@ print(f"DC here and the end of LC differ by {report['total_bits'] - lp25['total_
 # Storage is set by the configuration up to the index code: the fixed part is identical, every
 # kept position costs at least one index bit, and the totals agree to within 0.1%.
 kappas = {t.params[0]: lp_config(t)[3] for t in lp_tasks}
+
+# %% tags=["remove-cell"]
 for n in fixed:
     assert index_bits.loc[n, "index bits, DC"] >= kappas[n] and index_bits.loc[n, "index bits, LC run"] >= kappas[n]
 assert report["uncompressed_bits"] == lp25["total_bits"] - sum(lc_layer.values())  # same float parameters
@@ -516,6 +537,8 @@ print(f"header records lcbook {header['lcbook']} and torch {header['torch']}")
 
 # %%
 acc = report["total_bits"]
+
+# %% tags=["remove-cell"]
 assert info["accounted_bits"] == acc and info["file"] == size
 assert acc <= 8 * info["params"] < acc + 8 * n_sections  # payload = accounting rounded up per section
 assert size == info["header"] + info["params"] + info["buffers"]
@@ -539,8 +562,12 @@ factored = export.load(path, factorized=True)
 with torch.no_grad():
     got = dense(xb)
     got_factored = factored(xb)
+
+# %% tags=["remove-cell"]
 assert torch.equal(got, want)  # bit for bit
 assert torch.allclose(got_factored, want, rtol=1e-4, atol=1e-4)
+
+# %%
 print(f"reloaded model: outputs equal to the compressed model's on a batch of {len(xb)} images")
 print(f"test error of the reloaded DC model on {len(test_batches.y)} test images: "
       f"{train.evaluate(dense, test_batches)['error']:.1f}% "
@@ -573,6 +600,8 @@ export.export(lc_l, path_l, arch=MODEL)
 factored_l = export.load(path_l, factorized=True)
 print(f"L (rank 0.25): accounting {report_l['macs']:,} MACs; reloaded factorized {dense_macs(factored_l):,} MACs; "
       f"first conv becomes {factored_l.features[0]}")
+
+# %% tags=["remove-cell"]
 assert dense_macs(factored_l) == report_l["macs"] < report_l["reference_macs"]
 
 # %% [markdown]
@@ -593,7 +622,11 @@ xin = torch.randn(2, i, 8, 8)
 y_dense = F.conv2d(xin, w4, padding=1)
 y_branches = (F.conv2d(F.conv2d(xin, V.reshape(-1, i, kh, kw), padding=1), U.reshape(o, -1, 1, 1))
               + F.conv2d(xin, S.reshape(o, i, kh, kw), padding=1))
+
+# %% tags=["remove-cell"]
 assert torch.allclose(y_dense, y_branches, rtol=1e-4, atol=1e-4)
+
+# %%
 pos = layer_positions(lc.model, example)[b.task.params[0]]
 print(f"{b.task.params[0]}: dense {pos * w4.numel():,} MACs; low-rank branch {pos * U.shape[1] * (o + i * kh * kw):,}; "
       f"sparse branch {pos * int(th['1.indices'].numel()):,} (at {pos} output positions)")

@@ -33,16 +33,31 @@
 # chapter runs in well under a minute on a CPU.
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -123,8 +138,7 @@ ENERGY = sum(float((w.double() ** 2).sum()) for w in W.values())
 FRACTIONS = [0.005, 0.01, 0.02]  # κ = fraction · N per layer for the additive model
 K = 2
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"{len(CONVS)} conv layers, {N:,} weights")
 for f in FRACTIONS:
     kappa = sum(ConstraintL0Pruning(fraction=f).kept(w.numel()) for w in W.values())
@@ -233,7 +247,7 @@ res["bits/weight"] = res["bits"] / N
 # fits within the additive model's bits and uses at least 99% of them. It also prints how many
 # slots of the pipeline's gap code are fillers, the reason for the spare code above.
 
-# %%
+# %% tags=["hide-input"]
 for f in FRACTIONS:
     r = res[res.budget == f].set_index("scheme")
     b_add = r.loc["additive Q+P", "bits"]
@@ -284,7 +298,7 @@ plt.show()
 # The prune-then-quantize pipeline is another matter: it is not the same model, so the joint
 # fit gives it no guarantee either way. The cell below measures who wins.
 
-# %%
+# %% tags=["hide-input"]
 def dist(f, name):
     return float(res[(res.budget == f) & (res.scheme == name)]["distortion"].iloc[0])
 
@@ -326,7 +340,7 @@ display(Markdown("\n".join(lines)))
 # small share of the weights, zeroing the rest is expensive; as the budget grows it keeps enough
 # weights for its finer levels to pay off.
 
-# %%
+# %% tags=["remove-cell"]
 assert dist(FRACTIONS[0], "additive Q+P") < best_pipeline[FRACTIONS[0]][0]
 assert best_pipeline[FRACTIONS[-1]][0] < dist(FRACTIONS[-1], "additive Q+P")
 
@@ -400,6 +414,8 @@ for r in qp_stored:
                    f"goes from {r['dc_error']:.1f}% at DC to {r['lc_error']:.1f}% after a short LC run, at "
                    f"{r['bits_per_weight']:.2f} bits/weight.")
 display(Markdown("\n".join(verdict)))
+
+# %% tags=["remove-cell"]
 assert all(0 <= e < 100 for e in errors.values()) and 0 <= ref_error < 100
 
 # %% [markdown]
@@ -448,7 +464,7 @@ for rank in (0.25, 0.10):
 vgg_res = pd.DataFrame(vgg_rows)
 vgg_res.pivot(index="scheme", columns="rank", values=["bits", "distortion"]).style.format(precision=4)
 
-# %%
+# %% tags=["hide-input"]
 vlines = []
 for rank in (0.25, 0.10):
     r = vgg_res[vgg_res["rank"] == rank].set_index("scheme")
@@ -464,6 +480,8 @@ vg = vgg_res.set_index(["rank", "scheme"])["distortion"]
 qp_gain = max(dist(f, "sequential Q→P") / dist(f, "additive Q+P") - 1 for f in FRACTIONS)
 lp_gain = min(vg[(rk, "sequential L→P")] / vg[(rk, "additive L+P")] - 1 for rk in (0.25, 0.10))
 print(f"largest loss of Q→P against additive Q+P: {qp_gain:.1%}; smallest loss of L→P against additive L+P: {lp_gain:.1%}")
+
+# %% tags=["remove-cell"]
 assert lp_gain > qp_gain
 
 # %% [markdown]

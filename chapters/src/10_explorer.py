@@ -31,16 +31,31 @@
 # ```
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -106,13 +121,12 @@ net_stack = widgets.Stack(panels, selected_index=0)
 widgets.jslink((net_choice, "index"), (net_stack, "selected_index"))  # works without a kernel
 display(widgets.VBox([net_choice, net_stack]))
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 print(f"{len(stored)} stored runs over {len(networks)} networks: {', '.join(networks)}")
 for net in networks:
     print(net, sorted(COMBO_NAMES[r["combo"]] for r in stored if r["model"] == net))
 
-# %%
+# %% tags=["remove-cell"]
 assert len(panels) == len(networks) >= 1, "the results store is empty"
 for r in stored:
     assert 0 <= r["lc_error"] <= 100 and abs(r["ratio"] - r["reference_bits"] / r["total_bits"]) < 1e-9, r["id"]
@@ -181,13 +195,12 @@ outer = widgets.Stack(inner, selected_index=0)
 widgets.jslink((k_choice, "index"), (outer, "selected_index"))
 display(widgets.VBox([widgets.HBox([k_choice, f_choice]), outer]))
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for g in grid:
     if g["fraction"] == 0:
         print(f"K={g['k']}: {g['total_bits']} bits in all")
 
-# %%
+# %% tags=["remove-cell"]
 # Real properties of the grid: more codebook entries or more sparse corrections cost more bits,
 # and sparse corrections never hurt direct compression at the same K (their C step starts from
 # the K codebook alone and only lowers the distortion).
@@ -198,6 +211,8 @@ for k in KS:
 for f in FRACTIONS:
     bits = [by[k, f]["total_bits"] for k in KS]
     assert bits == sorted(bits), (f, bits)
+
+# %% tags=["remove-cell"]
 assert by[2, 0.05]["error"] <= by[2, 0.0]["error"] + 0.5
 
 # %%
@@ -242,7 +257,11 @@ display(widgets.VBox([widgets.HBox([k_any, f_any, go]), out]))
 # %%
 # What the button runs, checked here without a browser: a budget outside the precomputed grid.
 g = dc_lenet(k_any.value, f_any.value)
+
+# %% tags=["remove-cell"]
 assert g["k"] == k_any.value and g["fraction"] == f_any.value and 0 <= g["error"] <= 100
+
+# %%
 print(f"K={g['k']}, sparse {100 * g['fraction']:.2f}%: test error {g['error']:.2f}%, "
       f"{g['bits_per_weight']:.2f} bits/weight, ratio {g['ratio']:.1f}x")
 

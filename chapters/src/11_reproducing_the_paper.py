@@ -36,16 +36,31 @@
 # ```
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -90,8 +105,9 @@ print(f"profile: {PROFILE}, device: {references.device()}; this chapter reads th
 STORE = {prof: experiments.load_results(prof) for prof in experiments.PROFILES}  # quick, cpu, full
 for prof, rows in STORE.items():
     print(f"{prof}: {len(rows)} stored result(s) in {experiments.RESULTS_DIR / prof}")
-assert STORE["quick"], "the committed quick-profile results are missing from data/results/quick"
 
+# %% tags=["remove-cell"]
+assert STORE["quick"], "the committed quick-profile results are missing from data/results/quick"
 
 # %%
 budget_text = experiments.budget_text  # {"k": 2, "fraction": 0.02} -> "k=2,fraction=0.02", as the command line takes it
@@ -157,7 +173,7 @@ else:
 # uncompressed parameter, and equals the sum of the per-layer rows; the errors are percentages;
 # the file's name is the experiment's id, and its command reproduces it.
 
-# %%
+# %% tags=["remove-cell"]
 for prof, rows in STORE.items():
     for r in rows:
         exp = experiments.Experiment(r["model"], r["combo"], r["budget"], r["profile"], r["seed"])
@@ -182,7 +198,7 @@ print(f"checked {sum(map(len, STORE.values()))} stored results")
 # the same compression ratio (LC changes the weights, not the budget). The dashed line is the
 # reference's error on the same test images. Better models are lower and further right.
 
-# %%
+# %% tags=["hide-input"]
 quick_models = sorted({r["model"] for r in STORE["quick"]})
 fig, axes = plt.subplots(1, len(quick_models), figsize=(6.2 * len(quick_models), 4.4), squeeze=False)
 for ax, model in zip(axes[0], quick_models):
@@ -200,7 +216,7 @@ plt.tight_layout()
 plt.show()
 
 
-# %%
+# %% tags=["hide-input"]
 def pareto(rows, key="lc_error"):
     """The results no other result beats in both ratio (higher) and error (lower)."""
     return [r for r in rows if not any(o["ratio"] >= r["ratio"] and o[key] <= r[key] and o is not r
@@ -235,6 +251,8 @@ for model in quick_models:
 
 # %%
 SWEEP = experiments.load_results("quick", sweep="mu0")
+
+# %% tags=["remove-cell"]
 assert SWEEP, "the μ0 sweep is missing from data/results/quick/sweeps/mu0"
 sweep_settings = sorted({(r["model"], r["combo"], budget_text(r["budget"])) for r in SWEEP})
 sweep_runs = {s: [r for r in SWEEP + STORE["quick"] if (r["model"], r["combo"], budget_text(r["budget"])) == s]
@@ -242,6 +260,8 @@ sweep_runs = {s: [r for r in SWEEP + STORE["quick"] if (r["model"], r["combo"], 
 for s, rs in sweep_runs.items():
     assert len({r["dc_error"] for r in rs}) == 1, f"{s}: the runs do not share one direct compression"
     assert all(set(r["overrides"]) <= {"mu0"} for r in rs), s
+
+# %%
 sweep_table = pd.DataFrame([{"setting": " ".join(s), "μ0": r["schedule"]["mu0"],
                              "LC error %": r["lc_error"]} for s, rs in sweep_runs.items() for r in rs])
 sweep_table.pivot(index="μ0", columns="setting", values="LC error %").style.format(precision=2).format_index(
@@ -356,7 +376,11 @@ pd.DataFrame([{
 VERDICTS = pd.DataFrame(claims.verdicts([r for prof in experiments.PROFILES for r in STORE[prof]]))
 spread = {r["id"]: claims.last_steps_spread(r) for prof in experiments.PROFILES for r in STORE[prof]}
 VERDICTS["last 3 steps span"] = VERDICTS["id"].map(spread)
+
+# %% tags=["remove-cell"]
 assert set(VERDICTS["id"]) == {r["id"] for prof in experiments.PROFILES for r in STORE[prof] if not r["overrides"]}
+
+# %%
 (VERDICTS.drop(columns=["id", "reference_error"]).set_index(["profile", "model", "combination"])
  .style.format(precision=2).format(precision=3, subset=["bits_per_weight"]))
 
@@ -401,7 +425,7 @@ sched.set_index(["family", "profile"]).sort_index(ascending=[True, False])
 # of the full rank. The cell checks every command against the package (model names, recipes,
 # combinations, budget keys and ranges) before printing it.
 
-# %%
+# %% tags=["hide-input"]
 RESNETS = ["resnet20", "resnet32", "resnet56", "resnet110"]
 GRIDS = [
     "python -m lcbook grid --models " + " ".join(RESNETS) + " --combos q p qp "
@@ -447,8 +471,7 @@ print("\n".join(COMMANDS))
 # What the grid amounts to (job counts per network and combination, and L-step epochs; the
 # reference trainings come on top):
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 counts = Counter((j.model, j.combo) for j in JOBS)
 for (model, combo), n in counts.items():
     print(f"{model:10s} {combo:3s} {n} jobs")
@@ -459,6 +482,8 @@ stored = sum(j.result_path().is_file() for j in JOBS)
 
 # %%
 print(f"{stored} of {len(JOBS)} grid results are stored today")
+
+# %% tags=["remove-cell"]
 assert all(j.profile == "full" and j.result_path().parent == experiments.RESULTS_DIR / "full" for j in JOBS)
 
 # %% [markdown]

@@ -35,16 +35,31 @@
 # is only worth having if it is no worse.
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -58,15 +73,18 @@ import lcbook.references as references
 
 path = references.ROOT / "data" / "results" / "c_step_benchmark.json"
 bench = json.loads(path.read_text()) if path.is_file() else None
+
+# %% tags=["remove-cell"]
 assert bench is not None and all(m["rows"] for m in bench["models"]), f"no stored benchmark at {path}: run bash benchmarks/run.sh"
+
+# %%
 if bench is not None:
     prov = bench["provenance"]
     print(f"measured on {prov['hardware']} ({bench['device']}, {bench['torch_threads']} torch threads), "
           f"torch {prov['torch']}, commit {prov['git_commit'][:10]}, {prov['date']}; "
           f"the whole benchmark took {bench['seconds'] / 60:.1f} min")
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for m in bench["models"]:
     print(f"{m['model']}: {m['layers']} conv layers, {m['weights']} weights, {len(m['rows'])} cases")
 

@@ -35,16 +35,31 @@
 # BatchNorm buffers in float32. Nothing in it is executed when it is loaded.
 
 # %% tags=["remove-cell"]
-# Set-up: on Colab (or wherever lcbook is not installed) fetch the book and install its package;
-# in the book's own environment this does nothing.
+# Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
+# install its package from it, with the stored references and results; in the book's own
+# environment this does nothing. Made from _config.yml by scripts/sync_chapters.py.
 import importlib.util
 import os
 import subprocess
 import sys
 
+REPOSITORY, BRANCH = "https://github.com/lcbook/lcbook", "main"
 if importlib.util.find_spec("lcbook") is None:
-    subprocess.run(["git", "clone", "-q", "--depth", "1", "https://github.com/lcbook/lcbook", "lcbook-src"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"], check=True)
+    class SetupError(Exception):
+        def _render_traceback_(self):  # IPython shows this one line instead of a traceback
+            return [str(self)]
+
+    try:
+        if not os.path.isdir("lcbook-src"):
+            subprocess.run(["git", "clone", "-q", "--depth", "1", "-b", BRANCH, REPOSITORY, "lcbook-src"],
+                           check=True, capture_output=True, timeout=600)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "lcbook-src"],
+                       check=True, capture_output=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as e:
+        raise SetupError(
+            f"lcbook is not installed and could not be fetched from {REPOSITORY} ({type(e).__name__}): "
+            f"without internet, copy that repository here and run `pip install -e <its folder>` "
+            f"(PyTorch 2.x, torchvision, matplotlib, pandas, ipywidgets), then run this cell again.") from None
     sys.path.insert(0, os.path.abspath("lcbook-src"))
 
 # %%
@@ -57,7 +72,11 @@ import lcbook
 from lcbook import references
 
 stored = sorted((references.ROOT / "data" / "results").glob("export_benchmark_*.json"))
+
+# %% tags=["remove-cell"]
 assert stored, "no stored export benchmark: run .venv/bin/python benchmarks/export_sizes.py"
+
+# %%
 benches = [json.loads(p.read_text()) for p in stored]
 for b in benches:
     prov = b["provenance"]
@@ -81,14 +100,15 @@ sizes = frame[frame["device"] == benches[0]["device"]][
      "ratio", "sections"]]
 sizes.set_index(["model", "case"]).round(1)
 
-# %%
-# NBVAL_CHECK_OUTPUT
+# %% tags=["nbval-check-output"]
 for model, group in sizes.groupby("model", sort=False):
     print(f"{model}: {len(group)} rows: {', '.join(group['case'])}")
 
 # %%
 # The file is the accounting plus its header and buffers, and the payload never undercounts.
 compressed = sizes[sizes["case"] != "reference"]
+
+# %% tags=["remove-cell"]
 assert len(compressed) > 0
 for _, r in compressed.iterrows():
     # each section is rounded up to whole bytes: less than one byte per section
@@ -121,7 +141,7 @@ for ax, (model, group) in zip(axes[0], speed.groupby("model", sort=False)):
 fig.tight_layout()
 plt.show()
 
-# %%
+# %% tags=["hide-input"]
 # Two-layer low-rank models must really do fewer multiply-accumulates than the reference.
 for model, group in speed.groupby("model", sort=False):
     ref = group[group["case"] == "reference"]["macs"].iloc[0]
