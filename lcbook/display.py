@@ -17,6 +17,7 @@ import html
 import io
 import itertools
 import json
+import math
 import numbers
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
@@ -33,9 +34,59 @@ def _png(fig, dpi: int) -> str:
 
 
 def _text(v: Any) -> str:
-    if isinstance(v, numbers.Real) and not isinstance(v, bool):
-        return f"{v:g}"
-    return str(v)
+    """How a control value reads on the page: exact for integers and fractions, 12 significant
+    digits for other numbers (so 10**6 and 10**6 + 1 stay apart and 1e6 does not read "1e+06")."""
+    if isinstance(v, (bool, str)):
+        return str(v)
+    if isinstance(v, numbers.Integral):
+        return str(int(v))
+    if isinstance(v, numbers.Rational):
+        return str(v)
+    return f"{float(v):.12g}"
+
+
+def _kind(v: Any) -> str:
+    """Values match only within a kind, so True is not 1 and "2" is not 2."""
+    return "bool" if isinstance(v, bool) else "str" if isinstance(v, str) else "number"
+
+
+def _check_value(label: str, v: Any) -> None:
+    if not isinstance(v, (str, bool, numbers.Real)):
+        raise TypeError(f"controls: {label!r}: values must be numbers, strings or booleans, got "
+                        f"{type(v).__name__} {v!r}")
+    if _kind(v) == "number" and not math.isfinite(float(v)):
+        raise ValueError(f"controls: {label!r}: values must be finite numbers, got {v!r}")
+
+
+def _position(values: Sequence, v: Any) -> Optional[int]:
+    """Index of ``v`` among ``values`` (equal and of the same kind), or None."""
+    for j, x in enumerate(values):
+        if _kind(x) == _kind(v) and x == v:
+            return j
+    return None
+
+
+def _key(k: Any, n: int, what: str) -> Tuple:
+    """A frame key or ``start`` as a tuple: a tuple (or list) of ``n`` values, or one value if n == 1."""
+    if isinstance(k, (tuple, list)):
+        k = tuple(k)
+    elif isinstance(k, (str, bool, numbers.Real)):
+        k = (k,)
+    else:
+        raise TypeError(f"{what}: expected a tuple of one value per control, got {type(k).__name__} {k!r}")
+    if len(k) != n:
+        raise ValueError(f"{what}: {k!r} has {len(k)} values for {n} controls")
+    return k
+
+
+def _json_in_html(data: Any) -> str:
+    """JSON that an HTML parser cannot end early: ``<``, ``>`` and ``&`` become ``\\u003c``
+    and so on (still the same JSON), so no caption can close the ``<script>`` holding it."""
+    return (json.dumps(data, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026"))
+
+
+_RENDERS = itertools.count()
 
 
 class Chooser:
@@ -57,7 +108,7 @@ class Chooser:
             if png is not None and png not in index:
                 index[png] = len(images)
                 images.append(png)
-            pos = "|".join(str(values.index(v)) for (_, values), v in zip(self.controls, key))
+            pos = "|".join(str(_position(values, v)) for (_, values), v in zip(self.controls, key))
             frames[pos] = {"image": None if png is None else index[png], "caption": caption}
         return {"images": images, "frames": frames, "missing": self.missing}
 
@@ -67,13 +118,19 @@ class Chooser:
     def html(self) -> str:
         """The page fragment: controls, caption, image, the frames as JSON and the script."""
         data = self._data()
-        blob = json.dumps(data, sort_keys=True)
-        uid = "lcbook-chooser-" + hashlib.sha1(blob.encode()).hexdigest()[:12]
+        blob = _json_in_html(data)
+        # The id must be unique on the page: a hash of everything shown, and a count of renders in
+        # this process (the same chooser shown twice, or two equal ones, get two ids; a rebuilt
+        # page gets the same ids).
+        shown = json.dumps([[label, [_text(v) for v in values]] for label, values in self.controls]
+                           + [[_text(v) for v in self.start], self.alt, self.missing])
+        digest = hashlib.sha1((shown + blob).encode()).hexdigest()[:12]
+        uid = f"lcbook-chooser-{digest}-{next(_RENDERS)}"
         parts = [f'<div class="lcbook-chooser" id="{uid}">', '<div class="lcbook-chooser-controls">']
         for i, ((label, values), v) in enumerate(zip(self.controls, self.start)):
-            cid, at = f"{uid}-{i}", values.index(v)
+            cid, at = f"{uid}-{i}", _position(values, v)
             parts.append(f'<label for="{cid}">{html.escape(label)}</label>')
-            if all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in values):
+            if all(_kind(x) == "number" for x in values):
                 readouts = json.dumps([_text(x) for x in values])
                 parts.append(f'<input type="range" id="{cid}" data-control="{i}" min="0" max="{len(values) - 1}" '
                              f'step="1" value="{at}" data-readouts=\'{html.escape(readouts)}\'>'
@@ -88,7 +145,7 @@ class Chooser:
         parts.append(f'<div class="lcbook-chooser-caption">{caption}</div>')
         parts.append(f'<img class="lcbook-chooser-image" alt="{html.escape(self.alt)}" src="{src}"'
                      f'{"" if png is not None else " hidden"}>')
-        parts.append(f'<script type="application/json">{blob.replace("</", "<" + chr(92) + "/")}</script>')
+        parts.append(f'<script type="application/json">{blob}</script>')
         parts.append("</div>")
         parts.append(_SCRIPT.replace("@ID@", uid))
         return "\n".join(parts)
@@ -131,6 +188,38 @@ _SCRIPT = """<script>
 </script>"""
 
 
+def _controls(controls: Any) -> list:
+    """``controls`` checked, as ``[(label, [value, ...]), ...]`` (see :func:`chooser`)."""
+    if isinstance(controls, Mapping):
+        controls = list(controls.items())
+    elif isinstance(controls, (str, bytes)) or not isinstance(controls, Sequence):
+        raise TypeError(f"controls: expected a list of (label, values) pairs, got {type(controls).__name__}")
+    if not controls:
+        raise ValueError("controls: need at least one (label, values) pair")
+    out = []
+    for c in controls:
+        if not (isinstance(c, (tuple, list)) and len(c) == 2):
+            raise TypeError(f"controls: each entry must be a (label, values) pair, got {c!r:.80}")
+        label, values = c
+        if not isinstance(label, str):
+            raise TypeError(f"controls: a label must be a string, got {type(label).__name__} {label!r}")
+        if isinstance(values, (str, bytes, Mapping)) or not (hasattr(values, "__len__") and hasattr(values, "__iter__")):
+            raise TypeError(f"controls: {label!r}: values must be a list, got {type(values).__name__} {values!r:.80}")
+        values = list(values)
+        if not values:
+            raise ValueError(f"controls: {label!r} has no values")
+        for v in values:
+            _check_value(label, v)
+        for j, v in enumerate(values):
+            if any(x == v for x in values[:j]) or _text(v) in {_text(x) for x in values[:j]}:
+                raise ValueError(f"controls: {label!r} repeats a value (or two values read the same): "
+                                 f"{', '.join(repr(x) for x in values)}")
+        if label in {lab for lab, _ in out}:
+            raise ValueError(f"controls: two controls are labelled {label!r}")
+        out.append((label, values))
+    return out
+
+
 def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]], start: Optional[Tuple] = None,
             missing: str = "no result for this choice", alt: str = "figure for the chosen values",
             dpi: int = 110) -> Chooser:
@@ -154,39 +243,61 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
         A :class:`Chooser`; display it (it is the last expression of a cell, or ``display(c)``).
 
     Raises:
-        ValueError: ``frames`` or ``controls`` is empty, a control has no values or repeats one,
-            a key has the wrong length or a value its control does not list, or ``start`` is not a key.
-        TypeError: a frame is neither a figure, a string nor a ``(figure, caption)`` pair.
+        ValueError: ``frames`` or ``controls`` is empty; a control has no values, repeats one (by
+            ``==``, so ``1`` and ``True`` or ``1`` and ``1.0`` cannot share a control) or has two
+            that read the same; a value is not finite; two controls share a label; a key has the
+            wrong length, holds a value its control does not list (``True`` does not match ``1``)
+            or names the same choice as another key; ``start`` is not a key; ``dpi`` is not a
+            positive integer.
+        TypeError: ``controls`` is not a list of ``(label, values)`` pairs (or a dict); a label is
+            not a string; a value is not a number, string or boolean; a frame is not a figure, a
+            non-empty HTML string or a ``(figure or None, HTML string)`` pair; ``missing`` or
+            ``alt`` is not a string. Nothing is rendered (no figure is closed) when it raises.
     """
-    controls = [(str(label), list(values)) for label, values in controls]
-    if not controls:
-        raise ValueError("controls: need at least one (label, values) pair")
-    for label, values in controls:
-        if not values:
-            raise ValueError(f"controls: {label!r} has no values")
-        if len({_text(v) for v in values}) != len(values):
-            raise ValueError(f"controls: {label!r} repeats a value: {values}")
+    controls = _controls(controls)
+    if not isinstance(frames, Mapping):
+        raise TypeError(f"frames: expected a dict {{key: frame}}, got {type(frames).__name__}")
     if not frames:
         raise ValueError("frames: empty; give at least one frame")
-    rendered: Dict[Tuple, Tuple[Optional[str], str]] = {}
+    for name, text in (("missing", missing), ("alt", alt)):
+        if not isinstance(text, str):
+            raise TypeError(f"{name}: expected a string, got {type(text).__name__} {text!r}")
+    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Integral) or dpi <= 0:
+        raise ValueError(f"dpi: expected a positive integer (dots per inch), got {dpi!r}")
+    todo = []
+    seen: Dict[Tuple, Any] = {}
     for key, frame in frames.items():
-        key = tuple(key) if isinstance(key, tuple) else (key,)
-        if len(key) != len(controls):
-            raise ValueError(f"frames: key {key!r} has {len(key)} values for {len(controls)} controls")
+        key = _key(key, len(controls), "frames: key")
+        pos = []
         for (label, values), v in zip(controls, key):
-            if v not in values:
-                raise ValueError(f"frames: key {key!r}: {v!r} is not one of the values of {label!r} ({values})")
-        fig, caption = (frame if isinstance(frame, tuple) and len(frame) == 2 else
-                        (None, frame) if isinstance(frame, str) else (frame, ""))
-        if fig is not None and not hasattr(fig, "savefig"):
-            raise TypeError(f"frames[{key!r}]: expected a matplotlib Figure, an HTML string or a (Figure, caption) "
-                            f"pair, got {type(frame).__name__}")
-        rendered[key] = (None if fig is None else _png(fig, dpi), str(caption))
+            j = _position(values, v)
+            if j is None:
+                raise ValueError(f"frames: key {key!r}: {v!r} is not one of the values of {label!r} "
+                                 f"({', '.join(repr(x) for x in values)})")
+            pos.append(j)
+        if tuple(pos) in seen:
+            raise ValueError(f"frames: keys {seen[tuple(pos)]!r} and {key!r} name the same choice")
+        seen[tuple(pos)] = key
+        if isinstance(frame, tuple) and len(frame) == 2:
+            fig, caption = frame
+        elif isinstance(frame, str):
+            fig, caption = None, frame
+        else:
+            fig, caption = frame, ""
+        if frame is None or (fig is not None and not hasattr(fig, "savefig")) or not isinstance(caption, str) \
+                or (fig is None and not caption):
+            raise TypeError(f"frames[{key!r}]: expected a matplotlib Figure, an HTML string or a (Figure or None, "
+                            f"HTML string) pair, got {type(frame).__name__} {frame!r:.80}")
+        todo.append((tuple(controls[i][1][j] for i, j in enumerate(pos)), fig, caption))
     if start is None:
-        start = next(iter(rendered))
-    start = tuple(start) if isinstance(start, tuple) else (start,)
-    if start not in rendered:
+        start = todo[0][0]
+    start = _key(start, len(controls), "start")
+    pos = [_position(values, v) for (_, values), v in zip(controls, start)]
+    if None in pos or tuple(pos) not in seen:
         raise ValueError(f"start: {start!r} is not a key of frames")
+    start = tuple(controls[i][1][j] for i, j in enumerate(pos))
+    # Everything is checked before the first figure is rendered (and closed).
+    rendered = {key: (None if fig is None else _png(fig, dpi), caption) for key, fig, caption in todo}
     return Chooser(controls, rendered, start, missing, alt)
 
 
@@ -236,11 +347,15 @@ def provenance(records: Mapping[str, Mapping], title: str = "Provenance: where t
         A :class:`Provenance`; display it.
 
     Raises:
-        ValueError: ``records`` is empty.
-        TypeError: a record is not a mapping.
+        ValueError: ``records`` is empty, or a record's time is not a number of seconds >= 0.
+        TypeError: ``records`` or a record is not a mapping, or ``title`` is not a string.
     """
+    if not isinstance(records, Mapping):
+        raise TypeError(f"records: expected a dict {{what: record}}, got {type(records).__name__}")
     if not records:
         raise ValueError("records: empty; give at least one {what: record}")
+    if not isinstance(title, str):
+        raise TypeError(f"title: expected a string, got {type(title).__name__} {title!r}")
     rows = []
     for what, r in records.items():
         if not isinstance(r, Mapping):
@@ -248,11 +363,20 @@ def provenance(records: Mapping[str, Mapping], title: str = "Provenance: where t
         row = {"what": str(what)}
         for key, head in _FIELDS:
             if key == "seconds":
-                s = next((r[k] for k in ("lc_seconds", "train_seconds", "seconds") if isinstance(r.get(k), numbers.Real)), None)
-                if s is not None:
+                k = next((k for k in ("lc_seconds", "train_seconds", "seconds") if r.get(k) is not None), None)
+                if k is not None:
+                    s = r[k]
+                    if isinstance(s, bool) or not isinstance(s, numbers.Real) or not math.isfinite(s) or s < 0:
+                        raise ValueError(f"records[{what!r}][{k!r}]: expected a time in seconds (a number >= 0), "
+                                         f"got {s!r}")
                     row[head] = f"{s / 60:.0f} min" if s >= 120 else f"{s:.0f} s"
             elif r.get(key) is not None:
                 v = str(r[key])
-                row[head] = v[:10] if key in ("date", "git_commit") else v
+                if key == "date":
+                    v = v[:10]
+                elif key == "git_commit":  # a short hash, keeping a "+changes" mark
+                    commit, plus, rest = v.partition("+")
+                    v = commit[:10] + plus + rest
+                row[head] = v
         rows.append(row)
     return Provenance(rows, title)

@@ -13,14 +13,24 @@ fi
 stamp=.venv/.requirements.sha256
 want=$(cat requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "== installing requirements (torch from local disk where available; a few minutes)"
+  echo "== installing requirements: a few minutes and about 6 GB (the pinned torch is a CUDA build); pip is"
+  echo "   quiet, its log is .venv/pip.log (tail -f it to watch)"
+  : > .venv/pip.log
+  if [ -n "${LCBOOK_TORCH_INDEX:-}" ]; then
+    # e.g. LCBOOK_TORCH_INDEX=https://download.pytorch.org/whl/cpu: the same torch/torchvision
+    # versions as CPU-only wheels (about 1 GB in all) before the rest of the requirements.
+    echo "   torch and torchvision from $LCBOOK_TORCH_INDEX"
+    .venv/bin/pip install -q --disable-pip-version-check --index-url "$LCBOOK_TORCH_INDEX" \
+      "$(grep '^torch==' requirements.txt)" "$(grep '^torchvision==' requirements.txt)" >> .venv/pip.log 2>&1 \
+      || { tail -20 .venv/pip.log >&2; echo "setup: installing torch from $LCBOOK_TORCH_INDEX failed" >&2; exit 1; }
+  fi
   # pip's warnings about absent local index folders are noise; errors still fail the script.
-  if ! .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt > .venv/pip.log 2>&1; then
+  if ! .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt >> .venv/pip.log 2>&1; then
     grep -v "is ignored: it is neither" .venv/pip.log >&2 || true
     echo "setup: pip install -r requirements.txt failed (full log: .venv/pip.log)" >&2
     exit 1
   fi
-  .venv/bin/python -c "import torch, torchvision, lcbook, jupyter_book, nbval" 
+  .venv/bin/python -c "import torch, torchvision, lcbook, jupyter_book, nbval, playwright" 
   echo "$want" > "$stamp"
 fi
 echo "== preparing datasets"

@@ -9,7 +9,8 @@ internet it stops with one sentence that says what to install. Then each source 
 ``chapters/<name>.ipynb`` with jupytext (no outputs).
 
 Usage: ``python scripts/sync_chapters.py`` (write) or ``--check`` (exit 1, naming the files, if
-anything is out of date; the tests call :func:`stale`).
+anything is out of date; the tests call :func:`stale`). Exit 2, writing nothing, if the setting or
+a source is bad.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import os
 import subprocess
 import sys
 
-REPOSITORY, BRANCH = "{url}", "{branch}"
+REPOSITORY, BRANCH = {url}, {branch}
 if importlib.util.find_spec("lcbook") is None:
     class SetupError(Exception):
         def _render_traceback_(self):  # IPython shows this one line instead of a traceback
@@ -55,27 +56,54 @@ if importlib.util.find_spec("lcbook") is None:
 '''
 
 
-def repository() -> tuple[str, str]:
-    """``(url, branch)`` of ``repository:`` in ``_config.yml``.
+_URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%/+-]*)?")
+
+
+def _check_branch(branch: str) -> None:
+    """Refuse what git refuses as a branch name (git check-ref-format, the common cases)."""
+    if (not re.fullmatch(r"[A-Za-z0-9._/+-]+", branch) or branch.startswith(("-", "/", "."))
+            or branch.endswith(("/", ".", ".lock")) or ".." in branch or "//" in branch or "/." in branch):
+        raise ValueError(f"_config.yml: repository.branch {branch!r} is not a git branch name "
+                         f"(letters, digits and . _ / + -, no '..', not starting with - / . nor ending with / . .lock)")
+
+
+def repository(config_path: Path | None = None) -> tuple[str, str]:
+    """``(url, branch)`` of ``repository:`` in ``_config.yml`` (branch: ``main`` when not given).
 
     Raises:
-        ValueError: the setting is missing or the URL is not an http(s) URL.
+        ValueError: the file is not a YAML mapping; ``repository`` is missing or not a mapping;
+            the URL is not a plain http(s) URL (host, optional port and path: no spaces, quotes
+            or query); the branch is not a string git accepts as a branch name.
     """
     import yaml
 
-    config = yaml.safe_load((ROOT / "_config.yml").read_text())
-    repo = config.get("repository") or {}
-    url, branch = str(repo.get("url", "")), str(repo.get("branch", "main"))
-    if not re.fullmatch(r"https?://\S+", url):
-        raise ValueError(f"_config.yml: repository.url must be an http(s) URL, got {url!r}")
-    if not re.fullmatch(r"[\w./-]+", branch):
-        raise ValueError(f"_config.yml: repository.branch {branch!r} is not a branch name")
+    path = config_path or ROOT / "_config.yml"
+    config = yaml.safe_load(path.read_text())
+    if not isinstance(config, dict):
+        raise ValueError(f"{path.name}: expected a YAML mapping, got {type(config).__name__}")
+    repo = config.get("repository")
+    if not isinstance(repo, dict):
+        raise ValueError(f"{path.name}: repository must be a mapping with url (and branch), got {repo!r}")
+    url, branch = repo.get("url"), repo.get("branch")
+    branch = "main" if branch is None else branch
+    if not isinstance(url, str) or not _URL.fullmatch(url):
+        raise ValueError(f"{path.name}: repository.url must be an http(s) URL like https://github.com/owner/name, "
+                         f"got {url!r}")
+    if not isinstance(branch, str):
+        raise ValueError(f"{path.name}: repository.branch must be a string, got {type(branch).__name__} {branch!r}")
+    _check_branch(branch)
     return url, branch
 
 
 def setup_cell(url: str, branch: str) -> str:
-    """The set-up cell (py:percent text, ending with a blank line) for a repository."""
-    return TEMPLATE.format(url=url, branch=branch)
+    """The set-up cell (py:percent text, ending with a blank line) for a repository.
+
+    ``url`` and ``branch`` are written as string literals (JSON's, which Python reads the same
+    way), so no value can change the cell's code.
+    """
+    import json
+
+    return TEMPLATE.format(url=json.dumps(url), branch=json.dumps(branch))
 
 
 def with_setup_cell(text: str, cell: str) -> str:
@@ -92,20 +120,35 @@ def with_setup_cell(text: str, cell: str) -> str:
     return text[:start] + cell + text[end:]
 
 
-def stale() -> list[str]:
-    """Files that :func:`main` would change (relative paths)."""
+def _plan() -> list[tuple[Path, str]]:
+    """Every file :func:`main` would write, with its new text; raises before anything is written.
+
+    Raises:
+        ValueError: the repository setting is bad, or a source (named) has no set-up cell or is
+            not a py:percent notebook.
+    """
     import jupytext
 
     cell = setup_cell(*repository())
     out = []
     for src in sorted(SOURCES.glob("*.py")):
-        if with_setup_cell(src.read_text(), cell) != src.read_text():
-            out.append(str(src.relative_to(ROOT)))
+        old = src.read_text()
+        try:
+            text = with_setup_cell(old, cell)
+            want = jupytext.writes(jupytext.reads(text, fmt="py:percent"), fmt="ipynb")
+        except Exception as e:
+            raise ValueError(f"{src.relative_to(ROOT)}: {e}") from e
+        if text != old:
+            out.append((src, text))
         nb = ROOT / "chapters" / (src.stem + ".ipynb")
-        want = jupytext.writes(jupytext.reads(with_setup_cell(src.read_text(), cell), fmt="py:percent"), fmt="ipynb")
-        if not nb.is_file() or _cells(nb.read_text()) != _cells(want):
-            out.append(str(nb.relative_to(ROOT)))
+        if _cells_of(nb) != _cells(want):
+            out.append((nb, want))
     return out
+
+
+def stale() -> list[str]:
+    """Files that :func:`main` would change (relative paths)."""
+    return [str(path.relative_to(ROOT)) for path, _ in _plan()]
 
 
 def _cells(ipynb: str) -> list:
@@ -116,29 +159,32 @@ def _cells(ipynb: str) -> list:
             for c in json.loads(ipynb)["cells"]]
 
 
+def _cells_of(nb: Path):
+    """:func:`_cells` of a notebook file, or None if it is missing or not a readable notebook."""
+    try:
+        return _cells(nb.read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--check", action="store_true", help="only report what is out of date")
     args = ap.parse_args(argv)
+    try:
+        plan = _plan()  # everything is checked before the first file is written
+    except ValueError as e:
+        print(f"sync_chapters: {e}", file=sys.stderr)
+        return 2
     if args.check:
-        out = stale()
-        for f in out:
-            print(f"out of date: {f}", file=sys.stderr)
-        return 1 if out else 0
-    import jupytext
-
-    cell = setup_cell(*repository())
-    for src in sorted(SOURCES.glob("*.py")):
-        text = with_setup_cell(src.read_text(), cell)
-        if text != src.read_text():
-            src.write_text(text)
-        nb = ROOT / "chapters" / (src.stem + ".ipynb")
-        want = jupytext.writes(jupytext.reads(text, fmt="py:percent"), fmt="ipynb")
-        if not nb.is_file() or _cells(nb.read_text()) != _cells(want):
-            tmp = nb.with_suffix(".ipynb.tmp")
-            tmp.write_text(want)
-            tmp.replace(nb)
-            print(f"wrote {nb.relative_to(ROOT)}")
+        for path, _ in plan:
+            print(f"out of date: {path.relative_to(ROOT)}", file=sys.stderr)
+        return 1 if plan else 0
+    for path, text in plan:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 

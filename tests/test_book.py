@@ -138,6 +138,57 @@ def test_set_up_cells_and_notebooks_are_made_from_the_repository_setting():
         sync.with_setup_cell("# %%\nprint(1)\n", cell)
 
 
+@pytest.mark.parametrize("config, match", [
+    ("- a\n- b\n", "expected a YAML mapping"),
+    ("title: x\n", "repository must be a mapping"),
+    ("repository: https://github.com/a/b\n", "repository must be a mapping"),
+    ("repository:\n  url: 3\n", "repository.url must be"),
+    ('repository:\n  url: "https://github.com/a/b\\"); import os; os.system(\\"x"\n', "repository.url must be"),
+    ("repository:\n  url: https://github.com/a/b\n  branch: 3\n", "branch must be a string"),
+    ("repository:\n  url: https://github.com/a/b\n  branch: a..b\n", "not a git branch name"),
+    ("repository:\n  url: https://github.com/a/b\n  branch: -x\n", "not a git branch name"),
+    ("repository:\n  url: https://github.com/a/b\n  branch: x.lock\n", "not a git branch name"),
+])
+def test_a_bad_repository_setting_is_refused_by_name(tmp_path, config, match):
+    path = tmp_path / "_config.yml"
+    path.write_text(config)
+    with pytest.raises(ValueError, match=match):
+        _sync().repository(path)
+
+
+def test_a_missing_branch_is_main_and_the_cell_holds_the_setting_as_literals(tmp_path):
+    sync = _sync()
+    path = tmp_path / "_config.yml"
+    path.write_text("repository:\n  url: https://github.com/a/b.git\n  branch:\n")
+    assert sync.repository(path) == ("https://github.com/a/b.git", "main")
+    cell = sync.setup_cell("https://github.com/a/b.git", "feature/x-1")
+    namespace = {}
+    exec(compile(cell.split("if importlib.util.find_spec")[0], "cell", "exec"), namespace)
+    assert (namespace["REPOSITORY"], namespace["BRANCH"]) == ("https://github.com/a/b.git", "feature/x-1")
+
+
+def test_sync_writes_nothing_when_one_source_is_bad(tmp_path, monkeypatch, capsys):
+    """main() plans every file first: a source without a set-up cell stops it, naming the file,
+    before any other file is rewritten; a corrupt notebook is reported as out of date."""
+    pytest.importorskip("jupytext")
+    sync = _sync()
+    (tmp_path / "chapters" / "src").mkdir(parents=True)
+    (tmp_path / "_config.yml").write_text("repository:\n  url: https://github.com/a/b\n")
+    good = (ROOT / "chapters/src/01_lenet300_mnist.py").read_text()
+    (tmp_path / "chapters/src/a.py").write_text(good)
+    (tmp_path / "chapters/a.ipynb").write_text("{not json")
+    monkeypatch.setattr(sync, "ROOT", tmp_path)
+    monkeypatch.setattr(sync, "SOURCES", tmp_path / "chapters" / "src")
+    assert sync.stale() == ["chapters/src/a.py", "chapters/a.ipynb"]
+    (tmp_path / "chapters/src/b.py").write_text("# %%\nprint(1)\n")
+    assert sync.main([]) == 2
+    assert "chapters/src/b.py" in capsys.readouterr().err
+    assert (tmp_path / "chapters/src/a.py").read_text() == good and (tmp_path / "chapters/a.ipynb").read_text() == "{not json"
+    (tmp_path / "chapters/src/b.py").unlink()
+    assert sync.main([]) == 0 and sync.stale() == []
+    assert sync.main(["--check"]) == 0
+
+
 def test_set_up_cell_without_internet_says_in_one_line_what_to_install(tmp_path, monkeypatch, capsys):
     """Where lcbook is missing and the repository cannot be reached, the cell stops with one line
     (IPython shows ``_render_traceback_`` instead of a traceback) naming the repository."""
@@ -152,3 +203,17 @@ def test_set_up_cell_without_internet_says_in_one_line_what_to_install(tmp_path,
     assert not result.success and type(result.error_in_exec).__name__ == "SetupError"
     assert len(shown.splitlines()) == 1 and str(missing) in shown and "pip install -e" in shown, shown
     assert "Traceback" not in shown and not (tmp_path / "lcbook-src").exists()
+
+
+def test_site_extension_drops_a_repeated_inline_script_of_the_head_only():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("lcbook_site", ROOT / "_ext" / "lcbook_site.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    a, b = '    <script>const X = 1;</script>', '    <script>var y = 2;</script>'
+    page = "\n".join(["<html><head>", a, b, a, '<script src="s.js"></script>', '<script src="s.js"></script>',
+                      "</head><body>", a, "</body></html>"])
+    fixed = ext.once(page)
+    head, body = fixed.split("</head>")
+    assert head.count(a) == 1 and head.count(b) == 1 and head.count('src="s.js"') == 2  # files are Sphinx's business
+    assert body.count(a) == 1 and ext.once(fixed) == fixed and ext.once("<p>no head</p>") == "<p>no head</p>"

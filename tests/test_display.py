@@ -1,6 +1,8 @@
 """lcbook.display: the static-page chooser and the provenance box."""
 
 import base64
+import html
+import math
 import json
 import re
 
@@ -22,7 +24,7 @@ def _fig(y):
 def _data(c):
     page = c.html()
     blob = re.search(r'<script type="application/json">(.*?)</script>', page, re.S).group(1)
-    return page, json.loads(blob.replace("<\\/", "</"))
+    return page, json.loads(blob)
 
 
 def test_every_key_finds_its_own_figure_and_missing_keys_say_so():
@@ -43,20 +45,58 @@ def test_every_key_finds_its_own_figure_and_missing_keys_say_so():
     assert plt.get_fignums() == [], "the chooser closes the figures it renders"
 
 
-def test_identical_figures_are_stored_once_and_ids_are_deterministic():
+def _ids(page):
+    return re.findall(r'id="(lcbook-chooser-[\w-]+?)"', page)
+
+
+def test_identical_figures_are_stored_once_and_every_render_has_its_own_id():
     a = display.chooser({(1,): _fig(1), (2,): _fig(1)}, [("x", [1, 2])])
     b = display.chooser({(1,): _fig(1), (2,): _fig(1)}, [("x", [1, 2])])
+    c = display.chooser({(1,): _fig(1), (2,): _fig(1)}, [("y", [1, 2])])
     assert len(_data(a)[1]["images"]) == 1
-    assert re.search(r'id="(lcbook-chooser-\w+)"', a.html()).group(1) == \
-        re.search(r'id="(lcbook-chooser-\w+)"', b.html()).group(1)
+    pages = [a.html(), a.html(), b.html(), c.html()]
+    roots = [_ids(p)[0] for p in pages]
+    assert len(set(roots)) == 4, "two copies on one page must not share an id (the second would stay dead)"
+    for page, root in zip(pages, roots):
+        assert f'getElementById("{root}")' in page
+        assert all(i == root or i.startswith(root + "-") for i in _ids(page))
+    # the id's hash part depends on everything shown, the label too
+    digest = [r.rsplit("-", 1)[0] for r in roots]
+    assert digest[0] == digest[1] == digest[2] != digest[3]
 
 
-def test_a_caption_cannot_close_the_data_script():
-    c = display.chooser({("a",): "</script><script>alert(1)</script>"}, [("x", ["a"])])
-    page, data = _data(c)
-    assert data["frames"]["0"]["caption"].startswith("</script>")
+def test_numbers_read_exactly_and_distinct_numbers_stay_apart():
+    c = display.chooser({(10**6,): "a", (10**6 + 1,): "b", (0.1,): "c"}, [("n", [0.1, 10**6, 10**6 + 1])])
+    page = c.html()
+    readouts = json.loads(html.unescape(re.search(r"data-readouts='([^']*)'", page).group(1)))
+    assert readouts == ["0.1", "1000000", "1000001"]
+    assert "e+06" not in page
+
+
+def test_true_is_not_1_and_equal_values_cannot_share_a_control():
+    with pytest.raises(ValueError, match="repeats"):
+        display.chooser({(1,): "a"}, [("x", [1, True])])
+    with pytest.raises(ValueError, match="repeats"):
+        display.chooser({(1,): "a"}, [("x", [1, 1.0])])
+    with pytest.raises(ValueError, match="read the same"):
+        display.chooser({(1,): "a"}, [("x", [1, "1"])])
+    with pytest.raises(ValueError, match="True is not one of the values"):
+        display.chooser({(True,): "a"}, [("x", [1, 2])])
+    with pytest.raises(ValueError, match="'2' is not one of the values"):
+        display.chooser({("2",): "a"}, [("x", [1, 2])])
+    # booleans get a menu, and the key (False,) finds the value False, not 0
+    page, data = _data(display.chooser({(False,): "off", (True,): "on"}, [("sparse", [False, True])], start=(True,)))
+    assert "<select" in page and data["frames"] == {"0": {"caption": "off", "image": None},
+                                                      "1": {"caption": "on", "image": None}}
+    assert '<option value="1" selected>True</option>' in page
+
+
+def test_nothing_in_a_caption_can_end_the_data_script():
+    evil = "<!--<script></script>--> & </script><script>alert(1)</script>"
+    page, data = _data(display.chooser({("a",): evil}, [("x", ["a"])], missing=evil))
+    assert data["frames"]["0"]["caption"] == evil and data["missing"] == evil
     blob = re.search(r'<script type="application/json">(.*?)</script>', page, re.S).group(1)
-    assert "</" not in blob
+    assert "<" not in blob and ">" not in blob and "&" not in blob
 
 
 @pytest.mark.parametrize("frames, controls, start, match", [
@@ -73,9 +113,47 @@ def test_bad_input_names_the_argument(frames, controls, start, match):
         display.chooser(frames, controls, start=start)
 
 
-def test_a_frame_of_the_wrong_type_is_refused():
-    with pytest.raises(TypeError, match=r"frames\[\(1,\)\]"):
-        display.chooser({(1,): 3.5}, [("x", [1])])
+@pytest.mark.parametrize("frames, controls, start, match", [
+    ({(1,): "a"}, [("x", [1, math.nan])], None, "finite"),
+    ({(1,): "a"}, [("x", [1]), ("x", [2])], None, "two controls are labelled 'x'"),
+    ({(1,): "a", 1: "b"}, [("x", [1])], None, "name the same choice"),
+])
+def test_more_bad_input_names_the_argument(frames, controls, start, match):
+    with pytest.raises(ValueError, match=match):
+        display.chooser(frames, controls, start=start)
+
+
+@pytest.mark.parametrize("frames, controls, kwargs, match", [
+    ({(1,): 3.5}, [("x", [1])], {}, r"frames\[\(1,\)\]"),
+    ({(1,): None}, [("x", [1])], {}, r"frames\[\(1,\)\]"),
+    ({(1,): (None, 3)}, [("x", [1])], {}, r"frames\[\(1,\)\]"),
+    ({(1,): "a"}, {"x": "abc"}, {}, "values must be a list"),
+    ({(1,): "a"}, [("x",)], {}, "pair"),
+    ({(1,): "a"}, "x", {}, "controls: expected a list"),
+    ({(1,): "a"}, [(1, [1])], {}, "label must be a string"),
+    ({(1,): "a"}, [("x", [[1]])], {}, "values must be numbers"),
+    ({(1,): "a"}, [("x", [1])], {"start": {1: 2}}, "start: expected a tuple"),
+    ({(1,): "a"}, [("x", [1])], {"alt": 3}, "alt: expected a string"),
+    ([((1,), "a")], [("x", [1])], {}, "frames: expected a dict"),
+])
+def test_a_value_of_the_wrong_type_is_refused_by_name(frames, controls, kwargs, match):
+    with pytest.raises(TypeError, match=match):
+        display.chooser(frames, controls, **kwargs)
+
+
+def test_a_refused_chooser_renders_and_closes_nothing():
+    figs = {(1,): _fig(1), (2,): _fig(2)}
+    with pytest.raises(ValueError, match="start"):
+        display.chooser(figs, [("x", [1, 2])], start=(3,))
+    assert len(plt.get_fignums()) == 2
+    plt.close("all")
+
+
+def test_controls_may_be_a_dict_and_values_a_range_or_array():
+    import numpy as np
+
+    c = display.chooser({(0, 0.5): "a", (1, 1.0): "b"}, {"i": range(2), "f": np.array([0.5, 1.0])}, start=(1, 1.0))
+    assert c.start == (1, 1.0) and "a" in c.html()
 
 
 def test_provenance_lists_each_record_in_one_collapsed_box():
@@ -90,3 +168,15 @@ def test_provenance_lists_each_record_in_one_collapsed_box():
         display.provenance({})
     with pytest.raises(TypeError, match=r"records\['x'\]"):
         display.provenance({"x": 3})
+
+
+def test_provenance_keeps_the_changes_mark_and_refuses_bad_records():
+    page = display.provenance({"run": {"git_commit": "0123456789abcdef+changes", "seconds": 5}}).html()
+    assert "0123456789+changes" in page
+    for bad in (-1, math.nan, True, "10"):
+        with pytest.raises(ValueError, match=r"records\['run'\]\['seconds'\]"):
+            display.provenance({"run": {"seconds": bad}})
+    with pytest.raises(TypeError, match="records: expected a dict"):
+        display.provenance([{"profile": "quick"}])
+    with pytest.raises(TypeError, match="title"):
+        display.provenance({"run": {}}, title=3)

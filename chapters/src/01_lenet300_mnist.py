@@ -70,6 +70,18 @@
 # $\boldsymbol{\Delta}_1(\boldsymbol{\theta}_1) + \boldsymbol{\Delta}_2(\boldsymbol{\theta}_2)$ an
 # alternation of the two on the residual the other leaves {cite}`carreira2021part5`.
 
+# %% [markdown]
+# **What λ does, and when it is used.** Without the multipliers ($\boldsymbol{\lambda}$ kept at
+# $\mathbf{0}$, the *quadratic-penalty* method, `LCAlgorithm(..., multipliers=False)`), the L step
+# pulls $\mathbf{w}$ towards $\boldsymbol{\Delta}(\boldsymbol{\Theta})$ but the loss pulls back,
+# so the two meet only as $\mu \to \infty$. The multipliers accumulate that remaining pull
+# ($\boldsymbol{\lambda} \leftarrow \boldsymbol{\lambda} - \mu(\mathbf{w} - \boldsymbol{\Delta})$) and
+# shift the target of both steps by $\boldsymbol{\lambda}/\mu$, so the *augmented Lagrangian*
+# can become feasible at a finite μ {cite}`carreira2017part1`. Both end at a compressed net;
+# the quadratic penalty is simpler and, with few LC steps, less sensitive to a μ schedule that
+# grows fast. The schedule of each stored profile says which one its runs use (the table is
+# read from `lcbook.experiments.SCHEDULES`):
+
 # %% tags=["remove-cell"]
 # Set-up: where lcbook is not installed (Colab, a bare Jupyter), fetch the book's repository and
 # install its package from it, with the stored references and results; in the book's own
@@ -106,6 +118,7 @@ import torch
 
 import lcbook
 from lcbook import references, plots, train
+import lcbook.display
 from lcbook import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, LCAlgorithm, Task
 
 torch.manual_seed(0)
@@ -128,8 +141,7 @@ print(f"MNIST: {len(train_batches.y)} training and {len(test_batches.y)} test im
 
 reference, record = references.reference("lenet300", PROFILE)
 ref_error = train.evaluate(reference, test_batches)["error"]
-print(f"reference test error: {ref_error:.2f}%  (trained {record['recipe']['epochs']} epochs, "
-      f"profile {record['profile']}, {record['date'][:10]}, commit {record['git_commit'][:8]})")
+print(f"reference test error: {ref_error:.2f}%  (trained {record['recipe']['epochs']} epochs)")
 
 # %% tags=["remove-cell"]
 assert abs(ref_error - record["test_error"]) < 1e-6, "the cached reference does not match its record"
@@ -178,6 +190,14 @@ EPOCHS_PER_STEP = lcbook.choose(PROFILE, quick=1, full=3)
 MU = lcbook.geometric_mu(mu0=5e-3, a=lcbook.choose(PROFILE, quick=1.25, full=1.15), steps=lcbook.choose(PROFILE, quick=20, full=40))
 LR = 0.1
 print(f"{len(MU)} LC steps, μ from {MU[0]:.3g} to {MU[-1]:.3g}, {EPOCHS_PER_STEP} epoch(s) per L step")
+
+# %%
+import pandas as pd
+from lcbook import experiments
+
+pd.DataFrame([{"network family": fam, "profile": prof, "LC steps": sch.steps, "μ0": sch.mu0, "μ factor a": sch.a,
+               "method": "augmented Lagrangian (λ)" if sch.multipliers else "quadratic penalty (λ = 0)"}
+              for (fam, prof), sch in sorted(experiments.SCHEDULES.items())]).set_index(["network family", "profile"])
 
 
 def test_error(model):
@@ -244,8 +264,6 @@ print(f"P: {kept} weights kept")
 # net and a longer schedule, given for context only.
 
 # %%
-import pandas as pd
-
 table = pd.DataFrame(
     [{"compression": "reference (none)", "bits/weight": 32.0, "ratio": 1.0, "DC error %": ref_error,
       "LC error %": ref_error, "cited error % (LC toolkit)": CITED["reference"]}]
@@ -286,6 +304,48 @@ axes[0].set_yscale("log")
 plots.lc_paths(histories, key="test_error", ax=axes[1])
 fig.tight_layout()
 plt.show()
+
+# %% [markdown]
+# ## What the sparse corrections do
+#
+# Where do Q+P's two codebook values and its 1% of corrections go? Below, the reference weights
+# of the three layers (grey) with the codebook (red lines) and the corrected weights (orange), for
+# direct compression and after LC. DC puts the corrections on the largest weights, the tails
+# that two values cannot serve; LC moves the codebook and the corrections to where the loss
+# wants them, and the learned weights gather around the codebook values.
+
+# %%
+QP = "Q+P: K=2 + 1% sparse"
+ref_model, _ = references.reference("lenet300", PROFILE)
+dc_qp = lcbook.direct_compression(ref_model, make_tasks(QP)).tasks[0]
+lc_qp = lcs[QP].tasks[0]
+w_ref = dc_qp.gather().detach()
+bins = torch.linspace(float(w_ref.min()), float(w_ref.max()), 161)
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), sharey=True)
+for ax, (title, bound, w_shown) in zip(axes, [("direct compression (reference weights)", dc_qp, w_ref),
+                                               ("LC (reference weights)", lc_qp, w_ref),
+                                               ("LC (learned weights w)", lc_qp, lc_qp.gather().detach())]):
+    theta = bound.theta
+    corrected = torch.zeros(w_shown.numel(), dtype=torch.bool)
+    corrected[theta["1.indices"]] = True
+    ax.hist(w_shown[~corrected].numpy(), bins=bins.numpy(), color="0.7", label="served by the codebook")
+    ax.hist(w_shown[corrected].numpy(), bins=bins.numpy(), color=plots.combo_color("p"), label="corrected (κ = 1%)")
+    for j, c in enumerate(theta["0.codebook"]):
+        ax.axvline(float(c), color="C3", lw=1.5, label="codebook values" if j == 0 else None)
+    ax.set(yscale="log", title=title, xlabel="weight")
+axes[0].set_ylabel("number of weights (log)")
+axes[0].legend(fontsize=9)
+fig.tight_layout()
+plt.show()
+same = len(set(dc_qp.theta["1.indices"].tolist()) & set(lc_qp.theta["1.indices"].tolist()))
+print(f"codebook: DC {[round(float(c), 4) for c in dc_qp.theta['0.codebook']]}, "
+      f"LC {[round(float(c), 4) for c in lc_qp.theta['0.codebook']]}; "
+      f"{same} of the {lc_qp.theta['1.indices'].numel()} corrected weights are the same in DC and LC")
+
+# %%
+lcbook.display.provenance({"reference": record,
+                           "LC runs of this page": {**references.provenance(), "profile": PROFILE,
+                                                    "seconds": sum(r["seconds"] for r in results)}})
 
 # %% [markdown]
 # ## Summary

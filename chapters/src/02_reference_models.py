@@ -32,7 +32,7 @@
 # net is measured against, and its size in bits is the numerator of the compression ratio.
 #
 # ```{admonition} Budget
-# :class: note
+# :class: note dropdown
 # This chapter trains nothing. It builds the networks, reads the committed reference checkpoints
 # and their records from `data/references/`, and evaluates them on test subsets: well under a
 # minute on a 2-core CPU, in either profile.

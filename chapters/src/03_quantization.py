@@ -28,7 +28,7 @@
 #   ResNet-20, and how much of it the LC algorithm wins back at 1 bit.
 #
 # ```{admonition} Budget
-# :class: note
+# :class: note dropdown
 # Nothing is trained here. The C steps run in milliseconds on a CPU; the costly part is testing
 # each directly compressed net, which the `quick` profile (the default) does on a class-balanced
 # subset of the CIFAR-10 test images, so the whole chapter runs in about a minute on one CPU
@@ -73,7 +73,7 @@ import pandas as pd
 import torch
 
 import lcbook
-from lcbook import references, models, plots, experiments, train
+from lcbook import references, models, plots, experiments, train, display
 from lcbook import (AdaptiveQuantization, Binarization, FixedCodebook, ScaledBinarization,
                     ScaledTernarization, Task)
 from lcbook.compressions import assign_nearest
@@ -246,6 +246,32 @@ ax.set_ylabel("quantized weight Δ(Θ)")
 ax.set_title(f"The nearest-entry map of {LAYER}")
 ax.legend(fontsize=8)
 plt.show()
+
+# %% [markdown]
+# **Move K.** The same layer's weights with the optimal codebook for each K (red lines) and the
+# thresholds between entries (dashed): each extra bit per weight doubles K, and the entries
+# spread to follow the bulk of the weights, while the tails stay far from every entry.
+
+# %%
+K_CHOICES = [2, 3, 4, 8, 16]
+k_frames = {}
+for kk in K_CHOICES:
+    d_k, th_k = AdaptiveQuantization(kk, method="exact").compress(w)
+    cb = th_k["codebook"]
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    ax.hist(w.numpy(), bins=150, color="0.75", label="weights of the layer")
+    for j, cj in enumerate(cb):
+        ax.axvline(float(cj), color="C3", lw=1.6, label="codebook entries c_k" if j == 0 else None)
+    for j, t in enumerate((cb[1:] + cb[:-1]) / 2):
+        ax.axvline(float(t), color="C0", lw=0.8, ls="--", label="thresholds" if j == 0 else None)
+    ax.set_xlabel("weight w")
+    ax.set_ylabel("number of weights")
+    ax.set_title(f"{LAYER}: optimal codebook of K = {kk}")
+    ax.legend(fontsize=9, loc="upper right")
+    share = 100 * float(((w - d_k.reshape(-1)) ** 2).sum() / (w ** 2).sum())
+    k_frames[(kk,)] = (fig, f"K = {kk}: {math.ceil(math.log2(kk))} bit(s) per weight plus {kk} 32-bit entries; "
+                            f"distortion ‖w − Δ(Θ)‖² = {share:.2f}% of ‖w‖²")
+display.chooser(k_frames, [("K", K_CHOICES)], start=(4,), alt="histogram of the layer's weights with the codebook")
 
 # %% [markdown]
 # ## Fixed and scaled codebooks

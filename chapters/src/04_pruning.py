@@ -28,7 +28,7 @@
 #   improves on it, and how the penalty forms let the net choose κ.
 #
 # ```{admonition} Budget
-# :class: note
+# :class: note dropdown
 # This chapter trains nothing: the C steps run on the committed ResNet-20 reference
 # {cite}`he2016deep` (the `quick` checkpoint of {doc}`02_reference_models`), direct compression is
 # evaluated on a test subset after BatchNorm recalibration, and the LC run is read from the

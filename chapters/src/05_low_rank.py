@@ -31,7 +31,7 @@
 # channels.
 #
 # ```{admonition} Budget
-# :class: note
+# :class: note dropdown
 # This chapter trains nothing. It runs C steps (SVDs, well under a second in total), evaluates a
 # few directly compressed nets on a subset of the CIFAR-10 test images, and reads the LC run of
 # low-rank VGG-16/4 from the results store (`data/results/quick/`, made by
@@ -118,12 +118,12 @@ print(f"{len(LAYERS)} weight matrices: " + ", ".join(f"{SHORT[n]} {tuple(PARAMS[
 # ## The C step: truncated SVD
 #
 # Low-rank compression constrains a layer's weight matrix $\mathbf{W}\in\mathbb{R}^{m\times n}$
-# to have rank at most $r$: $\mathbf{W} = \mathbf{U}\mathbf{V}^T$ with $\mathbf{U}\in\mathbb{R}^{m\times r}$
+# to have rank at most $r$: $\mathbf{W} = \mathbf{U}\mathbf{V}^\top$ with $\mathbf{U}\in\mathbb{R}^{m\times r}$
 # and $\mathbf{V}\in\mathbb{R}^{n\times r}$, so $\boldsymbol{\Theta} = (\mathbf{U}, \mathbf{V})$ and
-# $\boldsymbol{\Delta}(\boldsymbol{\Theta}) = \mathbf{U}\mathbf{V}^T$. The C step
+# $\boldsymbol{\Delta}(\boldsymbol{\Theta}) = \mathbf{U}\mathbf{V}^\top$. The C step
 #
 # $$
-# \min_{\mathbf{U},\mathbf{V}} \big\|\mathbf{W} - \mathbf{U}\mathbf{V}^T\big\|_F^2
+# \min_{\mathbf{U},\mathbf{V}} \big\|\mathbf{W} - \mathbf{U}\mathbf{V}^\top\big\|_F^2
 # $$
 #
 # is solved exactly by the truncated SVD (Eckart–Young): with $\mathbf{W} = \sum_i s_i
@@ -145,11 +145,11 @@ print(f"{len(LAYERS)} weight matrices: " + ", ".join(f"{SHORT[n]} {tuple(PARAMS[
 # as a matrix:
 #
 # - `view="matrix"` (the default for low-rank): $(n_\text{out},\; n_\text{in}k^2)$, one row per
-#   output channel. $\mathbf{U}\mathbf{V}^T$ then runs as a $k\times k$ conv from $n_\text{in}$
-#   to $r$ channels (the rows of $\mathbf{V}^T$ are $r$ filters) followed by a $1\times 1$ conv
+#   output channel. $\mathbf{U}\mathbf{V}^\top$ then runs as a $k\times k$ conv from $n_\text{in}$
+#   to $r$ channels (the rows of $\mathbf{V}^\top$ are $r$ filters) followed by a $1\times 1$ conv
 #   from $r$ to $n_\text{out}$ channels ($\mathbf{U}$).
 # - `view="matrix_hw"`: $(n_\text{out}k,\; n_\text{in}k)$, rows indexed by (output channel,
-#   filter row) and columns by (input channel, filter column). $\mathbf{U}\mathbf{V}^T$ runs as a
+#   filter row) and columns by (input channel, filter column). $\mathbf{U}\mathbf{V}^\top$ runs as a
 #   $1\times k$ conv into $r$ channels followed by a $k\times 1$ conv (scheme 2 of Jaderberg,
 #   Vedaldi and Zisserman, BMVC 2014).
 #
@@ -299,7 +299,7 @@ energy.round(1)
 #
 # A layer applied at $P$ output positions per example ($P = H_\text{out}W_\text{out}$ for a conv,
 # $P=1$ for a linear layer) costs $P\,mn$ multiply-accumulates (MACs) when dense. Run as two layers
-# — first $\mathbf{V}^T$ ($n\to r$), then $\mathbf{U}$ ($r \to m$) — it costs $P\,r(m+n)$ MACs,
+# — first $\mathbf{V}^\top$ ($n\to r$), then $\mathbf{U}$ ($r \to m$) — it costs $P\,r(m+n)$ MACs,
 # so FLOPs fall with storage by the same factor $r(m+n)/(mn)$ when $r$ is below the break-even
 # rank:
 #
@@ -378,7 +378,7 @@ print(f"stored run {stored['id']}: {stored['total_bits']:,} bits, {stored['macs'
 # ```{admonition} Do low-rank layers really save FLOPs?
 # :class: tip
 # Only when they are *run* as two layers. Inside LC (and in `lc.compressed()`) the net keeps its
-# dense layers with weights $\mathbf{U}\mathbf{V}^T$: same speed as the reference. The export
+# dense layers with weights $\mathbf{U}\mathbf{V}^\top$: same speed as the reference. The export
 # module writes the factors to a file, and `lcbook.export.load(path, factorized=True)` rebuilds
 # every low-rank layer as two layers (a $k\times k$ conv into $r$ channels then a $1\times 1$ conv,
 # or two linear layers). Chapter {doc}`08_lp_vgg16` uses it; here we only check that the
@@ -686,13 +686,13 @@ display(Markdown(
 # %% [markdown]
 # The DC error is what the truncated SVD of weights that were never meant to be low-rank gives;
 # LC starts there and trains the weights *for* the constraint. Adding a few sparse float
-# corrections to the low-rank part ($\mathbf{W} = \mathbf{U}\mathbf{V}^T + $ sparse) is the
+# corrections to the low-rank part ($\mathbf{W} = \mathbf{U}\mathbf{V}^\top + $ sparse) is the
 # combination that Part V finds best for VGG nets {cite}`carreira2021part5`; chapter
 # {doc}`08_lp_vgg16` runs it.
 #
 # ## Summary
 #
-# - Low-rank compression constrains each weight matrix to $\mathbf{U}\mathbf{V}^T$; its C step is
+# - Low-rank compression constrains each weight matrix to $\mathbf{U}\mathbf{V}^\top$; its C step is
 #   the truncated SVD and leaves exactly $\sum_{i>r}s_i^2$ as error (Eckart–Young).
 # - A conv weight $(n_\text{out}, n_\text{in}, k, k)$ is factorized as the matrix
 #   $(n_\text{out}, n_\text{in}k^2)$ (`view="matrix"`) or $(n_\text{out}k, n_\text{in}k)$

@@ -30,7 +30,7 @@
 # - how recent compression methods for large language models build on the same C step.
 #
 # ```{admonition} Budget
-# :class: note
+# :class: note dropdown
 # This chapter trains nothing: everything below is C steps on the weights of two trained
 # reference nets (the `quick` references of {doc}`02_reference_models`), so it is meant to run in
 # under a minute on one CPU core and is the same in both profiles. Full LC runs with these combinations
@@ -182,7 +182,8 @@ import torch
 from IPython.display import Markdown, display
 
 import lcbook
-from lcbook import references, models
+from lcbook import references, models, plots
+import lcbook.display
 from lcbook import AdaptiveQuantization, AdditiveCombination, ConstraintL0Pruning, FixedCodebook, LowRank
 
 torch.manual_seed(0)
@@ -489,6 +490,47 @@ def pareto_plot(df, styles, title, xmax, steps=()):
 
 pareto_plot(resnet_df, {"Q": ("s", "-"), "P": ("", "-"), "Q+P": ("o", "-")},
             f"Direct compression of ResNet-20 {R_NAME}", xmax=5, steps=("Q",))
+
+
+# %% [markdown]
+# **Move κ.** Each Q+P point of the front, and what its C step did to the layer: the codebook
+# (K = 2, red lines) serves the bulk of the weights; the κ corrected weights (orange) are the
+# tails, where a 1-bit codebook errs most. More κ buys distortion at 32 bits plus index bits
+# per correction.
+
+# %%
+def qp_frame(f):
+    comp = AdditiveCombination(qp_parts(f))
+    d, th = comp.compress(w)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
+    for fam, combo, marker in (("Q", "q", "s"), ("P", "p", ""), ("Q+P", "qp", "o")):
+        part = resnet_df[resnet_df.family == fam].sort_values("bits/weight")
+        a1.plot(part["bits/weight"], part["distortion %"], marker=marker, ms=4, alpha=0.6,
+                color=plots.combo_color(combo), label=fam)
+    bits, dist = comp.bits(th) / w.numel(), rel(w, d)
+    a1.scatter([bits], [dist], s=140, facecolors="none", edgecolors="k", lw=2, zorder=5, label="this κ")
+    a1.set(xlim=(0, 5), ylim=(0, 100), xlabel="storage (bits per weight)", ylabel="relative distortion (%)",
+           title="the front, with the chosen point")
+    a1.grid(alpha=0.3)
+    a1.legend(fontsize=9)
+    kept = torch.zeros(w.numel(), dtype=torch.bool)
+    kept[th["1.indices"]] = True
+    values = w.reshape(-1).numpy()
+    bins = torch.linspace(float(w.min()), float(w.max()), 121).numpy()
+    a2.hist(values[~kept.numpy()], bins=bins, color="0.75", label="served by the codebook")
+    a2.hist(values[kept.numpy()], bins=bins, color=plots.combo_color("p"), label=f"κ = {int(kept.sum())} corrected")
+    for j, cj in enumerate(th["0.codebook"]):
+        a2.axvline(float(cj), color="C3", lw=1.6, label="codebook entries" if j == 0 else None)
+    a2.set(yscale="log", xlabel="weight w", ylabel="number of weights (log)", title=f"{R_NAME}: who serves which weight")
+    a2.legend(fontsize=9)
+    fig.tight_layout()
+    return fig, (f"K = 2 + κ = {f:.2%} of the weights: {bits:.2f} bits per weight, "
+                 f"relative distortion {dist:.2f}%")
+
+
+lcbook.display.chooser({(f"{f:.2%}",): qp_frame(f) for f in QP_FRACTIONS},
+                       [("κ (kept fraction)", [f"{f:.2%}" for f in QP_FRACTIONS])], start=(f"{0.01:.2%}",),
+                       alt="the Q+P front and the weights the corrections serve")
 
 
 # %% [markdown]

@@ -25,7 +25,7 @@
 # - why BatchNorm statistics must be re-estimated for a compressed net.
 #
 # ```{admonition} Budget and where the LC runs come from
-# :class: note
+# :class: note dropdown
 # An LC run of ResNet-20 takes minutes on a CPU even in the quick profile, and hours on a GPU in
 # the full one, so this chapter does not train: it reads the LC runs from the **results store**
 # (`data/results/<profile>/`), written by `python -m lcbook run ...` with the command, commit,
@@ -78,6 +78,7 @@ from IPython.display import Markdown, display
 
 import lcbook
 from lcbook import claims, evidence, references, export, plots, experiments, train
+import lcbook.display
 
 torch.manual_seed(0)
 PROFILE = lcbook.chapter_profile()
@@ -196,8 +197,7 @@ for name, (combo, budget) in SETTINGS.items():
     results.append({"name": name, **res})
     histories[name] = res["history"]
     print(f"{name:22s} DC {res['dc_error']:5.2f}%  LC {res['lc_error']:5.2f}%  {res['bits_per_weight']:.2f} bits/weight, "
-          f"ratio {res['ratio']:.1f}x  [{res['hardware']}, {res['lc_seconds'] / 60:.0f} min, {res['date'][:10]}, "
-          f"commit {res['git_commit'][:8]}]")
+          f"ratio {res['ratio']:.1f}x")
 
 # %% [markdown]
 # ## Results
@@ -375,6 +375,9 @@ else:
     print(f"No ResNet-32/56/110 runs in the {PROFILE} results store. On a GPU:")
     print("  python -m lcbook grid --models resnet32 resnet56 resnet110 --combos q p qp "
           "--budgets k=2 fraction=0.045 k=2,fraction=0.02 --profile full")
+
+# %%
+lcbook.display.provenance({"reference": record, **{f"LC run: {r['name']}": r for r in results}})
 
 # %% [markdown]
 # ## Summary

@@ -134,15 +134,15 @@ del net
 # $(n_\text{out}, n_\text{in}, k, k)$ as $n_\text{out} \times n_\text{in} k^2$), are constrained to
 #
 # $$
-# \mathbf{W} = \underbrace{\mathbf{U}\mathbf{V}}_{\text{rank } r} + \underbrace{\mathbf{S}}_{\|\mathbf{S}\|_0 \le \kappa},
-# \qquad \mathbf{U} \in \mathbb{R}^{m\times r},\; \mathbf{V} \in \mathbb{R}^{r\times n},
+# \mathbf{W} = \underbrace{\mathbf{U}\mathbf{V}^\top}_{\text{rank } r} + \underbrace{\mathbf{S}}_{\|\mathbf{S}\|_0 \le \kappa},
+# \qquad \mathbf{U} \in \mathbb{R}^{m\times r},\; \mathbf{V} \in \mathbb{R}^{n\times r},
 # $$
 #
 # an additive combination
 # $\boldsymbol{\Delta}(\boldsymbol{\Theta}) = \boldsymbol{\Delta}_L(\mathbf{U},\mathbf{V}) + \boldsymbol{\Delta}_P(\mathbf{S})$
 # {cite}`carreira2021part5`. Its C step alternates the truncated
 # SVD of $\mathbf{W} - \mathbf{S}$ (the low-rank C step {cite}`idelbayev2020lowrank`) and "keep the κ
-# largest entries of $\mathbf{W} - \mathbf{U}\mathbf{V}$" (the ℓ0 pruning C step
+# largest entries of $\mathbf{W} - \mathbf{U}\mathbf{V}^\top$" (the ℓ0 pruning C step
 # {cite}`carreira2018pruning`). Storage: $32\,r(m+n)$ bits for the factors plus, for the κ
 # corrections, 32 bits per value and a fixed-width gap code for the positions (chapter
 # {doc}`04_pruning`). It also saves compute: the layer runs as a rank-$r$ pair of layers
@@ -587,7 +587,7 @@ print(f"reloaded with factorized=True:        {dense_macs(factored):>12,d}")
 
 # %% [markdown]
 # `load(..., factorized=True)` splits only layers compressed by low-rank *alone* into two layers;
-# an L+P layer comes back as one dense layer holding $\mathbf{U}\mathbf{V} + \mathbf{S}$, with the
+# an L+P layer comes back as one dense layer holding $\mathbf{U}\mathbf{V}^\top + \mathbf{S}$, with the
 # reference's MACs. To see the factored execution, export the L configuration (rank 0.25, no
 # corrections) the same way:
 
@@ -605,8 +605,8 @@ print(f"L (rank 0.25): accounting {report_l['macs']:,} MACs; reloaded factorized
 assert dense_macs(factored_l) == report_l["macs"] < report_l["reference_macs"]
 
 # %% [markdown]
-# For L+P the same saving needs one more branch: a layer $\mathbf{W} = \mathbf{U}\mathbf{V} +
-# \mathbf{S}$ computes $\mathbf{W}\mathbf{x} = \mathbf{U}(\mathbf{V}\mathbf{x}) + \mathbf{S}\mathbf{x}$,
+# For L+P the same saving needs one more branch: a layer $\mathbf{W} = \mathbf{U}\mathbf{V}^\top +
+# \mathbf{S}$ computes $\mathbf{W}\mathbf{x} = \mathbf{U}(\mathbf{V}^\top\mathbf{x}) + \mathbf{S}\mathbf{x}$,
 # a $k\times k$ conv into $r$ channels, a $1\times 1$ conv, and a sparse conv with κ nonzeros,
 # summed. The package's loader does not build that sparse branch; here is the identity on one
 # layer of the DC model, with its MACs per image:

@@ -285,7 +285,7 @@ plt.show()
 # %% [markdown]
 # ### Why additive is never worse than its sequential versions
 #
-# Sequential Q→P is exactly the first half-sweep of the additive C step: it fixes
+# Sequential Q→P is exactly the first pass of the additive C step (quantize, then correct): it fixes
 # $(\mathcal{C}, \mathbf{z})$ at the quantization of $\bar{\mathbf{w}}$, chosen *as if there were no
 # corrections*, and then picks the corrections for it. The additive C step continues: it
 # re-quantizes $\bar{\mathbf{w}} - \mathbf{s}$ (the codebook no longer has to reach the outliers

@@ -30,7 +30,7 @@
 # with where it came from, or a **published** number with its citation.
 #
 # ```{admonition} Budget
-# :class: note
+# :class: note dropdown
 # This chapter only reads `data/results/` and `data/references/`; it takes seconds in either
 # profile. Producing the full-profile results it is waiting for needs a GPU (see below).
 # ```
