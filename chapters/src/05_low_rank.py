@@ -80,6 +80,7 @@ import torch
 from IPython.display import Markdown, display
 
 import lcbook
+import lcbook.display
 from lcbook import LowRank, RankSelection, Task, references, export, models, plots, experiments, train
 
 torch.manual_seed(0)
@@ -289,6 +290,36 @@ assert (energy["energy at r/min = 0.25 (%)"] < 95).all()  # no layer is nearly r
 
 # %%
 energy.round(1)
+
+# %% [markdown]
+# **Move the rank.** The singular values of the layer above that the rank-$r$ C step keeps (blue)
+# and discards (grey). The discarded energy is exactly the squared error of
+# $\boldsymbol{\Delta}(\boldsymbol{\Theta}) = \mathbf{U}\mathbf{V}^\top$ (Eckart–Young); the factors
+# store $r(m+n)$ numbers against the dense layer's $mn$, so past $r = mn/(m+n)$ the low-rank layer
+# is *larger* than the dense one.
+
+# %%
+W_layer = PARAMS[LAYER].detach().reshape(PARAMS[LAYER].shape[0], -1)
+m_l, n_l = W_layer.shape
+s_layer = SPECTRA[LAYER].numpy()
+R_CHOICES = sorted({max(1, round(f * len(s_layer))) for f in (0.05, 0.1, 0.25, 0.5, 0.75, 1.0)})
+rank_frames = {}
+for r in R_CHOICES:
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
+    idx = np.arange(1, len(s_layer) + 1)
+    ax.bar(idx[:r], s_layer[:r], width=1.0, color="C0", label=f"kept: r = {r}")
+    ax.bar(idx[r:], s_layer[r:], width=1.0, color="0.75", label="discarded")
+    ax.set_yscale("log")
+    ax.set_xlabel("index i of the singular value")
+    ax.set_ylabel("singular value s_i")
+    ax.set_title(f"{SHORT[LAYER]} ({m_l}×{n_l}): the rank-{r} C step")
+    ax.legend(loc="upper right")
+    rel = float((s_layer[r:] ** 2).sum() / (s_layer ** 2).sum())
+    rank_frames[(r,)] = (fig, f"rank {r}: the factors store {r * (m_l + n_l):,} numbers, "
+                              f"{100 * r * (m_l + n_l) / (m_l * n_l):.1f}% of the dense layer's {m_l * n_l:,}; "
+                              f"relative squared error ‖W − UVᵀ‖²/‖W‖² = {100 * rel:.2f}%")
+lcbook.display.chooser(rank_frames, [("rank r", R_CHOICES)], start=(R_CHOICES[2],),
+                       alt="singular values of the layer, kept and discarded at the chosen rank")
 
 # %% [markdown]
 # These spectra decay slowly: a quarter of the rank keeps only part of each layer's energy, so
