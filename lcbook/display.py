@@ -66,6 +66,16 @@ def _position(values: Sequence, v: Any) -> Optional[int]:
     return None
 
 
+def _positions(controls: Sequence, key: Tuple) -> list:
+    """For each control, the index of ``key``'s value among its values (None where it has none)."""
+    return [_position(values, v) for (_, values), v in zip(controls, key)]
+
+
+def _values_at(controls: Sequence, pos: Sequence[int]) -> Tuple:
+    """The controls' own values at ``pos`` (a key written with the values as the controls list them)."""
+    return tuple(values[j] for (_, values), j in zip(controls, pos))
+
+
 def _key(k: Any, n: int, what: str) -> Tuple:
     """A frame key or ``start`` as a tuple: a tuple (or list) of ``n`` values, or one value if n == 1."""
     if isinstance(k, (tuple, list)):
@@ -108,7 +118,7 @@ class Chooser:
             if png is not None and png not in index:
                 index[png] = len(images)
                 images.append(png)
-            pos = "|".join(str(_position(values, v)) for (_, values), v in zip(self.controls, key))
+            pos = "|".join(map(str, _positions(self.controls, key)))
             frames[pos] = {"image": None if png is None else index[png], "caption": caption}
         return {"images": images, "frames": frames, "missing": self.missing}
 
@@ -208,12 +218,14 @@ def _controls(controls: Any) -> list:
         values = list(values)
         if not values:
             raise ValueError(f"controls: {label!r} has no values")
+        seen, texts = set(), set()  # a set compares by ==, so 1, 1.0 and True are one value
         for v in values:
             _check_value(label, v)
-        for j, v in enumerate(values):
-            if any(x == v for x in values[:j]) or _text(v) in {_text(x) for x in values[:j]}:
+            if v in seen or _text(v) in texts:
                 raise ValueError(f"controls: {label!r} repeats a value (or two values read the same): "
                                  f"{', '.join(repr(x) for x in values)}")
+            seen.add(v)
+            texts.add(_text(v))
         if label in {lab for lab, _ in out}:
             raise ValueError(f"controls: two controls are labelled {label!r}")
         out.append((label, values))
@@ -268,13 +280,11 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
     seen: Dict[Tuple, Any] = {}
     for key, frame in frames.items():
         key = _key(key, len(controls), "frames: key")
-        pos = []
-        for (label, values), v in zip(controls, key):
-            j = _position(values, v)
+        pos = _positions(controls, key)
+        for (label, values), v, j in zip(controls, key, pos):
             if j is None:
                 raise ValueError(f"frames: key {key!r}: {v!r} is not one of the values of {label!r} "
                                  f"({', '.join(repr(x) for x in values)})")
-            pos.append(j)
         if tuple(pos) in seen:
             raise ValueError(f"frames: keys {seen[tuple(pos)]!r} and {key!r} name the same choice")
         seen[tuple(pos)] = key
@@ -288,14 +298,14 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
                 or (fig is None and not caption):
             raise TypeError(f"frames[{key!r}]: expected a matplotlib Figure, an HTML string or a (Figure or None, "
                             f"HTML string) pair, got {type(frame).__name__} {frame!r:.80}")
-        todo.append((tuple(controls[i][1][j] for i, j in enumerate(pos)), fig, caption))
+        todo.append((_values_at(controls, pos), fig, caption))
     if start is None:
         start = todo[0][0]
     start = _key(start, len(controls), "start")
-    pos = [_position(values, v) for (_, values), v in zip(controls, start)]
-    if None in pos or tuple(pos) not in seen:
+    pos = _positions(controls, start)
+    if tuple(pos) not in seen:  # also where a value has no position (None)
         raise ValueError(f"start: {start!r} is not a key of frames")
-    start = tuple(controls[i][1][j] for i, j in enumerate(pos))
+    start = _values_at(controls, pos)
     # Everything is checked before the first figure is rendered (and closed).
     rendered = {key: (None if fig is None else _png(fig, dpi), caption) for key, fig, caption in todo}
     return Chooser(controls, rendered, start, missing, alt)

@@ -198,7 +198,6 @@ def check_page(browser, base, page, timeout):
             problems.append(f"{page} ({width_name}): did not load: {str(e).splitlines()[0]}")
             ctx.close()
             continue
-        dom = tab.content()
         if width_name == "desktop":
             if not tab.title():
                 problems.append(f"{page}: the page has no title")
@@ -206,7 +205,7 @@ def check_page(browser, base, page, timeout):
             typeset = tab.locator("mjx-container").count()
             if math_spans and typeset < math_spans:
                 problems.append(f"{page}: {math_spans} math spans but only {typeset} typeset by MathJax")
-            raw = raw_math(visible_text(dom))
+            raw = raw_math(visible_text(tab.content()))
             if raw:
                 problems.append(f"{page}: raw math in the rendered text: {raw[:60]!r}")
             views = source.count("application/vnd.jupyter.widget-view+json")

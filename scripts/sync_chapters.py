@@ -16,6 +16,7 @@ a source is bad.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -59,11 +60,11 @@ if importlib.util.find_spec("lcbook") is None:
 _URL = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~%/+-]*)?")
 
 
-def _check_branch(branch: str) -> None:
+def _check_branch(branch: str, where: str) -> None:
     """Refuse what git refuses as a branch name (git check-ref-format, the common cases)."""
     if (not re.fullmatch(r"[A-Za-z0-9._/+-]+", branch) or branch.startswith(("-", "/", "."))
             or branch.endswith(("/", ".", ".lock")) or ".." in branch or "//" in branch or "/." in branch):
-        raise ValueError(f"_config.yml: repository.branch {branch!r} is not a git branch name "
+        raise ValueError(f"{where}: repository.branch {branch!r} is not a git branch name "
                          f"(letters, digits and . _ / + -, no '..', not starting with - / . nor ending with / . .lock)")
 
 
@@ -91,7 +92,7 @@ def repository(config_path: Path | None = None) -> tuple[str, str]:
                          f"got {url!r}")
     if not isinstance(branch, str):
         raise ValueError(f"{path.name}: repository.branch must be a string, got {type(branch).__name__} {branch!r}")
-    _check_branch(branch)
+    _check_branch(branch, path.name)
     return url, branch
 
 
@@ -101,8 +102,6 @@ def setup_cell(url: str, branch: str) -> str:
     ``url`` and ``branch`` are written as string literals (JSON's, which Python reads the same
     way), so no value can change the cell's code.
     """
-    import json
-
     return TEMPLATE.format(url=json.dumps(url), branch=json.dumps(branch))
 
 
@@ -153,8 +152,6 @@ def stale() -> list[str]:
 
 def _cells(ipynb: str) -> list:
     """What a notebook says, without the random cell ids jupytext gives each conversion."""
-    import json
-
     return [(c["cell_type"], "".join(c["source"]), c.get("metadata", {}), c.get("outputs"))
             for c in json.loads(ipynb)["cells"]]
 
@@ -180,10 +177,10 @@ def main(argv=None) -> int:
         for path, _ in plan:
             print(f"out of date: {path.relative_to(ROOT)}", file=sys.stderr)
         return 1 if plan else 0
+    from lcbook._io import atomic_write_bytes  # a killed run leaves each file old or new, never half
+
     for path, text in plan:
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        atomic_write_bytes(text.encode(), path)
         print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
