@@ -217,3 +217,31 @@ def test_site_extension_drops_a_repeated_inline_script_of_the_head_only():
     head, body = fixed.split("</head>")
     assert head.count(a) == 1 and head.count(b) == 1 and head.count('src="s.js"') == 2  # files are Sphinx's business
     assert body.count(a) == 1 and ext.once(fixed) == fixed and ext.once("<p>no head</p>") == "<p>no head</p>"
+
+
+#: The teaching chapters: each has a code exercise that a check cell marks (lcbook.exercises).
+CORE = ("01", "03", "04", "05", "06", "07", "08", "09")
+
+
+@pytest.mark.parametrize("number", CORE)
+def test_core_chapter_has_a_checked_code_exercise_with_a_hidden_executed_solution(number):
+    """A stub the reader completes (it raises NotImplementedError), visible with its check; then a
+    solution in a folded cell that defines the same function, and a removed cell asserting that the
+    check accepts it (so the build and nbval prove the exercise can be solved)."""
+    import ast
+    import re
+
+    (path,) = [p for p in CHAPTERS if p.name.startswith(number + "_")]
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    tags = [set(c.get("metadata", {}).get("tags", [])) for c in cells]
+    src = ["".join(c["source"]) for c in cells]
+    stub = [i for i, s in enumerate(src) if "raise NotImplementedError  # your code here" in s and not tags[i]]
+    assert stub, f"{path.name}: no visible exercise stub"
+    i = stub[0]
+    name = re.search(r"^def (\w+)\(", src[i], re.M).group(1)
+    assert f"exercises.check_{name}({name})" in src[i]
+    sol = next(j for j in range(i + 1, len(cells)) if f"def {name}(" in src[j])
+    assert tags[sol] == {"hide-cell"} and "NotImplementedError" not in src[sol]
+    ast.parse(src[sol])
+    check = next(j for j in range(sol + 1, len(cells)) if f"check_{name}" in src[j] and "assert" in src[j])
+    assert "remove-cell" in tags[check] and f"assert exercises.check_{name}({name}).ok" in src[check]

@@ -348,6 +348,48 @@ lcbook.display.provenance({"reference": record,
                                                     "seconds": sum(r["seconds"] for r in results)}})
 
 # %% [markdown]
+# ## In code: the gradient the L step adds
+#
+# The L step trains the weights on the loss plus the penalty terms of the augmented Lagrangian,
+# $-\boldsymbol{\lambda}^T(\mathbf{w}-\Delta(\boldsymbol{\Theta})) + \frac{\mu}{2}\|\mathbf{w}-\Delta(\boldsymbol{\Theta})\|^2$;
+# the package adds their gradient to each compressed weight's gradient after `loss.backward()`
+# (`LCAlgorithm.add_penalty_grad_`). Write that gradient for one tensor. With λ = 0 it is the
+# quadratic-penalty method's, which every stored CIFAR-10 run uses.
+#
+# Complete the function and run the check below it: it says whether the function is right and,
+# if not, on which input and by how much. A solution is folded away under the check.
+
+# %%
+from lcbook import exercises
+import torch
+
+
+def penalty_gradient(w, delta, lam, mu):
+    """∇_w of −λᵀ(w − Δ) + μ/2 ‖w − Δ‖².
+
+    w, delta, lam: float tensors of one shape (the weights, Δ(Θ), the multipliers);
+    mu: the penalty μ > 0. Returns a tensor of w's shape."""
+    raise NotImplementedError  # your code here
+
+
+exercises.check_penalty_gradient(penalty_gradient)
+
+# %% tags=["hide-cell"]
+# A solution: run it, then the check again.
+def penalty_gradient(w, delta, lam, mu):
+    """∇_w of −λᵀ(w − Δ) + μ/2 ‖w − Δ‖².
+
+    w, delta, lam: float tensors of one shape (the weights, Δ(Θ), the multipliers);
+    mu: the penalty μ > 0. Returns a tensor of w's shape."""
+    return mu * (w - delta) - lam
+
+
+exercises.check_penalty_gradient(penalty_gradient)
+
+# %% tags=["remove-cell"]
+assert exercises.check_penalty_gradient(penalty_gradient).ok
+
+# %% [markdown]
 # ## Summary
 #
 # - Compression is a constrained problem; direct compression is only its feasible starting point.

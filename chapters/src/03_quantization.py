@@ -569,7 +569,52 @@ plt.show()
 # use 15 epochs per L step {cite}`idelbayev2020flexible`, and Part V reports that ResNets reach
 # one bit per weight without loss of accuracy once a few floating-point weights are added to the
 # codebook {cite}`carreira2021part5` ({doc}`07_qp_resnets`).
+
+# %% [markdown]
+# ## In code: one Lloyd iteration
 #
+# The C step of adaptive quantization is 1-D k-means. Write one iteration of Lloyd's algorithm:
+# assign every weight to its nearest codebook entry, then move every entry to the mean of its
+# weights (an entry that got no weight keeps its value). `kmeans_1d` repeats this until no
+# assignment changes.
+#
+# Complete the function and run the check below it: it says whether the function is right and,
+# if not, on which input and by how much. A solution is folded away under the check.
+
+# %%
+from lcbook import exercises
+import torch
+
+
+def lloyd_step(x, codebook):
+    """x: (N,) weights; codebook: (K,) sorted entries.
+
+    Returns (assignments, new_codebook): (N,) int64 index of each weight's nearest entry and
+    (K,) entries moved to the mean of their weights."""
+    raise NotImplementedError  # your code here
+
+
+exercises.check_lloyd_step(lloyd_step)
+
+# %% tags=["hide-cell"]
+# A solution: run it, then the check again.
+def lloyd_step(x, codebook):
+    """x: (N,) weights; codebook: (K,) sorted entries.
+
+    Returns (assignments, new_codebook): (N,) int64 index of each weight's nearest entry and
+    (K,) entries moved to the mean of their weights."""
+    assignments = torch.argmin((x[:, None] - codebook[None, :]).abs(), dim=1)
+    sums = torch.zeros_like(codebook).index_add_(0, assignments, x)
+    counts = torch.bincount(assignments, minlength=len(codebook)).to(x.dtype)
+    return assignments, torch.where(counts > 0, sums / counts.clamp_min(1), codebook)
+
+
+exercises.check_lloyd_step(lloyd_step)
+
+# %% tags=["remove-cell"]
+assert exercises.check_lloyd_step(lloyd_step).ok
+
+# %% [markdown]
 # ## Summary
 #
 # - The C step of quantization is 1-D k-means of the weights: nearest-entry assignments and

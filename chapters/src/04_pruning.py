@@ -583,7 +583,47 @@ pen.style.format(precision=3)
 # per-layer κ, and an LC run with it ends at the κ at which one more weight is worth less than
 # α to the loss {cite}`carreira2018pruning`. The storage then follows κ, so a penalty run must be
 # read off the error–storage plane rather than at a preset budget.
+
+# %% [markdown]
+# ## In code: the ℓ0-penalty C step
 #
+# Write the C step of the ℓ0 penalty, $\min_{\boldsymbol{\theta}} \alpha\|\boldsymbol{\theta}\|_0 + \frac{\mu}{2}\|\mathbf{w}-\boldsymbol{\theta}\|^2$:
+# weight by weight, keeping $w_i$ costs α and pruning it costs $\frac{\mu}{2}w_i^2$, so keep it
+# when $|w_i| > \sqrt{2\alpha/\mu}$. The check compares your Δ with `PenaltyL0Pruning(α)`.
+#
+# Complete the function and run the check below it: it says whether the function is right and,
+# if not, on which input and by how much. A solution is folded away under the check.
+
+# %%
+from lcbook import exercises
+import math
+import torch
+
+
+def hard_threshold(w, alpha, mu):
+    """w: (N,) weights; alpha: the price α > 0 of a kept weight; mu: the penalty μ > 0.
+
+    Returns Δ: (N,), w where it is kept and 0 elsewhere."""
+    raise NotImplementedError  # your code here
+
+
+exercises.check_hard_threshold(hard_threshold)
+
+# %% tags=["hide-cell"]
+# A solution: run it, then the check again.
+def hard_threshold(w, alpha, mu):
+    """w: (N,) weights; alpha: the price α > 0 of a kept weight; mu: the penalty μ > 0.
+
+    Returns Δ: (N,), w where it is kept and 0 elsewhere."""
+    return torch.where(w.abs() > math.sqrt(2 * alpha / mu), w, torch.zeros_like(w))
+
+
+exercises.check_hard_threshold(hard_threshold)
+
+# %% tags=["remove-cell"]
+assert exercises.check_hard_threshold(hard_threshold).ok
+
+# %% [markdown]
 # ## Summary
 #
 # - Pruning has four C steps {cite}`carreira2018pruning`: the ℓ0 constraint keeps the κ largest

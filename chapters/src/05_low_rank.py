@@ -720,7 +720,49 @@ display(Markdown(
 # corrections to the low-rank part ($\mathbf{W} = \mathbf{U}\mathbf{V}^\top + $ sparse) is the
 # combination that Part V finds best for VGG nets {cite}`carreira2021part5`; chapter
 # {doc}`08_lp_vgg16` runs it.
+
+# %% [markdown]
+# ## In code: the low-rank C step
 #
+# Write the C step of low-rank compression at rank r: a best rank-r approximation
+# $\mathbf{U}\mathbf{V}^T$ of a weight matrix, with $\mathbf{U} \in \mathbb{R}^{m\times r}$ and
+# $\mathbf{V} \in \mathbb{R}^{n\times r}$ (`torch.linalg.svd` gives the singular vectors; where
+# do the singular values go?). The check accepts any best factorisation: its squared error must
+# be the discarded energy $\sum_{i>r}\sigma_i^2$.
+#
+# Complete the function and run the check below it: it says whether the function is right and,
+# if not, on which input and by how much. A solution is folded away under the check.
+
+# %%
+from lcbook import exercises
+import torch
+
+
+def truncated_svd(W, r):
+    """W: (m, n) weight matrix; r: the rank.
+
+    Returns (U, V): (m, r) and (n, r) with U @ V.T a best rank-r approximation of W."""
+    raise NotImplementedError  # your code here
+
+
+exercises.check_truncated_svd(truncated_svd)
+
+# %% tags=["hide-cell"]
+# A solution: run it, then the check again.
+def truncated_svd(W, r):
+    """W: (m, n) weight matrix; r: the rank.
+
+    Returns (U, V): (m, r) and (n, r) with U @ V.T a best rank-r approximation of W."""
+    u, s, vh = torch.linalg.svd(W, full_matrices=False)
+    return u[:, :r] * s[:r], vh[:r].T
+
+
+exercises.check_truncated_svd(truncated_svd)
+
+# %% tags=["remove-cell"]
+assert exercises.check_truncated_svd(truncated_svd).ok
+
+# %% [markdown]
 # ## Summary
 #
 # - Low-rank compression constrains each weight matrix to $\mathbf{U}\mathbf{V}^\top$; its C step is

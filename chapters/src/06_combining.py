@@ -669,6 +669,49 @@ display(Markdown(
 print(f"chapter compute time: {time.perf_counter() - T0:.1f} s")
 
 # %% [markdown]
+# ## In code: the sparse half of the alternation
+#
+# In the alternating C step of Q+P, with the quantized part $\mathbf{q}$ fixed, the sparse part
+# solves $\min_{\mathbf{s}} \|\mathbf{w}-\mathbf{q}-\mathbf{s}\|^2$ s.t. $\|\mathbf{s}\|_0 \le \kappa$.
+# Write it: which κ entries should $\mathbf{s}$ correct, and by how much?
+#
+# Complete the function and run the check below it: it says whether the function is right and,
+# if not, on which input and by how much. A solution is folded away under the check.
+
+# %%
+from lcbook import exercises
+import torch
+
+
+def best_corrections(w, q, kappa):
+    """w: (N,) weights; q: (N,) the quantized part; kappa: corrections allowed (int ≥ 0).
+
+    Returns s: (N,) with at most kappa nonzeros, minimising ‖w − q − s‖²."""
+    raise NotImplementedError  # your code here
+
+
+exercises.check_best_corrections(best_corrections)
+
+# %% tags=["hide-cell"]
+# A solution: run it, then the check again.
+def best_corrections(w, q, kappa):
+    """w: (N,) weights; q: (N,) the quantized part; kappa: corrections allowed (int ≥ 0).
+
+    Returns s: (N,) with at most kappa nonzeros, minimising ‖w − q − s‖²."""
+    r = w - q
+    s = torch.zeros_like(w)
+    if kappa > 0:
+        keep = torch.topk(r.abs(), kappa).indices
+        s[keep] = r[keep]
+    return s
+
+
+exercises.check_best_corrections(best_corrections)
+
+# %% tags=["remove-cell"]
+assert exercises.check_best_corrections(best_corrections).ok
+
+# %% [markdown]
 # ## Summary
 #
 # - An additive combination $\sum_i \boldsymbol{\Delta}_i(\boldsymbol{\theta}_i)$ is itself a

@@ -380,6 +380,48 @@ else:
 lcbook.display.provenance({"reference": record, **{f"LC run: {r['name']}": r for r in results}})
 
 # %% [markdown]
+# ## In code: what a correction costs
+#
+# The bits of Q+P count the sparse corrections: each is a 32-bit value and its position, coded as
+# the gap $g_i$ from the previous kept position (the first from position −1) in $b$ bits; a gap
+# longer than $2^b$ takes $\lceil g_i/2^b\rceil$ slots, each $b + 32$ bits, and $b$ is chosen in
+# 1..32 to make the total smallest. Write the count; the check compares it with
+# `lcbook.compressions.sparse_bits`, which the storage figures of this chapter use.
+#
+# Complete the function and run the check below it: it says whether the function is right and,
+# if not, on which input and by how much. A solution is folded away under the check.
+
+# %%
+from lcbook import exercises
+import torch
+
+
+def gap_code_bits(indices):
+    """indices: (κ,) sorted distinct int64 positions of the corrections.
+
+    Returns the bits (an int) of their values and gap-coded positions."""
+    raise NotImplementedError  # your code here
+
+
+exercises.check_gap_code_bits(gap_code_bits)
+
+# %% tags=["hide-cell"]
+# A solution: run it, then the check again.
+def gap_code_bits(indices):
+    """indices: (κ,) sorted distinct int64 positions of the corrections.
+
+    Returns the bits (an int) of their values and gap-coded positions."""
+    gaps = torch.diff(indices, prepend=torch.tensor([-1]))
+    slots = [int(torch.ceil(gaps / 2**b).sum()) for b in range(1, 33)]
+    return min(n * (b + 32) for n, b in zip(slots, range(1, 33)))
+
+
+exercises.check_gap_code_bits(gap_code_bits)
+
+# %% tags=["remove-cell"]
+assert exercises.check_gap_code_bits(gap_code_bits).ok
+
+# %% [markdown]
 # ## Summary
 #
 # - A 1-bit codebook per layer plus a few sparse float corrections (Q+P) is a compression that

@@ -637,7 +637,48 @@ tmpdir.cleanup()
 # with a structured sparse kernel, it can be. The low-rank branch, on the other hand, is two
 # ordinary convolutions that every framework runs fast. This is the practical appeal of L+P:
 # storage *and* compute shrink, and the few floats that the low rank cannot express cost little.
+
+# %% [markdown]
+# ## In code: the MACs of a low-rank layer
 #
+# A layer kept at rank r computes $\mathbf{U}(\mathbf{V}^T\mathbf{x})$ at each output position
+# (one position for a linear layer, $H_\text{out} W_\text{out}$ for a conv seen as an $m \times n$
+# matrix with $n = c_\text{in} k_h k_w$). Count its multiply-accumulates per example; when the
+# factors would cost more than the dense layer, the layer stays dense. The check compares your
+# count with `LowRank.macs`, which the MAC column of this chapter's tables uses.
+#
+# Complete the function and run the check below it: it says whether the function is right and,
+# if not, on which input and by how much. A solution is folded away under the check.
+
+# %%
+from lcbook import exercises
+import torch
+
+
+def low_rank_macs(m, n, r, positions):
+    """m, n: the weight matrix's shape; r: the rank; positions: output positions per example.
+
+    Returns the MACs per example (an int)."""
+    raise NotImplementedError  # your code here
+
+
+exercises.check_low_rank_macs(low_rank_macs)
+
+# %% tags=["hide-cell"]
+# A solution: run it, then the check again.
+def low_rank_macs(m, n, r, positions):
+    """m, n: the weight matrix's shape; r: the rank; positions: output positions per example.
+
+    Returns the MACs per example (an int)."""
+    return positions * min(r * (m + n), m * n)
+
+
+exercises.check_low_rank_macs(low_rank_macs)
+
+# %% tags=["remove-cell"]
+assert exercises.check_low_rank_macs(low_rank_macs).ok
+
+# %% [markdown]
 # ## Summary
 #
 # - L+P constrains each layer to a rank-$r$ matrix plus κ sparse float corrections; its C step

@@ -546,6 +546,51 @@ if qp1 and not lc_lines:
 display(Markdown("\n".join(lc_lines) or "No cpu-profile Q+P run of ResNet-20 is stored yet, so no verdict."))
 
 # %% [markdown]
+# ## In code: the prune-then-quantize pipeline
+#
+# Write the sequential baseline of this chapter on one vector: keep the κ largest $|w_i|$, then
+# quantize the kept values with the best K-level codebook
+# (`lcbook.compressions.optimal_quantization_1d(values, K)` returns the codebook and each value's
+# entry); every other weight is 0. The additive Q+P instead chooses the codebook and the corrections
+# together.
+#
+# Complete the function and run the check below it: it says whether the function is right and,
+# if not, on which input and by how much. A solution is folded away under the check.
+
+# %%
+from lcbook import exercises
+from lcbook.compressions import optimal_quantization_1d
+import torch
+
+
+def prune_then_quantize(w, kappa, k):
+    """w: (N,) weights; kappa: weights kept; k: codebook size K.
+
+    Returns Δ: (N,), the kept weights quantized and 0 elsewhere."""
+    raise NotImplementedError  # your code here
+
+
+exercises.check_prune_then_quantize(prune_then_quantize)
+
+# %% tags=["hide-cell"]
+# A solution: run it, then the check again.
+def prune_then_quantize(w, kappa, k):
+    """w: (N,) weights; kappa: weights kept; k: codebook size K.
+
+    Returns Δ: (N,), the kept weights quantized and 0 elsewhere."""
+    delta = torch.zeros_like(w)
+    keep = torch.topk(w.abs(), kappa).indices
+    codebook, assignment = optimal_quantization_1d(w[keep], k)
+    delta[keep] = codebook[assignment]
+    return delta
+
+
+exercises.check_prune_then_quantize(prune_then_quantize)
+
+# %% tags=["remove-cell"]
+assert exercises.check_prune_then_quantize(prune_then_quantize).ok
+
+# %% [markdown]
 # ## Summary
 #
 # - **Additive** compression chooses all parts jointly, $\min \|\bar{\mathbf{w}} - \sum_i
