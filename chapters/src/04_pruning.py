@@ -578,6 +578,46 @@ assert pen[col_dc].is_monotonic_decreasing and (pen[f"kept % at μ={MUS[-1]:.3g}
 pen.style.format(precision=3)
 
 # %% [markdown]
+# Move α and μ: the threshold $\sqrt{2\alpha/\mu}$ (red) splits the reference's conv weights into
+# the kept (dark) and the pruned (light); the caption counts κ and the bits. The figures were
+# computed when the page was built, so the controls work without a kernel.
+
+# %%
+import lcbook.display
+
+A_CHOICES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
+MU_CHOICES = [MUS[0], MUS[len(MUS) // 2], MUS[-1]]
+logw = torch.log10(w_all.abs().clamp_min(1e-12))
+edges = torch.linspace(float(logw.quantile(0.001)), float(logw.max()), 121)
+counts = torch.histc(logw, bins=120, min=float(edges[0]), max=float(edges[-1]))
+centres, width = (edges[1:] + edges[:-1]) / 2, float(edges[1] - edges[0])
+alpha_frames, kept_at = {}, {}
+for a in A_CHOICES:
+    for m in MU_CHOICES:
+        c = PenaltyL0Pruning(a)
+        t = c.threshold(m)
+        _, th = c.compress(w_all, mu=m)
+        kept = kept_at[(a, m)] = th["indices"].numel()
+        fig, ax = plt.subplots(figsize=(6.4, 3.0))
+        keep = centres > math.log10(t)
+        ax.bar(centres[~keep], counts[~keep], width=width, color="0.8", label="pruned")
+        ax.bar(centres[keep], counts[keep], width=width, color="C0", label="kept")
+        ax.axvline(math.log10(t), color="C3", lw=1.6, label="threshold √(2α/μ)")
+        ax.set_xlabel("log₁₀ |w| (all conv weights of the reference)")
+        ax.set_ylabel("number of weights")
+        ax.legend(fontsize=9, loc="upper left")
+        alpha_frames[(a, m)] = (fig, f"α = {a:g}, μ = {m:.3g}: threshold {t:.3g}; κ = {kept:,} of {w_all.numel():,} "
+                                     f"weights kept ({100 * kept / w_all.numel():.2f}%), "
+                                     f"{c.bits(th) / w_all.numel():.3f} bits per conv weight")
+lcbook.display.chooser(alpha_frames, [("α", A_CHOICES), ("μ", MU_CHOICES)], start=(1e-3, MUS[0]),
+                       alt="histogram of log |w| with the hard threshold of the ℓ0 penalty")
+
+# %% tags=["remove-cell"]
+# κ falls as α grows and rises as μ grows (the threshold √(2α/μ)).
+assert all(kept_at[(A_CHOICES[i], m)] >= kept_at[(A_CHOICES[i + 1], m)] for i in range(len(A_CHOICES) - 1) for m in MU_CHOICES)
+assert all(kept_at[(a, MU_CHOICES[j])] <= kept_at[(a, MU_CHOICES[j + 1])] for j in range(2) for a in A_CHOICES)
+
+# %% [markdown]
 # A larger α prices weights higher and keeps fewer; a larger μ lowers the threshold. The price α
 # is in units of the loss, so it means the same in every layer: the penalty form does not need a
 # per-layer κ, and an LC run with it ends at the κ at which one more weight is worth less than

@@ -418,6 +418,153 @@ print(f"total: {fixed.bits(theta_fixed)} bits = {q_bits} + {p_bits}")
 assert fixed.bits(theta_fixed) == q_bits + p_bits == w.numel() + p_bits
 
 # %% [markdown]
+# ## A picture in two dimensions
+#
+# Part V opens with a picture that explains the whole idea {cite}`carreira2021part5`; here is our
+# version, computed with the package. Take a linear model with two weights $\mathbf{w} \in
+# \mathbb{R}^2$ and a least-squares loss $L(\mathbf{w})$ on 200 random examples with correlated
+# inputs: its contours are ellipses around the reference $\bar{\mathbf{w}}$. Each compression is
+# a feasible set in the plane:
+#
+# - **Q**, the fixed codebook {−1, +1}: the four points $(\pm 1, \pm 1)$ (1 bit per weight);
+# - **P**, κ = 1: the two axes (one weight kept, the other 0);
+# - **Q+P**, the codebook plus one correction: the *sum* of the two sets, the four lines
+#   $w_1 = \pm 1$ and $w_2 = \pm 1$. It contains Q's four points (a zero correction) and far
+#   more, but not P's axes (0 is not in the codebook).
+#
+# Direct compression (×) projects $\bar{\mathbf{w}}$ on the set in the Euclidean sense and ignores
+# the loss. LC runs the same `LCAlgorithm` as the CIFAR chapters, with an exact L step (for a
+# quadratic loss the minimiser of $L(\mathbf{w}) + \frac{\mu}{2}\|\mathbf{w}-\Delta(\boldsymbol{\Theta})-\boldsymbol{\lambda}/\mu\|^2$
+# is a 2×2 solve) and the package's C steps; the dots are $\mathbf{w}$ after each L step as μ
+# grows: the **LC path over μ**, which starts at $\bar{\mathbf{w}}$ and ends on the set.
+
+# %%
+from lcbook import LCAlgorithm, Task, geometric_mu
+
+g2 = torch.Generator().manual_seed(0)
+X2 = torch.randn(200, 2, generator=g2, dtype=torch.float64) @ torch.tensor([[1.0, 0.0], [0.75, 0.6]], dtype=torch.float64)
+y2 = X2 @ torch.tensor([-0.5, 1.4], dtype=torch.float64) + 0.3 * torch.randn(200, generator=g2, dtype=torch.float64)
+H2 = X2.T @ X2 / len(y2)  # L(w) = ½ mean (x·w − y)² = ½ (w − w̄)ᵀ H (w − w̄) + const
+w_bar = torch.linalg.solve(H2, X2.T @ y2 / len(y2))
+
+
+def toy_loss(w):
+    return float(0.5 * ((X2 @ w - y2) ** 2).mean())
+
+
+TOY_SETS = {
+    "Q: codebook {−1, +1}": FixedCodebook([-1.0, 1.0]),
+    "P: κ = 1": ConstraintL0Pruning(kappa=1),
+    "Q+P: codebook + 1 correction": AdditiveCombination((FixedCodebook([-1.0, 1.0]), ConstraintL0Pruning(kappa=1))),
+}
+# The sets as points and lines p + t·e, for the exact constrained minimum of the quadratic.
+E1, E2 = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64)
+CORNERS = [torch.tensor([a, b], dtype=torch.float64) for a in (-1.0, 1.0) for b in (-1.0, 1.0)]
+TOY_GEOMETRY = {
+    "Q: codebook {−1, +1}": {"points": CORNERS, "lines": []},
+    "P: κ = 1": {"points": [], "lines": [(0 * E1, E1), (0 * E1, E2)]},
+    "Q+P: codebook + 1 correction": {"points": [], "lines": [(c * E1, E2) for c in (-1.0, 1.0)] + [(c * E2, E1) for c in (-1.0, 1.0)]},
+}
+
+
+def exact_minimum(geom):
+    """The minimiser of L over the set: every point, and the best t on every line (a 1-D quadratic)."""
+    cands = list(geom["points"])
+    for p, e in geom["lines"]:
+        t = -float(e @ H2 @ (p - w_bar)) / float(e @ H2 @ e)
+        cands.append(p + t * e)
+    return min(cands, key=toy_loss)
+
+
+def toy_lc(comp):
+    """LC on the linear model: exact L steps, the package's C step; returns the path of w and Δ."""
+    net = torch.nn.Linear(2, 1, bias=False).double()
+    with torch.no_grad():
+        net.weight.copy_(w_bar[None])
+    path, deltas = [w_bar.clone()], []
+
+    def exact_l_step(lc):
+        ((w, target),) = lc.targets()
+        with torch.no_grad():  # argmin_w ½(w − w̄)ᵀH(w − w̄) + μ/2 ‖w − target‖²
+            w.copy_(torch.linalg.solve(H2 + lc.mu * torch.eye(2, dtype=torch.float64),
+                                       H2 @ w_bar + lc.mu * target.reshape(-1)).reshape(w.shape))
+        path.append(w.detach().reshape(-1).clone())
+        return {}
+
+    def record(model):
+        deltas.append(model.weight.detach().reshape(-1).clone())
+        return {"loss": toy_loss(deltas[-1])}
+
+    lc = LCAlgorithm(net, [Task("weight", comp)], exact_l_step, geometric_mu(0.02, 1.4, 30), evaluate=record,
+                     progress=False)
+    lc.run()
+    return torch.stack(path), torch.stack(deltas)
+
+
+fig, axes = plt.subplots(1, 3, figsize=(12, 4.3), sharex=True, sharey=True)
+g1, g2_ = torch.meshgrid(torch.linspace(-2, 3, 200, dtype=torch.float64), torch.linspace(-2, 2.2, 200, dtype=torch.float64),
+                         indexing="xy")
+grid = torch.stack([g1.reshape(-1), g2_.reshape(-1)], 1)
+loss_grid = (0.5 * ((grid @ X2.T - y2) ** 2).mean(1)).reshape(g1.shape)
+toy_rows = []
+for ax, (label, comp) in zip(axes, TOY_SETS.items()):
+    geom = TOY_GEOMETRY[label]
+    ax.contour(g1, g2_, loss_grid, levels=toy_loss(w_bar) + torch.tensor([0.05, 0.2, 0.5, 1, 2, 3.5]).numpy(),
+               colors="0.7", linewidths=0.8)
+    for p, e in geom["lines"]:
+        ends = torch.stack([p - 5 * e, p + 5 * e])
+        ax.plot(ends[:, 0], ends[:, 1], color="C0", lw=2, alpha=0.5)
+    if geom["points"]:
+        pts = torch.stack(geom["points"])
+        ax.plot(pts[:, 0], pts[:, 1], "s", color="C0", ms=8, alpha=0.6)
+    path, deltas = toy_lc(comp)
+    best = exact_minimum(geom)
+    ax.plot(path[:, 0], path[:, 1], ".-", color="C3", lw=1, ms=4, label="LC path of w over μ")
+    ax.plot(*w_bar, "ko", ms=6, label="reference w̄")
+    ax.plot(*deltas[0], "x", color="k", ms=10, mew=2, label="DC: projection of w̄")
+    ax.plot(*deltas[-1], "*", color="C3", ms=14, label="LC: Δ(Θ) at the end")
+    ax.plot(*best, "o", mfc="none", mec="C2", ms=16, mew=2, label="best point of the set")
+    ax.set_title(label, fontsize=11)
+    ax.set_xlabel("w₁")
+    ax.set_xlim(-2, 3)
+    ax.set_ylim(-2, 2.2)
+    ax.set_aspect("equal")
+    toy_rows.append({"set": label, "loss of w̄": toy_loss(w_bar), "DC loss": toy_loss(deltas[0]),
+                     "LC loss": toy_loss(deltas[-1]), "best loss on the set": toy_loss(best),
+                     "LC found the best point": bool(torch.allclose(deltas[-1], best, atol=1e-3))})
+axes[0].set_ylabel("w₂")
+fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=9.5, frameon=False)
+fig.suptitle("A linear model with two weights: loss contours, feasible sets (blue), DC and the LC path", fontsize=12)
+fig.tight_layout(rect=(0, 0.07, 1, 1))
+plt.show()
+toy = pd.DataFrame(toy_rows).set_index("set")
+toy.style.format(precision=3)
+
+# %% tags=["remove-cell"]
+# The sum set contains Q's points, so its best loss is no larger than Q's; on this example it is
+# also below P's (what the text says). LC is never worse than DC here.
+best_loss = toy["best loss on the set"]
+assert best_loss["Q+P: codebook + 1 correction"] <= best_loss["Q: codebook {−1, +1}"] + 1e-12
+assert best_loss["Q+P: codebook + 1 correction"] < best_loss["P: κ = 1"]
+assert toy.loc["Q+P: codebook + 1 correction", "LC loss"] < toy.loc[["Q: codebook {−1, +1}", "P: κ = 1"], "LC loss"].min()
+assert (toy["LC loss"] <= toy["DC loss"] + 1e-9).all(), toy
+
+# %% [markdown]
+# Three things to read off the picture, each of which the CIFAR chapters show at scale:
+#
+# - the sum set is much larger than Q (lines instead of points) and as large as P (four lines
+#   instead of two), at 2 bits plus one float where P costs one float plus its index: it always
+#   contains Q's best point, and here its best point also beats P's by far. *Combining enlarges
+#   the feasible set at a small cost in bits*;
+# - DC's projection ignores the shape of the loss: with correlated inputs the nearest feasible
+#   point is not the one with the lowest loss, which is why direct compression of a real net
+#   costs so much accuracy;
+# - LC follows the loss: for small μ the L step barely moves $\mathbf{w}$ from $\bar{\mathbf{w}}$, and
+#   as μ grows $\mathbf{w}$ is pulled onto the set at a point chosen by the loss (the table says
+#   whether that is the best point of the set; on a nonconvex set it need not be, and LC finds a
+#   local optimum from where the path enters).
+
+# %% [markdown]
 # ## Why a combination can beat both of its parts
 #
 # Storage and distortion trade off differently in each compression:
