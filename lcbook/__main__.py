@@ -1,4 +1,4 @@
-"""The experiment command line: ``python -m lcbook {reference,run,grid,evidence,results} ...``.
+"""The experiment command line: ``python -m lcbook {reference,run,grid,evidence,weights,results} ...``.
 
 Examples::
 
@@ -7,6 +7,7 @@ Examples::
     python -m lcbook grid --models resnet20 resnet32 --combos q qp --budgets k=2 k=2,fraction=0.02
     python -m lcbook results --model resnet20                   # what the store holds
     python -m lcbook evidence resnet20 [vgg16_quarter]          # the cpu-profile grid (lcbook.evidence)
+    python -m lcbook weights resnet20 qp k=2,fraction=0.01 --profile cpu   # histograms of a finished run
 
 ``grid`` runs each job as an independent process (``python -m lcbook run ...``), ``--jobs-per-gpu``
 at a time on each visible GPU (one at a time on a CPU), or through submitit (``--executor
@@ -89,6 +90,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     ev.add_argument("--dry-run", action="store_true",
                     help="list the jobs and their budgets, run no LC (a missing cpu reference is still trained first)")
 
+    wts = sub.add_parser("weights", help="store the weight histograms of a finished run (lcbook.weights)")
+    wts.add_argument("model", help="one of " + ", ".join(sorted({n for n, _ in RECIPES})))
+    wts.add_argument("combo", choices=["q", "qp", "qthenp", "pthenq"])
+    wts.add_argument("budget", type=_budget, help="as for run, e.g. k=2,fraction=0.01")
+    wts.add_argument("--profile", choices=PROFILES, default=None)
+    wts.add_argument("--seed", type=int, default=0)
+
     res = sub.add_parser("results", help="list stored results")
     res.add_argument("--profile", choices=PROFILES, default=None)
     res.add_argument("--model", default=None)
@@ -156,6 +164,17 @@ def main(argv: Optional[List[str]] = None) -> int:
             ckpt.unlink(missing_ok=True)  # a finished re-run: the next --force starts afresh
         print(f"{exp.id}: DC {result['dc_error']:.2f}%  LC {result['lc_error']:.2f}%  "
               f"ratio {result['ratio']:.1f}x  ({result['lc_seconds']:.0f} s) -> {path}")
+        return 0
+
+    if args.cmd == "weights":
+        from . import weights
+
+        try:
+            exp = experiments.Experiment(args.model, args.combo, args.budget, prof, args.seed)
+            path = weights.store(exp)
+        except (ValueError, FileNotFoundError) as e:
+            ap.error(str(e))
+        print(f"{exp.id}: weight histograms -> {path}")
         return 0
 
     if args.cmd == "evidence":

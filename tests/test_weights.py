@@ -1,0 +1,84 @@
+"""Weight histograms of a stored run (lcbook.weights): every weight counted once, the codebook and
+the corrections those of the run's checkpoint and of direct compression, bad input refused."""
+
+import json
+
+import pytest
+import torch
+
+from lcbook import experiments, weights
+from lcbook.__main__ import main as cli
+from lcbook.lc import direct_compression
+from lcbook.references import reference
+
+SMOKE = {"steps": 1, "train_size": 600, "test_size": 500}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("weights")
+    mp = pytest.MonkeyPatch()
+    mp.setattr(experiments, "RESULTS_DIR", tmp / "results")
+    mp.setattr(experiments, "RUNS_DIR", tmp / "runs")
+    exp = experiments.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.01}, "quick", overrides=SMOKE)
+    result = experiments.run_experiment(exp, progress=False)
+    yield exp, result
+    mp.undo()
+
+
+def test_histograms_count_every_weight_and_match_the_run(finished_run):
+    exp, result = finished_run
+    path = weights.store(exp, bins=40)
+    assert path == exp.result_path().parent / "weights" / f"{exp.id}.json"
+    h = weights.load(exp)
+    assert h["lc_error"] == result["lc_error"] and h["command"].startswith("python -m lcbook weights lenet300 qp")
+    for key in ("git_commit", "date", "hardware"):
+        assert key in h
+    state = torch.load(exp.checkpoint_path(), weights_only=True)
+    model, _ = reference("lenet300", "quick", progress=False)
+    dc = direct_compression(model, experiments.make_tasks("lenet300", model, "qp", exp.budget))
+    assert len(h["layers"]) == len(state["thetas"]) == 3
+    for layer, theta, bound in zip(h["layers"], state["thetas"], dc.tasks):
+        assert len(layer["edges"]) == 41
+        for key in ("dc_reference", "lc_reference", "lc_learned"):
+            assert len(layer[key + "_served"]) == 40
+            assert sum(layer[key + "_served"]) + sum(layer[key + "_corrected"]) == layer["n"]
+        assert layer["kappa_lc"] == theta["1.indices"].numel() == sum(layer["lc_learned_corrected"])
+        assert layer["kappa_dc"] == bound.theta["1.indices"].numel() == sum(layer["dc_reference_corrected"])
+        assert layer["codebook_lc"] == pytest.approx(theta["0.codebook"].double().tolist())
+        assert layer["codebook_dc"] == pytest.approx(bound.theta["0.codebook"].double().tolist())
+        same = len(set(theta["1.indices"].tolist()) & set(bound.theta["1.indices"].tolist()))
+        assert layer["same_corrections"] == same
+        w = state["model"][layer["name"]].reshape(-1)
+        assert layer["edges"][0] <= float(w.min()) and float(w.max()) <= layer["edges"][-1]
+    # the store's result list is not confused by the histograms folder
+    assert [r["id"] for r in experiments.load_results("quick")] == []
+
+
+def test_bad_input_is_refused_by_name(finished_run, tmp_path):
+    exp, _ = finished_run
+    with pytest.raises(ValueError, match="bins must be an int ≥ 2"):
+        weights.histograms(exp, bins=1)
+    with pytest.raises(FileNotFoundError, match="no LC checkpoint"):
+        weights.histograms(exp, checkpoint=tmp_path / "missing.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="unreadable"):
+        weights.histograms(exp, checkpoint=bad)
+    p_only = experiments.Experiment("lenet300", "p", {"fraction": 0.05}, "quick", overrides=SMOKE)
+    with pytest.raises(ValueError, match="tasks of"):  # one pruning task, not three layers
+        weights.histograms(p_only, checkpoint=exp.checkpoint_path())
+    other = experiments.Experiment("lenet300", "qp", {"k": 4, "fraction": 0.01}, "quick", overrides=SMOKE)
+    with pytest.raises(FileNotFoundError, match="python -m lcbook weights lenet300 qp"):
+        weights.load(other)
+    weights.path_of(other).parent.mkdir(parents=True, exist_ok=True)
+    weights.path_of(other).write_text(json.dumps({"layers": [{}]}))
+    with pytest.raises(ValueError, match="does not hold weight histograms"):
+        weights.load(other)
+
+
+def test_cli_refuses_a_run_without_a_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path / "runs")
+    with pytest.raises(SystemExit):
+        cli(["weights", "lenet300", "qp", "k=2,fraction=0.03", "--profile", "quick"])
+    assert "no LC checkpoint" in capsys.readouterr().err
