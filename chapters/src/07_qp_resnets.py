@@ -315,6 +315,92 @@ lines.append(f"- The reference itself is {ev_ref['test_error'] - PUBLISHED_RESNE
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]
+# ## What the corrections do on ResNet-20
+#
+# Why does Q+P win? The stored run's weights show the mechanism. For a few layers of the cpu-profile
+# run (K = 2 + 1%), the reference weights (grey) with the two codebook values (red lines) and the
+# weights that get a float correction (orange): at direct compression, on the reference weights,
+# and at the end of LC on the weights the L steps learned. Choose the layer; the histograms were
+# stored from the run's final checkpoint (`python -m lcbook weights resnet20 qp k=2,fraction=0.01
+# --profile cpu`, provenance below), so this page needs no checkpoint.
+
+# %%
+from lcbook import weights as stored_weights
+
+QP1 = experiments.Experiment("resnet20", "qp", {"k": 2, "fraction": 0.01}, "cpu")
+try:
+    hist = stored_weights.load(QP1)
+except FileNotFoundError as e:
+    hist = None
+    print(e)
+SHOWN = ["conv1.weight", "layer1.0.conv1.weight", "layer2.0.conv1.weight", "layer2.2.conv2.weight",
+         "layer3.0.conv1.weight", "layer3.2.conv2.weight"]
+
+
+def weight_frame(layer):
+    edges = torch.tensor(layer["edges"])
+    centres, width = ((edges[1:] + edges[:-1]) / 2).numpy(), float(edges[1] - edges[0])
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5), sharey=True)
+    panels = [("DC, on the reference weights", "dc_reference", "codebook_dc"),
+              ("LC, on the reference weights", "lc_reference", "codebook_lc"),
+              ("LC, on the learned weights w", "lc_learned", "codebook_lc")]
+    for ax, (title, key, book) in zip(axes, panels):
+        ax.bar(centres, layer[key + "_served"], width=width, color="0.7", label="served by the codebook")
+        ax.bar(centres, layer[key + "_corrected"], width=width, bottom=layer[key + "_served"],
+               color=plots.combo_color("p"), label="corrected (float)")
+        for j, c in enumerate(layer[book]):
+            ax.axvline(c, color="C3", lw=1, ls="--", zorder=0, label="codebook values" if j == 0 else None)
+        ax.set(yscale="log", title=title, xlabel="weight")
+    axes[0].set_ylabel("number of weights (log)")
+    axes[0].legend(fontsize=9, loc="upper left")
+    fig.tight_layout()
+    caption = (f"{layer['name']}: {layer['n']:,} weights, {layer['kappa_lc']} corrected; codebook DC "
+               f"{', '.join(f'{c:+.4f}' for c in layer['codebook_dc'])} → LC {', '.join(f'{c:+.4f}' for c in layer['codebook_lc'])}; "
+               f"{layer['same_corrections']} of the {layer['kappa_lc']} corrected weights are the ones DC corrected")
+    return fig, caption
+
+
+if hist:
+    by_name = {l["name"]: l for l in hist["layers"]}
+    layer_frames = {(n.removesuffix(".weight"),): weight_frame(by_name[n]) for n in SHOWN if n in by_name}
+    display(lcbook.display.chooser(layer_frames, [("layer", [k[0] for k in layer_frames])],
+                                   alt="histograms of a layer's weights with the codebook and the corrected weights"))
+
+# %% tags=["remove-cell"]
+if hist:  # the histograms come from the stored run: same run, same error, every weight counted once
+    assert hist["lc_error"] == qp1["lc_error"], (hist["lc_error"], qp1["lc_error"])
+    for l in hist["layers"]:
+        for key in ("dc_reference", "lc_reference", "lc_learned"):
+            assert sum(l[key + "_served"]) + sum(l[key + "_corrected"]) == l["n"]
+        assert sum(l["lc_learned_corrected"]) == l["kappa_lc"] == sum(l["lc_reference_corrected"])
+
+# %% [markdown]
+# Read across a row. DC corrects the largest reference weights, the tails that two values cannot
+# serve, and puts the codebook where it best fits the bulk. LC trains the weights for that split:
+# the learned weights that the codebook serves collapse onto its two values (the two spikes under
+# the dashed lines), while the corrected weights are free, and move further out. Counted over all
+# layers of the stored run:
+
+# %%
+if hist:
+    def near_codebook(layer):
+        """Share of the learned, codebook-served weights in the bins that hold a codebook value."""
+        edges = torch.tensor(layer["edges"])
+        bins = {min(int(torch.bucketize(torch.tensor(c), edges)) - 1, len(edges) - 2) for c in layer["codebook_lc"]}
+        served = layer["lc_learned_served"]
+        return sum(served[b] for b in bins) / max(1, sum(served))
+
+    L = hist["layers"]
+    kept_same = sum(l["same_corrections"] for l in L) / max(1, sum(l["kappa_lc"] for l in L))
+    spike = sum(near_codebook(l) * (l["n"] - l["kappa_lc"]) for l in L) / sum(l["n"] - l["kappa_lc"] for l in L)
+    display(Markdown(
+        f"- {100 * spike:.1f}% of the learned weights that the codebook serves lie in the histogram bin of a codebook "
+        f"value (bins are 1/{len(L[0]['edges']) - 1} of each layer's range): LC has made the bulk almost exactly "
+        f"binary, so quantizing it costs almost nothing;\n"
+        f"- {100 * kept_same:.1f}% of the corrected positions at the end of LC are the ones DC chose: on this run LC "
+        f"did not move the corrections to other weights, it trained every other weight around them."))
+
+# %% [markdown]
 # ## A file you can ship
 #
 # The bits above are an accounting. `lcbook.export` writes the compressed model as a real file:
@@ -377,7 +463,8 @@ else:
           "--budgets k=2 fraction=0.045 k=2,fraction=0.02 --profile full")
 
 # %%
-lcbook.display.provenance({"reference": record, **{f"LC run: {r['name']}": r for r in results}})
+lcbook.display.provenance({"reference": record, **{f"LC run: {r['name']}": r for r in results},
+                           **({"weight histograms of the cpu Q+P run": hist} if hist else {})})
 
 # %% [markdown]
 # ## In code: what a correction costs
