@@ -92,7 +92,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     wts = sub.add_parser("weights", help="store the weight histograms of a finished run (lcbook.weights)")
     wts.add_argument("model", help="one of " + ", ".join(sorted({n for n, _ in RECIPES})))
-    wts.add_argument("combo", choices=["q", "qp", "qthenp", "pthenq"])
+    wts.add_argument("combo", choices=["l", "lp", "pthenq", "q", "qp", "qthenp"])
     wts.add_argument("budget", type=_budget, help="as for run, e.g. k=2,fraction=0.01")
     wts.add_argument("--profile", choices=PROFILES, default=None)
     wts.add_argument("--seed", type=int, default=0)
@@ -160,6 +160,15 @@ def main(argv: Optional[List[str]] = None) -> int:
                 path = experiments.RESULTS_DIR / "custom" / prof / path.name
                 print(f"{exp.id}: the stored result is committed; the new one goes to {path} (--replace to overwrite it)")
         result = experiments.run_experiment(exp, result_path=path, checkpoint=ckpt)
+        from . import weights
+
+        if exp.combo in weights.KINDS:  # the weight summary, while the checkpoint is still there
+            try:
+                wpath = weights.store(exp, checkpoint=ckpt, path=path.parent / "weights" / path.name,
+                                      command=result["command"] + (" --force" if args.force else ""))
+                print(f"{exp.id}: weight summary -> {wpath}")
+            except (OSError, ValueError) as e:  # the result is stored; only the summary is missing
+                print(f"{exp.id}: no weight summary ({e}); make it with python -m lcbook weights", file=sys.stderr)
         if ckpt != exp.checkpoint_path():
             ckpt.unlink(missing_ok=True)  # a finished re-run: the next --force starts afresh
         print(f"{exp.id}: DC {result['dc_error']:.2f}%  LC {result['lc_error']:.2f}%  "

@@ -30,7 +30,7 @@ import logging
 import math
 from typing import Dict, List, Optional
 
-from . import experiments
+from . import experiments, weights
 from .references import reference
 from .lc import direct_compression
 from .profiles import runs_dir
@@ -151,6 +151,8 @@ def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
             r = experiments.run_experiment(job, progress=progress)
             print(f"done {job.id}: reference {r['reference_error']:.2f}%  DC {r['dc_error']:.2f}%  "
                   f"LC {r['lc_error']:.2f}%  {r['bits_per_weight']:.3f} bits/weight", flush=True)
+            if job.combo in weights.KINDS:  # histograms or spectra of the weights, beside the result
+                print(f"weight summary -> {weights.store(job)}", flush=True)
         except Exception as e:  # noqa: BLE001 - report and go on with the next job
             failed += 1
             log.exception("job %s failed: %s", job.id, e)

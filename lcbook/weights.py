@@ -1,5 +1,6 @@
-"""What a stored LC run did to the weights: per-layer histograms of the reference weights, of
-direct compression (DC) and of the end of LC, with the codebook and the sparse corrections marked.
+"""What a stored LC run did to the weights: for quantization, per-layer histograms of the reference
+weights, of direct compression (DC) and of the end of LC, with the codebook and the sparse
+corrections marked; for low-rank, per-layer singular-value spectra.
 
 A long run's checkpoint (hundreds of MB of state, outside the checkout) cannot travel with the
 book, but its histograms can: :func:`store` reads the finished run's checkpoint once, recomputes
@@ -11,8 +12,10 @@ Command line::
 
     python -m lcbook weights resnet20 qp k=2,fraction=0.01 --profile cpu
 
-Works for the combinations whose Θ has a codebook (``q``, ``qp``, ``qthenp``, ``pthenq``);
-corrections are the sparse part of ``qp``/``qthenp`` (``1.indices``), or none.
+Histograms (:func:`histograms`) for the combinations whose Θ has a codebook (``q``, ``qp``,
+``qthenp``, ``pthenq``; corrections are the sparse part ``1.indices`` of ``qp``/``qthenp``);
+spectra (:func:`spectra`) for ``l`` and ``lp``. :func:`store` picks the one that fits; ``python
+-m lcbook run`` stores it at the end of every run of these combinations.
 """
 
 from __future__ import annotations
@@ -29,6 +32,13 @@ from .experiments import Experiment, budget_text, make_tasks
 from .lc import direct_compression
 from .references import provenance, reference
 
+#: The combinations :func:`store` summarises, and how.
+KINDS = {"q": "histograms", "qp": "histograms", "qthenp": "histograms", "pthenq": "histograms",
+         "l": "spectra", "lp": "spectra"}
+
+#: The singular values each layer of a low-rank run stores (see :func:`spectra`).
+SPECTRA = ("reference", "dc_low_rank_part", "learned", "learned_low_rank_part")
+
 #: The counts each layer stores, one histogram each over the layer's common bin edges.
 COUNTS = ("dc_reference_served", "dc_reference_corrected", "lc_reference_served", "lc_reference_corrected",
           "lc_learned_served", "lc_learned_corrected")
@@ -43,30 +53,8 @@ def _codebook_and_corrections(theta: Dict[str, torch.Tensor], task: str):
     return book.detach().double().cpu(), (idx.detach().long().cpu() if idx is not None else torch.zeros(0, dtype=torch.long))
 
 
-def histograms(exp: Experiment, checkpoint: Optional[Path] = None, bins: int = 100) -> Dict[str, Any]:
-    """The weight histograms of a run, from its LC checkpoint and its committed reference.
-
-    Args:
-        exp: the experiment (its reference must be available: committed or trained).
-        checkpoint: the run's LC checkpoint (default ``exp.checkpoint_path()``).
-        bins: histogram bins per layer (≥ 2), equal widths over the range of the layer's
-            reference and learned weights.
-
-    Returns:
-        ``{"id", "model", "combo", "budget", "profile", "seed", "lc_step", "lc_error", "layers"}``;
-        ``layers`` is a list, one per task, of ``{"name", "n", "edges" (bins + 1 floats),
-        "codebook_dc", "codebook_lc" (floats), "kappa_dc", "kappa_lc" (corrections), "same_corrections"
-        (positions corrected by both), and one list of ``bins`` counts per entry of
-        :data:`COUNTS`}``: the reference weights split into those DC corrects and the rest, the same
-        for LC's corrections, and LC's learned weights w split by LC's corrections.
-
-    Raises:
-        FileNotFoundError: no checkpoint.
-        ValueError: ``bins`` < 2; a checkpoint of other tasks or another model; a combination
-            without a codebook.
-    """
-    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
-        raise ValueError(f"bins must be an int ≥ 2, got bins={bins!r}")
+def _load(exp: Experiment, checkpoint: Optional[Path]):
+    """The reference model, its parameters (CPU), the run's tasks and its checkpoint's state."""
     path = Path(checkpoint) if checkpoint is not None else exp.checkpoint_path()
     if not path.is_file():
         raise FileNotFoundError(f"no LC checkpoint for {exp.id} at {path}: run it first "
@@ -81,18 +69,63 @@ def histograms(exp: Experiment, checkpoint: Optional[Path] = None, bins: int = 1
     if not (isinstance(state, dict) and isinstance(state.get("thetas"), list) and len(state["thetas"]) == len(tasks)
             and isinstance(state.get("model"), dict)):
         raise ValueError(f"checkpoint {str(path)!r} does not hold the {len(tasks)} tasks of {exp.id}")
+    for task in tasks:
+        params = (task.params,) if isinstance(task.params, str) else tuple(task.params)
+        if len(params) != 1 or params[0] not in state["model"]:
+            raise ValueError(f"task {task.label!r}: weight summaries are per layer, and the checkpoint must hold "
+                             f"{params[0]!r}")
+        if state["model"][params[0]].shape != ref_params[params[0]].shape:
+            raise ValueError(f"checkpoint {str(path)!r}: {params[0]} has shape {tuple(state['model'][params[0]].shape)}, "
+                             f"the reference {tuple(ref_params[params[0]].shape)}")
+    return model, ref_params, tasks, state
+
+
+def _name(task) -> str:
+    return task.params if isinstance(task.params, str) else task.params[0]
+
+
+def _header(exp: Experiment, state: Dict[str, Any], kind: str) -> Dict[str, Any]:
+    history = state.get("history") or [{}]
+    return {"kind": kind, "id": exp.id, "model": exp.model, "combo": exp.combo, "budget": exp.budget,
+            "profile": exp.profile, "seed": exp.seed, "lc_step": int(state.get("step", -1)),
+            "lc_error": history[-1].get("test_error")}
+
+
+def histograms(exp: Experiment, checkpoint: Optional[Path] = None, bins: int = 100) -> Dict[str, Any]:
+    """The weight histograms of a run, from its LC checkpoint and its committed reference.
+
+    Args:
+        exp: the experiment (its reference must be available: committed or trained).
+        checkpoint: the run's LC checkpoint (default ``exp.checkpoint_path()``).
+        bins: histogram bins per layer (≥ 2), equal widths over the range of the layer's
+            reference and learned weights.
+
+    Returns:
+        ``{"kind": "histograms", "id", "model", "combo", "budget", "profile", "seed", "lc_step",
+        "lc_error", "layers"}``;
+        ``layers`` is a list, one per task, of ``{"name", "n", "edges" (bins + 1 floats),
+        "codebook_dc", "codebook_lc" (floats), "kappa_dc", "kappa_lc" (corrections), "same_corrections"
+        (positions corrected by both), and one list of ``bins`` counts per entry of
+        :data:`COUNTS`}``: the reference weights split into those DC corrects and the rest, the same
+        for LC's corrections, and LC's learned weights w split by LC's corrections.
+
+    Raises:
+        FileNotFoundError: no checkpoint.
+        ValueError: a combination without a codebook; ``bins`` < 2; a checkpoint of other tasks
+            or another model, or whose Θ has no codebook.
+    """
+    if KINDS.get(exp.combo) != "histograms":
+        raise ValueError(f"histograms are for runs with a codebook (q, qp, qthenp, pthenq), got combo {exp.combo!r}")
+    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
+        raise ValueError(f"bins must be an int ≥ 2, got bins={bins!r}")
+    model, ref_params, tasks, state = _load(exp, checkpoint)
     torch.manual_seed(exp.seed)  # as run_experiment seeds before its DC
     dc = direct_compression(copy.deepcopy(model), tasks)
     layers = []
     for task, bound, theta in zip(tasks, dc.tasks, state["thetas"]):
-        params = (task.params,) if isinstance(task.params, str) else tuple(task.params)
-        name = params[0]
-        if len(params) != 1 or name not in state["model"]:
-            raise ValueError(f"task {task.label!r}: weight histograms are per layer, and the checkpoint must hold {name!r}")
+        name = _name(task)
         w_ref = ref_params[name].reshape(-1).double()
         w_lc = state["model"][name].reshape(-1).double()
-        if w_lc.shape != w_ref.shape:
-            raise ValueError(f"checkpoint {str(path)!r}: {name} has {w_lc.numel()} weights, the reference {w_ref.numel()}")
         book_dc, idx_dc = _codebook_and_corrections(bound.theta, task.label)
         book_lc, idx_lc = _codebook_and_corrections(theta, task.label)
         lo, hi = float(torch.minimum(w_ref.min(), w_lc.min())), float(torch.maximum(w_ref.max(), w_lc.max()))
@@ -109,10 +142,56 @@ def histograms(exp: Experiment, checkpoint: Optional[Path] = None, bins: int = 1
                        "codebook_dc": book_dc.tolist(), "codebook_lc": book_lc.tolist(),
                        "kappa_dc": int(idx_dc.numel()), "kappa_lc": int(idx_lc.numel()),
                        "same_corrections": len(set(idx_dc.tolist()) & set(idx_lc.tolist())), **counts})
-    history = state.get("history") or [{}]
-    return {"id": exp.id, "model": exp.model, "combo": exp.combo, "budget": exp.budget, "profile": exp.profile,
-            "seed": exp.seed, "lc_step": int(state.get("step", -1)), "lc_error": history[-1].get("test_error"),
-            "layers": layers}
+    return {**_header(exp, state, "histograms"), "layers": layers}
+
+
+def spectra(exp: Experiment, checkpoint: Optional[Path] = None) -> Dict[str, Any]:
+    """The singular-value spectra of a low-rank run (``l`` or ``lp``), per layer, with each
+    weight seen as the matrix its task compresses (``(m, n)``; a conv ``(c_out, c_in·k_h·k_w)``).
+
+    Args:
+        exp: the experiment; checkpoint: its LC checkpoint (default ``exp.checkpoint_path()``).
+
+    Returns:
+        ``{"kind": "spectra", "id", …, "layers"}``; each layer ``{"name", "m", "n", "rank"
+        (of Θ's factors), "kappa" (corrections, 0 for ``l``), and descending singular values:
+        "reference" (W̄), "dc_low_rank_part" (W̄ − S at DC: what the rank-r factors must
+        serve), "learned" (the LC-trained W), "learned_low_rank_part" (W − S at the end of
+        LC)}``. For ``l`` the low-rank parts equal the weights (S = 0).
+
+    Raises:
+        FileNotFoundError, ValueError: as :func:`histograms`; a combination other than ``l``/``lp``,
+            or a Θ without low-rank factors.
+    """
+    if KINDS.get(exp.combo) != "spectra":
+        raise ValueError(f"spectra are for low-rank runs (l, lp), got combo {exp.combo!r}")
+    model, ref_params, tasks, state = _load(exp, checkpoint)
+    torch.manual_seed(exp.seed)
+    dc = direct_compression(copy.deepcopy(model), tasks)
+    layers = []
+    for task, bound, theta in zip(tasks, dc.tasks, state["thetas"]):
+        name = _name(task)
+        u = theta.get("0.U", theta.get("U"))
+        if u is None:
+            raise ValueError(f"task {task.label!r}: its Θ has no low-rank factors (keys {sorted(theta)}); spectra need "
+                             f"a low-rank combination (l, lp)")
+        w_ref = ref_params[name].double().reshape(ref_params[name].shape[0], -1)
+        w_lc = state["model"][name].double().reshape(w_ref.shape)
+
+        def without_corrections(w, th):
+            idx = th.get("1.indices")
+            if idx is None:
+                return w
+            out = w.reshape(-1).clone()
+            out[idx.long()] = out[idx.long()] - th["1.values"].double()
+            return out.reshape(w.shape)
+
+        sv = lambda x: torch.linalg.svdvals(x).tolist()  # noqa: E731
+        layers.append({"name": name, "m": int(w_ref.shape[0]), "n": int(w_ref.shape[1]), "rank": int(u.shape[1]),
+                       "kappa": int(theta["1.indices"].numel()) if "1.indices" in theta else 0,
+                       "reference": sv(w_ref), "dc_low_rank_part": sv(without_corrections(w_ref, bound.theta)),
+                       "learned": sv(w_lc), "learned_low_rank_part": sv(without_corrections(w_lc, theta))})
+    return {**_header(exp, state, "spectra"), "layers": layers}
 
 
 def path_of(exp: Experiment) -> Path:
@@ -121,20 +200,33 @@ def path_of(exp: Experiment) -> Path:
     return exp.result_path().parent / "weights" / f"{exp.id}.json"
 
 
-def store(exp: Experiment, checkpoint: Optional[Path] = None, bins: int = 100) -> Path:
-    """Compute :func:`histograms` and write them, with the command and provenance, atomically to
-    :func:`path_of`; returns the path. Raises as :func:`histograms`."""
-    out = histograms(exp, checkpoint, bins)
-    out["command"] = (f"python -m lcbook weights {exp.model} {exp.combo} {budget_text(exp.budget)} "
-                      f"--profile {exp.profile} --seed {exp.seed}")
+def store(exp: Experiment, checkpoint: Optional[Path] = None, bins: int = 100, path: Optional[Path] = None,
+          command: Optional[str] = None) -> Path:
+    """Compute :func:`histograms` or :func:`spectra` (:data:`KINDS` by ``exp.combo``) and write
+    them, with the command and provenance, atomically; returns the path.
+
+    Args:
+        exp, checkpoint, bins: as :func:`histograms`.
+        path: where to write (default :func:`path_of`).
+        command: the command recorded as having made the file (default the ``weights`` command;
+            ``python -m lcbook run`` records itself when it stores the summary at the end of a run).
+
+    Raises:
+        ValueError: a combination not in :data:`KINDS`; and as :func:`histograms` / :func:`spectra`.
+    """
+    if exp.combo not in KINDS:
+        raise ValueError(f"combo {exp.combo!r} has no weight summary; those with one: {sorted(KINDS)}")
+    out = histograms(exp, checkpoint, bins) if KINDS[exp.combo] == "histograms" else spectra(exp, checkpoint)
+    out["command"] = command or (f"python -m lcbook weights {exp.model} {exp.combo} {budget_text(exp.budget)} "
+                                 f"--profile {exp.profile} --seed {exp.seed}")
     out.update(provenance())
-    path = path_of(exp)
+    path = Path(path) if path is not None else path_of(exp)
     atomic_write_json(out, path)
     return path
 
 
 def load(exp: Experiment) -> Dict[str, Any]:
-    """The stored histograms of ``exp`` (see :func:`histograms`).
+    """The stored weight summary of ``exp`` (:func:`histograms` or :func:`spectra`).
 
     Raises:
         FileNotFoundError: none stored (the message gives the command that makes them).
@@ -149,7 +241,8 @@ def load(exp: Experiment) -> Dict[str, Any]:
         data = json.loads(path.read_text())
     except ValueError as e:
         raise ValueError(f"{path} is not valid JSON ({e})") from None
+    need = set(COUNTS) if KINDS.get(exp.combo) == "histograms" else set(SPECTRA)
     if not (isinstance(data, dict) and isinstance(data.get("layers"), list)
-            and all(isinstance(l, dict) and set(COUNTS) <= set(l) for l in data["layers"])):
-        raise ValueError(f"{path} does not hold weight histograms (a 'layers' list with {COUNTS})")
+            and all(isinstance(l, dict) and need <= set(l) for l in data["layers"])):
+        raise ValueError(f"{path} does not hold a weight summary (a 'layers' list with {sorted(need)})")
     return data

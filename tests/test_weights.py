@@ -66,14 +66,20 @@ def test_bad_input_is_refused_by_name(finished_run, tmp_path):
     with pytest.raises(ValueError, match="unreadable"):
         weights.histograms(exp, checkpoint=bad)
     p_only = experiments.Experiment("lenet300", "p", {"fraction": 0.05}, "quick", overrides=SMOKE)
-    with pytest.raises(ValueError, match="tasks of"):  # one pruning task, not three layers
+    with pytest.raises(ValueError, match="histograms are for runs with a codebook"):
         weights.histograms(p_only, checkpoint=exp.checkpoint_path())
+    q4 = experiments.Experiment("lenet300", "q", {"k": 4}, "quick", overrides=SMOKE)
+    small = tmp_path / "two-tasks.pt"
+    state = torch.load(exp.checkpoint_path(), weights_only=True)
+    torch.save({**state, "thetas": state["thetas"][:2]}, small)
+    with pytest.raises(ValueError, match="does not hold the 3 tasks"):
+        weights.histograms(q4, checkpoint=small)
     other = experiments.Experiment("lenet300", "qp", {"k": 4, "fraction": 0.01}, "quick", overrides=SMOKE)
     with pytest.raises(FileNotFoundError, match="python -m lcbook weights lenet300 qp"):
         weights.load(other)
     weights.path_of(other).parent.mkdir(parents=True, exist_ok=True)
     weights.path_of(other).write_text(json.dumps({"layers": [{}]}))
-    with pytest.raises(ValueError, match="does not hold weight histograms"):
+    with pytest.raises(ValueError, match="does not hold a weight summary"):
         weights.load(other)
 
 
@@ -82,3 +88,44 @@ def test_cli_refuses_a_run_without_a_checkpoint(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit):
         cli(["weights", "lenet300", "qp", "k=2,fraction=0.03", "--profile", "quick"])
     assert "no LC checkpoint" in capsys.readouterr().err
+
+
+def test_spectra_of_a_low_rank_run_and_the_run_command_stores_them(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(experiments, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path / "runs")
+    args = ["run", "lenet300", "lp", "rank=0.1,fraction=0.01", "--profile", "quick",
+            "--set", "steps=1", "--set", "train_size=600", "--set", "test_size=500"]
+    assert cli(args) == 0
+    exp = experiments.Experiment("lenet300", "lp", {"rank": 0.1, "fraction": 0.01}, "quick", overrides=SMOKE)
+    assert "weight summary ->" in capsys.readouterr().out
+    s = weights.load(exp)  # written by the run command, beside its result
+    assert s["kind"] == "spectra" and s["command"] == json.loads(exp.result_path().read_text())["command"]
+    state = torch.load(exp.checkpoint_path(), weights_only=True)
+    model, _ = reference("lenet300", "quick", progress=False)
+    for layer, theta in zip(s["layers"], state["thetas"]):
+        m, n = layer["m"], layer["n"]
+        w = state["model"][layer["name"]].double().reshape(m, -1)
+        assert w.shape == (m, n) and layer["rank"] == theta["0.U"].shape[1] and layer["kappa"] == theta["1.indices"].numel()
+        for key in weights.SPECTRA:
+            sv = torch.tensor(layer[key])
+            assert len(sv) == min(m, n) and bool((sv[:-1] >= sv[1:] - 1e-9).all())  # descending
+        assert layer["learned"] == pytest.approx(torch.linalg.svdvals(w).tolist())
+        w_ref = dict(model.named_parameters())[layer["name"]].detach().double().reshape(m, -1)
+        assert layer["reference"] == pytest.approx(torch.linalg.svdvals(w_ref).tolist())
+        # W − S at the end of LC: its rank-r part is exactly Θ's U V, so the energy past r is what LC
+        # has not yet pulled into the factors, and the first r values are at least those of U V
+        s_low = torch.tensor(layer["learned_low_rank_part"])
+        uv = torch.linalg.svdvals((theta["0.U"] @ theta["0.V"]).double())
+        assert float((s_low[: layer["rank"]] ** 2).sum()) >= float((uv ** 2).sum()) * (1 - 1e-6)
+    qp = experiments.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.01}, "quick", overrides=SMOKE)
+    with pytest.raises(ValueError, match="spectra are for low-rank runs"):
+        weights.spectra(qp, checkpoint=exp.checkpoint_path())
+    with pytest.raises(ValueError, match="has no codebook"):  # a Q+P experiment pointed at this L+P checkpoint
+        weights.histograms(qp, checkpoint=exp.checkpoint_path())
+
+
+def test_store_refuses_a_combination_without_a_summary(finished_run):
+    exp, _ = finished_run
+    p = experiments.Experiment("lenet300", "p", {"fraction": 0.05}, "quick", overrides=SMOKE)
+    with pytest.raises(ValueError, match="has no weight summary"):
+        weights.store(p, checkpoint=exp.checkpoint_path())
