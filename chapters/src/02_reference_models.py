@@ -512,7 +512,14 @@ assert abs(math.log(stale[-1])) > abs(math.log(stale[0]))  # the mismatch grows 
 # The recalibrated statistics were estimated on two batches and checked on a third, so they fit
 # it up to sampling noise. What this does to the test error of compressed ResNets, before and
 # after LC, is shown in {doc}`07_qp_resnets`.
-#
+
+# %%
+import lcbook.display
+
+lcbook.display.provenance({f"{name} reference (quick)": references.reference(name, "quick", progress=False)[1]
+                           for name in ("lenet300", "resnet20", "vgg16_quarter")})
+
+# %% [markdown]
 # ## Summary
 #
 # - The book compresses LeNet300 (MNIST), the CIFAR-10 ResNets (16/32/64 channels, option-A

@@ -570,6 +570,11 @@ plt.show()
 # one bit per weight without loss of accuracy once a few floating-point weights are added to the
 # codebook {cite}`carreira2021part5` ({doc}`07_qp_resnets`).
 
+# %%
+import lcbook.display
+
+lcbook.display.provenance({"reference": record, **{f"LC run: {r['id']} ({r['profile']})": r for r in stored}})
+
 # %% [markdown]
 # ## In code: one Lloyd iteration
 #

@@ -624,6 +624,11 @@ assert all(kept_at[(a, MU_CHOICES[j])] <= kept_at[(a, MU_CHOICES[j + 1])] for j 
 # α to the loss {cite}`carreira2018pruning`. The storage then follows κ, so a penalty run must be
 # read off the error–storage plane rather than at a preset budget.
 
+# %%
+import lcbook.display
+
+lcbook.display.provenance({"reference": record, **{f"LC run: {r['id']}": r for r in stored}})
+
 # %% [markdown]
 # ## In code: the ℓ0-penalty C step
 #

@@ -721,6 +721,11 @@ display(Markdown(
 # combination that Part V finds best for VGG nets {cite}`carreira2021part5`; chapter
 # {doc}`08_lp_vgg16` runs it.
 
+# %%
+import lcbook.display
+
+lcbook.display.provenance({"reference": record, f"LC run: {stored['id']}": stored})
+
 # %% [markdown]
 # ## In code: the low-rank C step
 #

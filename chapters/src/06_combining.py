@@ -815,6 +815,11 @@ display(Markdown(
 # %%
 print(f"chapter compute time: {time.perf_counter() - T0:.1f} s")
 
+# %%
+import lcbook.display
+
+lcbook.display.provenance({"ResNet-20 reference (quick)": resnet_record, "VGG-16/4 reference (quick)": vgg_record})
+
 # %% [markdown]
 # ## In code: the sparse half of the alternation
 #

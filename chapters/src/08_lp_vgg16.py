@@ -437,6 +437,88 @@ plt.title(f"{MODEL}: LC paths of the stored runs")
 plt.show()
 
 # %% [markdown]
+# ## What LC does to the spectra
+#
+# Why can L+P reach a low rank at little loss? Look at the singular values. For a few layers of the
+# stored `cpu`-profile runs (all of CIFAR-10, 20 LC steps), the singular values $\sigma_i$ of the
+# weight matrix, relative to the largest, for the reference (grey) and at the end of each LC run
+# (solid); for L+P also those of $\mathbf{W} - \mathbf{S}$, the part the rank-$r$ factors must serve
+# once the corrections are taken out (dashed). The dotted lines mark each run's rank. The
+# spectra were stored from each run's final checkpoint (`lcbook.weights.spectra`; provenance at
+# the end of the chapter).
+
+# %%
+import lcbook.display
+from lcbook import weights as stored_weights
+
+SPECTRUM_RUNS = [("L: rank 0.1", experiments.Experiment(MODEL, "l", {"rank": 0.1}, "cpu")),
+                 ("L: rank 0.25", experiments.Experiment(MODEL, "l", {"rank": 0.25}, "cpu")),
+                 ("L+P at Q+P's storage", experiments.Experiment(MODEL, "lp", {"rank": 0.02343, "fraction": 0.0124}, "cpu"))]
+spectra = {}
+for label, exp in SPECTRUM_RUNS:
+    try:
+        spectra[label] = stored_weights.load(exp)
+    except FileNotFoundError:
+        print(f"{label}: no stored spectra yet ({exp.id}); the figure shows the others")
+SPECTRUM_LAYERS = ["features.3.weight", "features.14.weight", "features.27.weight", "features.40.weight",
+                   "classifier.1.weight"]
+
+
+def tail_energy(sv, r):
+    """Share of ‖W‖² beyond the r largest singular values (what a rank-r matrix cannot hold)."""
+    sv = torch.tensor(sv, dtype=torch.float64)
+    return float((sv[r:] ** 2).sum() / (sv ** 2).sum())
+
+
+def spectrum_frame(name):
+    fig, ax = plt.subplots(figsize=(7.5, 3.8))
+    first = next(iter(spectra.values()))
+    ref = torch.tensor(next(l for l in first["layers"] if l["name"] == name)["reference"])
+    ax.plot(range(1, len(ref) + 1), ref / ref[0], color="0.6", lw=2, label="reference")
+    notes = []
+    for j, (label, s) in enumerate(spectra.items()):
+        layer = next(l for l in s["layers"] if l["name"] == name)
+        learned = torch.tensor(layer["learned"])
+        colour = f"C{j}"
+        ax.plot(range(1, len(learned) + 1), learned / learned[0], color=colour, lw=1.5, label=f"{label}: W after LC")
+        if layer["kappa"]:
+            low = torch.tensor(layer["learned_low_rank_part"])
+            ax.plot(range(1, len(low) + 1), low / low[0], color=colour, lw=1.5, ls="--",
+                    label=f"{label}: W − S after LC")
+        ax.axvline(layer["rank"], color=colour, lw=1, ls=":")
+        part = "learned_low_rank_part" if layer["kappa"] else "learned"
+        notes.append(f"{label} (r = {layer['rank']}): {100 * tail_energy(layer['reference'], layer['rank']):.1f}% of the "
+                     f"reference's energy lies past r, {100 * tail_energy(layer[part], layer['rank']):.3g}% of "
+                     f"{'W − S' if layer['kappa'] else 'W'}'s after LC")
+    ax.set(yscale="log", ylim=(1e-4, 1.5), xlabel="index i of the singular value", ylabel="σᵢ / σ₁",
+           title=f"{name.removesuffix('.weight')}: {layer['m']} × {layer['n']}")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig, "; ".join(notes)
+
+
+if spectra:
+    spectrum_frames = {(n.removesuffix(".weight"),): spectrum_frame(n) for n in SPECTRUM_LAYERS}
+    display(lcbook.display.chooser(spectrum_frames, [("layer", [k[0] for k in spectrum_frames])],
+                                   alt="singular values of a layer before and after LC"))
+
+# %% tags=["remove-cell"]
+assert spectra, "no stored spectra of the cpu VGG runs"
+for label, s in spectra.items():
+    assert s["kind"] == "spectra" and len(s["layers"]) == 16
+    for layer in s["layers"]:
+        for key in stored_weights.SPECTRA:
+            assert len(layer[key]) == min(layer["m"], layer["n"])
+
+# %% [markdown]
+# The reference's spectra fall off slowly: a large share of every layer's energy lies past the
+# ranks the runs keep, which is why direct compression at those ranks is so costly. LC's L steps
+# train the weights until that tail is gone: at the end of each run the energy past $r$ is almost
+# nil (the caption gives the numbers), so the weights *are* rank $r$ (plus the corrections, for
+# L+P) and Δ(Θ) loses nothing more. How much accuracy the net keeps while its spectra are forced
+# down to rank $r$ is the question the error column of the table above answers.
+
+# %% [markdown]
 # ## From bits to a file
 #
 # The ratios above come from the storage *accounting*. To check that they describe something
@@ -637,6 +719,13 @@ tmpdir.cleanup()
 # with a structured sparse kernel, it can be. The low-rank branch, on the other hand, is two
 # ordinary convolutions that every framework runs fast. This is the practical appeal of L+P:
 # storage *and* compute shrink, and the few floats that the low rank cannot express cost little.
+
+# %%
+import lcbook.display
+
+lcbook.display.provenance({f"reference ({PROFILE})": ref_rec, **{f"LC run ({PROFILE}): {k}": r for k, r in stored.items()},
+                           **({"reference (cpu)": ev_ref} if ev_ref else {}), **{f"LC run (cpu): {r['id']}": r for r in EV},
+                           **{f"spectra: {k}": s for k, s in spectra.items()}})
 
 # %% [markdown]
 # ## In code: the MACs of a low-rank layer

@@ -545,6 +545,12 @@ if qp1 and not lc_lines:
                     "the schemes it is compared with have not run yet, so there is no verdict.")
 display(Markdown("\n".join(lc_lines) or "No cpu-profile Q+P run of ResNet-20 is stored yet, so no verdict."))
 
+# %%
+import lcbook.display
+
+lcbook.display.provenance({"reference (quick)": record, **{f"LC run (quick): {r['id']}": r for r in qp_stored},
+                           **({"reference (cpu)": ev_ref} if ev_ref else {}), **{f"LC run (cpu): {r['id']}": r for r in EV}})
+
 # %% [markdown]
 # ## In code: the prune-then-quantize pipeline
 #

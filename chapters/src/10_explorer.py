@@ -86,49 +86,79 @@ def png(fig) -> bytes:
 
 
 # %% [markdown]
-# ## Explorer 1: the results store
+# ## Explorer 1: every stored run
 #
-# Every LC run in the results store (`data/results/<profile>/`, written by `python -m lcbook run`)
-# with its direct-compression (DC, crosses) and LC (dots) test error against its compression
-# ratio. Choose a network; the table lists the same runs with their provenance.
+# Every LC run in the results store, of every profile: the `quick` runs that CI repeats and the
+# long `cpu`-profile runs on all of CIFAR-10 (`data/results/<profile>/`, written by `python -m
+# lcbook run` and `python -m lcbook evidence`). Choose a network (with its profile) and a
+# combination with its budget: the figure draws that network's error-vs-bits front after LC, one
+# curve per combination, the reference as a dashed line and direct compression as faint crosses,
+# and rings the chosen run; the caption gives its numbers. A choice that is not stored says the
+# command that makes it. The figures were drawn when the page was built, so this works without a
+# kernel.
 
 # %%
-stored = experiments.load_results(PROFILE)
-networks = sorted({r["model"] for r in stored})
-COMBO_NAMES = {"q": "Q", "p": "P", "qp": "Q+P", "l": "L", "lp": "L+P"}
+from lcbook import claims
+import lcbook.display
+
+STORES = {prof: experiments.load_results(prof) for prof in experiments.PROFILES}
+stored = STORES[PROFILE]  # what this profile's chapters read (Explorer 2 and the checks below)
+every = [r for prof in experiments.PROFILES for r in STORES[prof]]
+fronts = sorted({(r["model"], r["profile"]) for r in every}, key=lambda mp: (experiments.PROFILES.index(mp[1]), mp[0]))
 
 
-def label(r):
-    b = ", ".join(f"{k}={v:g}" for k, v in sorted(r["budget"].items()))
-    return f"{COMBO_NAMES[r['combo']]} ({b})"
+def run_label(r):
+    return f"{claims.name(r['combo'])} {experiments.budget_text(r['budget'])}"
 
 
-panels = []
-for net in networks:
-    rows = [dict(r, name=label(r)) for r in stored if r["model"] == net]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    plots.error_vs_storage(rows, reference_error=rows[0]["reference_error"], ax=ax,
-                           title=f"{net} on {'MNIST' if net.startswith('lenet') else 'CIFAR-10'} ({PROFILE} profile)")
-    table = pd.DataFrame([{"combination": r["name"], "DC error %": round(r["dc_error"], 2),
-                           "LC error %": round(r["lc_error"], 2), "ratio": round(r["ratio"], 1),
-                           "bits/weight": round(r["bits_per_weight"], 2), "hardware": r["hardware"],
-                           "date": r["date"][:10], "commit": r["git_commit"][:8]} for r in rows])
-    panels.append(widgets.VBox([widgets.Image(value=png(fig), format="png"),
-                                widgets.HTML(table.to_html(index=False, border=0))]))
+def front_label(model, prof):
+    return f"{model} ({prof})"
 
-net_choice = widgets.Dropdown(options=networks, description="network")
-net_stack = widgets.Stack(panels, selected_index=0)
-widgets.jslink((net_choice, "index"), (net_stack, "selected_index"))  # works without a kernel
-display(widgets.VBox([net_choice, net_stack]))
+
+RUN_LABELS = sorted({run_label(r) for r in every})
+explorer_frames = {}
+for model, prof in fronts:
+    rows = [r for r in every if r["model"] == model and r["profile"] == prof]
+    by_label = {run_label(r): r for r in rows}
+    for lab in RUN_LABELS:
+        key = (front_label(model, prof), lab)
+        r = by_label.get(lab)
+        if r is None:
+            combo, budget = next((x["combo"], x["budget"]) for x in every if run_label(x) == lab)
+            explorer_frames[key] = (f"No stored {prof} run of {lab} on {model}. "
+                                    f"<code>python -m lcbook run {model} {combo} {experiments.budget_text(budget)} "
+                                    f"--profile {prof}</code> makes it (if this network takes that combination).")
+            continue
+        fig, ax = plt.subplots(figsize=(8.2, 4.0))
+        plots.error_vs_bits(rows, reference_error=r["reference_error"], ax=ax,
+                            title=f"{model} on {'MNIST' if model.startswith('lenet') else 'CIFAR-10'} ({prof} profile)")
+        ax.scatter([r["bits_per_weight"]], [r["lc_error"]], s=260, facecolors="none", edgecolors="k", lw=2,
+                   zorder=5, label="chosen run")
+        ax.annotate("", xy=(r["bits_per_weight"], r["lc_error"]), xytext=(r["bits_per_weight"], r["dc_error"]),
+                    arrowprops=dict(arrowstyle="->", color="0.4", lw=1))
+        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        fig.tight_layout()
+        spread = claims.last_steps_spread(r)
+        caption = (f"<b>{lab}</b> on {model} ({prof}): {r['bits_per_weight']:.3f} bits per weight "
+                   f"(×{r['ratio']:.1f}), DC {r['dc_error']:.2f}% → LC {r['lc_error']:.2f}% against the reference's "
+                   f"{r['reference_error']:.2f}%; {len(r['history']) - 1} LC steps, last three within {spread:.2f} points; "
+                   f"{r['hardware']}, {r['date'][:10]}, commit {r['git_commit'][:8]}. "
+                   f"<code>{r['command']}</code>")
+        explorer_frames[key] = (fig, caption)
+first = next(k for k, v in explorer_frames.items() if not isinstance(v, str))
+lcbook.display.chooser(explorer_frames, [("network", [front_label(m, p) for m, p in fronts]), ("run", RUN_LABELS)],
+                       start=first, alt="error against bits per weight of the stored runs, the chosen run ringed", dpi=85)
 
 # %% tags=["nbval-check-output"]
-print(f"{len(stored)} stored runs over {len(networks)} networks: {', '.join(networks)}")
-for net in networks:
-    print(net, sorted(COMBO_NAMES[r["combo"]] for r in stored if r["model"] == net))
+for prof in experiments.PROFILES:
+    nets = sorted({r["model"] for r in STORES[prof]})
+    print(f"{prof}: {len(STORES[prof])} stored runs over {len(nets)} networks: {', '.join(nets) or '-'}")
 
 # %% tags=["remove-cell"]
-assert len(panels) == len(networks) >= 1, "the results store is empty"
-for r in stored:
+assert every, "the results store is empty"
+n_runs = sum(not isinstance(v, str) for v in explorer_frames.values())
+assert n_runs == len(every), (n_runs, len(every))  # every stored run has its frame, no run is shown twice
+for r in every:
     assert 0 <= r["lc_error"] <= 100 and abs(r["ratio"] - r["reference_bits"] / r["total_bits"]) < 1e-9, r["id"]
 
 # %% [markdown]
@@ -264,6 +294,11 @@ assert g["k"] == k_any.value and g["fraction"] == f_any.value and 0 <= g["error"
 # %%
 print(f"K={g['k']}, sparse {100 * g['fraction']:.2f}%: test error {g['error']:.2f}%, "
       f"{g['bits_per_weight']:.2f} bits/weight, ratio {g['ratio']:.1f}x")
+
+# %%
+import lcbook.display
+
+lcbook.display.provenance({"LeNet300 reference": lenet_record, **{f"stored run ({r['profile']}): {r['id']}": r for r in every}})
 
 # %% [markdown]
 # ## Summary

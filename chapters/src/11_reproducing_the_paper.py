@@ -494,7 +494,13 @@ assert all(j.profile == "full" and j.result_path().parent == experiments.RESULTS
 # pipeline in seconds is `python -m lcbook run lenet300 q k=2 --set steps=1 --set train_size=500
 # --set test_size=500` (runs with `--set` overrides go to `data/results/custom/`, which is not
 # committed and not read by the book).
-#
+
+# %%
+import lcbook.display
+
+lcbook.display.provenance({f"{r['profile']} run: {r['id']}": r for prof in STORE.values() for r in prof})
+
+# %% [markdown]
 # ## Summary
 #
 # - The results store holds one JSON file per experiment with errors, bits, ratio, history and

@@ -156,7 +156,15 @@ if bench is not None:
 #   the old recipe must also copy every weight to the CPU and back.
 # * **Low-rank** and **pruning** are single LAPACK or selection calls in both; lcbook avoids the
 #   full SVD of a wide conv matrix by the eigendecomposition of its small Gram matrix.
-#
+
+# %%
+import lcbook.display
+from IPython.display import display
+
+if bench:
+    display(lcbook.display.provenance({"C-step benchmark": bench}))
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Run `bash benchmarks/run.sh --models resnet20 --ks 2 64` and look at how the cold-start gap

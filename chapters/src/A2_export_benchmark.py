@@ -149,6 +149,11 @@ for model, group in speed.groupby("model", sort=False):
     assert len(two) and (two < ref).all(), model
     print(f"{model}: low-rank as two layers does {100 * two.iloc[0] / ref:.0f}% of the reference's MACs")
 
+# %%
+import lcbook.display
+
+lcbook.display.provenance({f"export benchmark: {b.get('model', i)}": b for i, b in enumerate(benches)})
+
 # %% [markdown]
 # ## Summary
 #
