@@ -90,7 +90,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ev.add_argument("--dry-run", action="store_true",
                     help="list the jobs and their budgets, run no LC (a missing cpu reference is still trained first)")
 
-    wts = sub.add_parser("weights", help="store the weight histograms of a finished run (lcbook.weights)")
+    wts = sub.add_parser("weights", help="store the weight histograms or spectra of a finished run (lcbook.weights)")
     wts.add_argument("model", help="one of " + ", ".join(sorted({n for n, _ in RECIPES})))
     wts.add_argument("combo", choices=["l", "lp", "pthenq", "q", "qp", "qthenp"])
     wts.add_argument("budget", type=_budget, help="as for run, e.g. k=2,fraction=0.01")
@@ -183,7 +183,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             path = weights.store(exp)
         except (ValueError, FileNotFoundError) as e:
             ap.error(str(e))
-        print(f"{exp.id}: weight histograms -> {path}")
+        print(f"{exp.id}: weight summary -> {path}")
         return 0
 
     if args.cmd == "evidence":

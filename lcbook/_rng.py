@@ -17,13 +17,15 @@ def rng_state() -> Dict[str, Any]:
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
-def is_generator_state(state) -> bool:
-    """``True`` if ``state`` is a uint8 tensor that a CPU ``torch.Generator`` accepts as its state
-    (so restoring it cannot fail half-way)."""
+def is_generator_state(state, device="cpu") -> bool:
+    """``True`` if ``state`` is a uint8 tensor that a ``torch.Generator`` on ``device`` accepts as
+    its state (so restoring it cannot fail half-way). A CPU generator's state (Mersenne Twister)
+    and a CUDA generator's (Philox seed and offset) differ in size, so each is checked on its own
+    kind of device; ``False`` for a device that is not available."""
     if not (torch.is_tensor(state) and state.dtype == torch.uint8):
         return False
     try:
-        torch.Generator().set_state(state)
+        torch.Generator(device=device).set_state(state)
     except (RuntimeError, TypeError, ValueError):
         return False
     return True

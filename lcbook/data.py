@@ -178,8 +178,16 @@ class Batches:
         batch_size: images per batch (≥ 1).
         train: shuffle every pass (and augment if ``augment``).
         augment: crop-and-flip augmentation (CIFAR recipe); only with ``train``.
-        device: where batches are produced.
+        device: where batches are produced; the images are moved there once, and the shuffling and
+            augmentation random numbers are drawn there (from :attr:`generator`), so making a batch
+            needs no host–device copy or synchronisation.
         seed: seed of the shuffling and augmentation generator.
+
+    Attributes:
+        generator: the ``torch.Generator`` on ``device`` that draws the order and the augmentation;
+            its state (``generator.get_state()``) is what a resumed run restores. On a CPU the
+            numbers are those of a CPU generator seeded with ``seed``; a GPU's generator (Philox)
+            draws others, so a run resumes exactly on the device it started on.
     """
 
     x: torch.Tensor
@@ -203,7 +211,9 @@ class Batches:
         mean, std = STATS[self.dataset]
         self._mean = torch.tensor(mean, device=self.device).view(1, -1, 1, 1) * 255
         self._std = torch.tensor(std, device=self.device).view(1, -1, 1, 1) * 255
-        self.generator = torch.Generator().manual_seed(self.seed)
+        # The shuffling and augmentation numbers are drawn where the batches are made, so a step on a
+        # GPU never waits for a host-to-device copy of them (a CPU generator on a CPU).
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.x = self.x.to(self.device)
         self.y = self.y.to(self.device)
 
@@ -215,9 +225,9 @@ class Batches:
         g = self.generator
         pad = torch.nn.functional.pad(xb, (4, 4, 4, 4))
         dev = xb.device
-        dx = torch.randint(0, 9, (b,), generator=g).to(dev)
-        dy = torch.randint(0, 9, (b,), generator=g).to(dev)
-        flip = (torch.rand(b, generator=g) < 0.5).to(dev)
+        dx = torch.randint(0, 9, (b,), generator=g, device=dev)
+        dy = torch.randint(0, 9, (b,), generator=g, device=dev)
+        flip = torch.rand(b, generator=g, device=dev) < 0.5
         # Each image's crop as one gather: rows dy..dy+h, columns dx..dx+w (reversed if flipped).
         cols = torch.arange(w, device=dev)
         cols = torch.where(flip[:, None], w - 1 - cols, cols) + dx[:, None]
@@ -232,9 +242,10 @@ class Batches:
 
     def __iter__(self) -> Iterator[Tuple[torch.Tensor, torch.Tensor]]:
         n = len(self.y)
-        order = torch.randperm(n, generator=self.generator) if self.train else torch.arange(n)
+        dev = self.y.device
+        order = torch.randperm(n, generator=self.generator, device=dev) if self.train else torch.arange(n, device=dev)
         for i in range(0, n, self.batch_size):
-            idx = order[i : i + self.batch_size].to(self.device)
+            idx = order[i : i + self.batch_size]
             xb = self.normalize(self.x[idx])
             if self.train and self.augment:
                 xb = self._augment(xb)

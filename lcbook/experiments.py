@@ -100,7 +100,7 @@ def _check_schedule(sched: Dict[str, Any]) -> None:
             raise bad(key, "a finite number > 0")
     if not is_real(sched["a"]) or not (math.isfinite(sched["a"]) and sched["a"] >= 1):
         raise bad("a", "a finite number ≥ 1")
-    for key in ("multipliers", "compile"):
+    for key in ("multipliers", "compile", "tf32"):
         if not is_bool(sched.get(key, False)):
             raise bad(key, "true or false")
     if sched.get("autocast") not in (None, "bfloat16"):
@@ -133,6 +133,7 @@ class Schedule:
     finetune_lr: float = 1e-3  # the fine-tuning learning rate
     autocast: Optional[str] = None  # "bfloat16": L steps' forward pass in bf16 autocast (weights, Θ, λ stay float32)
     compile: bool = False  # L steps' forward pass through torch.compile
+    tf32: bool = False  # on a GPU: TF32 matmuls and cuDNN autotuning (cudnn.benchmark); no effect on a CPU
 
     def __post_init__(self):
         _check_schedule(self.asdict())
@@ -160,13 +161,13 @@ SCHEDULES: Dict[tuple, "Schedule"] = {
                         finetune_epochs=0, finetune_lr=1e-3),
     ("lenet300", "full"): Schedule(train_size=None, test_size=None, epochs=1, lr=0.1, step_decay=0.98, epoch_decay=1.0,
                                mu0=9e-5, a=1.1, steps=40, multipliers=True, batch_size=256,
-                        finetune_epochs=0, finetune_lr=1e-3),
+                        finetune_epochs=0, finetune_lr=1e-3, tf32=True),
     ("resnet", "quick"): Schedule(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
                               mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128,
                         finetune_epochs=0, finetune_lr=1e-3),
     ("resnet", "full"): Schedule(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
                              mu0=1e-3, a=1.25, steps=50, multipliers=True, batch_size=128,
-                        finetune_epochs=0, finetune_lr=1e-3),
+                        finetune_epochs=0, finetune_lr=1e-3, tf32=True),
     ("vgg", "quick"): Schedule(train_size=4000, test_size=2000, epochs=1, lr=0.01, step_decay=1.0, epoch_decay=0.99,
                            mu0=0.3, a=2.4, steps=5, multipliers=False, batch_size=128,
                         finetune_epochs=0, finetune_lr=1e-3),
@@ -182,7 +183,7 @@ SCHEDULES: Dict[tuple, "Schedule"] = {
                          finetune_epochs=0, finetune_lr=1e-3),
     ("vgg", "full"): Schedule(train_size=None, test_size=None, epochs=15, lr=7e-4, step_decay=1.0, epoch_decay=0.99,
                           mu0=2e-5, a=1.2, steps=60, multipliers=True, batch_size=128,
-                        finetune_epochs=0, finetune_lr=1e-3),
+                        finetune_epochs=0, finetune_lr=1e-3, tf32=True),
 }
 
 
@@ -383,6 +384,10 @@ def run_experiment(exp: Experiment, progress: bool = True, result_path: Optional
     if ref_record.get("recipe", {}).get("channels_last"):
         model.to(memory_format=torch.channels_last)  # as the reference trained: faster convs on a CPU
     dev = device()
+    if sched.get("tf32") and dev.startswith("cuda"):  # the GPU profile's opt-in speed (global switches)
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(exp.seed)
     train_b = batches(dataset, "train", sched["batch_size"], sched["train_size"], train_mode=True,
                       augment=dataset == "cifar10", seed=exp.seed, dev=dev)

@@ -5,6 +5,7 @@ import torch
 from helpers import image_tree
 
 from lcbook import data
+from lcbook.train import SGDLStep
 
 
 def test_image_folder_tree_is_read_and_cached(tmp_path, monkeypatch):
@@ -74,3 +75,34 @@ def test_augmentation_draws_shift_then_flip_from_the_batches_generator():
     for j, i in enumerate(order.tolist()):
         crop = plain[i, :, dy[j]:dy[j] + 32, dx[j]:dx[j] + 32]
         assert torch.equal(xb[j], crop.flip(-1) if flip[j] else crop)
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_batches_draw_their_random_numbers_on_their_device_and_replay_from_a_saved_state(device):
+    """No host-device copy per batch: images, labels, order and augmentation live on the device,
+    drawn by a generator there; restoring its state replays the same batches (the resume contract)."""
+    x = torch.randint(0, 255, (40, 3, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(2))
+    b = data.Batches(x, torch.arange(40), "cifar10", batch_size=16, train=True, augment=True, seed=5, device=device)
+    assert b.generator.device.type == device and b.x.device.type == device
+    state = b.generator.get_state()
+    first = [(xb.clone(), yb.clone()) for xb, yb in b]
+    assert all(xb.device.type == device and yb.device.type == device for xb, yb in first)
+    b.generator.set_state(state)
+    again = list(b)
+    assert all(torch.equal(a[0], c[0]) and torch.equal(a[1], c[1]) for a, c in zip(first, again))
+    assert not torch.equal(first[0][1], next(iter(b))[1])  # a new pass is a new order
+    # an L step resumes the batches from that state, checked against the generator's own device
+    step = SGDLStep(b)
+    step.load_state_dict({"generator": state})
+    assert torch.equal(b.generator.get_state(), state)
+    with pytest.raises(ValueError, match="not a torch generator state"):
+        step.load_state_dict({"generator": state[:8]})
+    other = "cuda" if device == "cpu" else "cpu"  # a state of the other kind of generator is refused
+    if other == "cpu" or torch.cuda.is_available():
+        foreign = torch.Generator(device=other).manual_seed(0).get_state()
+        with pytest.raises(ValueError, match="not a torch generator state"):
+            step.load_state_dict({"generator": foreign})
+        assert torch.equal(b.generator.get_state(), state)  # nothing changed

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from lcbook import experiments, models
 from lcbook.__main__ import main as cli
@@ -248,3 +249,20 @@ def test_schedules_hold_plain_numbers_and_equal_overrides_give_one_id():
     assert a.id == b.id and a.overrides == {"lr": 1.0}
     with pytest.raises(ValueError, match="budget must be text"):
         experiments.parse_budget(None)
+
+
+def test_tf32_is_the_full_profiles_opt_in_validated_and_without_effect_on_a_cpu(tmp_path, monkeypatch):
+    assert all(s.tf32 == (prof == "full") for (_, prof), s in experiments.SCHEDULES.items())
+    with pytest.raises(ValueError, match="tf32='yes' is invalid: true or false"):
+        experiments.Experiment("lenet300", "q", {"k": 2}, overrides={"tf32": "yes"})
+    monkeypatch.setattr(experiments, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(experiments, "RUNS_DIR", tmp_path / "runs")
+    smoke = {"steps": 1, "train_size": 300, "test_size": 300}
+    flags = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark)
+    runs = [experiments.run_experiment(experiments.Experiment("lenet300", "q", {"k": 2}, "quick",
+                                                              overrides={**smoke, "tf32": tf32}), progress=False)
+            for tf32 in (False, True)]
+    assert runs[1]["schedule"]["tf32"] is True and runs[0]["schedule"]["tf32"] is False
+    if not torch.cuda.is_available():  # the switches are left alone, and the numbers are the same
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.benchmark) == flags
+        assert [h["test_error"] for h in runs[0]["history"]] == [h["test_error"] for h in runs[1]["history"]]

@@ -1,5 +1,7 @@
 """Training (lcbook.train): fine-tuning with the structure fixed, reference training's inputs."""
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -141,3 +143,24 @@ def test_speed_options_are_validated():
 def test_finetune_names_a_wrong_first_argument():
     with pytest.raises(TypeError, match="lc must be an LCAlgorithm"):
         train.finetune(nn.Linear(2, 2), [])
+
+
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_make_sgd_is_fused_only_on_a_gpu_and_steps_like_plain_sgd(device):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.BatchNorm1d(5), torch.nn.Linear(5, 2)).to(device)
+    twin = copy.deepcopy(model)
+    opt = train.make_sgd(model, 0.1, momentum=0.9, weight_decay=5e-4)
+    assert all(g["fused"] is (True if device == "cuda" else None) for g in opt.param_groups)
+    # the same update as PyTorch's reference (for-loop) SGD with the same groups
+    ref = torch.optim.SGD([{"params": [p for p in twin.parameters() if p.ndim > 1], "weight_decay": 5e-4},
+                           {"params": [p for p in twin.parameters() if p.ndim <= 1], "weight_decay": 0.0}],
+                          lr=0.1, momentum=0.9, nesterov=True, foreach=False)
+    x = torch.randn(8, 6, device=device)
+    for _ in range(3):
+        for m, o in ((model, opt), (twin, ref)):
+            o.zero_grad()
+            m(x).square().mean().backward()
+            o.step()
+    for a, b in zip(model.parameters(), twin.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
