@@ -245,3 +245,13 @@ def test_core_chapter_has_a_checked_code_exercise_with_a_hidden_executed_solutio
     ast.parse(src[sol])
     check = next(j for j in range(sol + 1, len(cells)) if f"check_{name}" in src[j] and "assert" in src[j])
     assert "remove-cell" in tags[check] and f"assert exercises.check_{name}({name}).ok" in src[check]
+
+
+@pytest.mark.parametrize("number", CORE)
+def test_core_chapter_has_a_widget_that_works_on_the_static_page(number):
+    """A chooser (lcbook.display.chooser: every frame drawn at build time, switched by a small
+    script, no kernel needed) in a cell the page shows."""
+    (path,) = [p for p in CHAPTERS if p.name.startswith(number + "_")]
+    cells = [c for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code"]
+    shown = [c for c in cells if not {"remove-cell", "remove-output"} & set(c.get("metadata", {}).get("tags", []))]
+    assert any("display.chooser(" in "".join(c["source"]) for c in shown), f"{path.name}: no chooser on the page"

@@ -342,6 +342,37 @@ print(f"codebook: DC {[round(float(c), 4) for c in dc_qp.theta['0.codebook']]}, 
       f"LC {[round(float(c), 4) for c in lc_qp.theta['0.codebook']]}; "
       f"{same} of the {lc_qp.theta['1.indices'].numel()} corrected weights are the same in DC and LC")
 
+# %% [markdown]
+# The same view for each of the three compressions: choose one to see the reference weights
+# (grey) against the weights LC learned (blue), and the values Δ(Θ) can take (red lines: the
+# codebook of each layer; pruning has no codebook and keeps 5% of the weights at any value).
+# The figures were drawn when the page was built.
+
+# %%
+w_reference = torch.cat([dict(ref_model.named_parameters())[p].detach().reshape(-1) for p in LAYERS])
+compression_frames = {}
+for name, res in zip(SETTINGS, results):
+    lc_n = lcs[name]
+    w_learned = torch.cat([dict(lc_n.model.named_parameters())[p].detach().reshape(-1) for p in LAYERS])
+    edges = torch.linspace(float(torch.minimum(w_reference.min(), w_learned.min())),
+                           float(torch.maximum(w_reference.max(), w_learned.max())), 161).numpy()
+    fig, ax = plt.subplots(figsize=(7.2, 3.4))
+    ax.hist(w_reference.numpy(), bins=edges, color="0.75", label="reference weights w̄")
+    ax.hist(w_learned.numpy(), bins=edges, histtype="step", color="C0", lw=1.4, label="weights w after LC")
+    books = [b.theta.get("codebook", b.theta.get("0.codebook")) for b in lc_n.tasks]
+    first = True
+    for book in (b for b in books if b is not None):
+        for c in book:
+            ax.axvline(float(c), color="C3", lw=1, alpha=0.8, label="codebook values" if first else None)
+            first = False
+    ax.set(yscale="log", xlabel="weight", ylabel="number of weights (log)", title=name)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    compression_frames[(name,)] = (fig, f"{name}: {res['bits_per_weight']:.3f} bits per weight, test error DC "
+                                        f"{res['dc_error']:.2f}% → LC {res['lc_error']:.2f}%")
+lcbook.display.chooser(compression_frames, [("compression", SETTINGS)],
+                       alt="histograms of the reference weights and of the weights after LC")
+
 # %%
 lcbook.display.provenance({"reference": record,
                            "LC runs of this page": {**references.provenance(), "profile": PROFILE,

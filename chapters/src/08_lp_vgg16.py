@@ -258,10 +258,14 @@ table.style.format(precision=2)
 
 # %% [markdown]
 # Bits per weight are over the compressed weights; the ratio is over all parameters (biases and
-# BatchNorm at 32 bits, chapter {doc}`01_lenet300_mnist`). MACs count the factored low-rank
-# layers, only the kept weights of pruned layers, and for Q+P the dense layer plus its
-# corrections (a dense K = 2 layer still multiplies every weight). The same runs in the
-# error-versus-storage plane (× DC, ● LC):
+# BatchNorm at 32 bits, chapter {doc}`01_lenet300_mnist`). The MAC column counts
+# multiply-accumulates as the exported float model runs them: the two factors of a low-rank
+# layer, only the kept weights of a pruned layer, and for Q+P the dense layer plus its
+# corrections. Read that last count with care: a layer whose weights take only two values needs
+# no multiplications at all in dedicated hardware (add or subtract each input, then multiply each
+# output once per codebook value), but the column counts it as one multiply-accumulate per weight,
+# because that is what a dense layer of float weights computes on a CPU or GPU. The same runs in
+# the error-versus-storage plane (× DC, ● LC):
 
 # %%
 rows = [{"name": name, "ratio": stored[name]["ratio"], "dc_error": stored[name]["dc_error"],

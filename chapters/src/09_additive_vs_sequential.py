@@ -283,6 +283,36 @@ ax.legend(fontsize=8)
 plt.show()
 
 # %% [markdown]
+# What the schemes do to the weights: choose a budget and a scheme to see the largest conv layer's
+# reference weights (grey) against the values of its Δ (red; log scale). The sequential Q→P keeps
+# the codebook fitted as if there were no corrections; the additive C step moves it once the
+# corrections have taken the tails; the pipelines first set most weights to 0, the tall bar at 0.
+# The figures were drawn when the page was built.
+
+# %%
+import lcbook.display
+
+LARGEST = max(W, key=lambda n: W[n].numel())
+scheme_names = list(dict.fromkeys(res["scheme"]))
+edges = torch.linspace(float(W[LARGEST].min()), float(W[LARGEST].max()), 121).numpy()
+scheme_frames = {}
+for (f, name), d in deltas.items():
+    row = res[(res.budget == f) & (res.scheme == name)].iloc[0]
+    fig, ax = plt.subplots(figsize=(7.2, 3.2))
+    ax.hist(W[LARGEST].numpy(), bins=edges, color="0.75", label="reference weights w̄")
+    ax.hist(d[LARGEST].numpy(), bins=edges, color="C3", alpha=0.7, label="values of Δ")
+    ax.set(yscale="log", xlabel="weight", ylabel="number of weights (log)",
+           title=f"{LARGEST.removesuffix('.weight')}: {name}")
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    scheme_frames[(f, name)] = (fig, f"{name} at the additive model's κ = {f:.1%}: {row['bits/weight']:.3f} bits per "
+                                     f"weight, relative distortion {row['distortion']:.4f} over all conv layers, "
+                                     f"{row['kept']:.2%} of the weights kept or corrected")
+lcbook.display.chooser(scheme_frames, [("κ", FRACTIONS), ("scheme", scheme_names)],
+                       start=(FRACTIONS[len(FRACTIONS) // 2], "additive Q+P"),
+                       alt="histogram of a layer's reference weights and of the values of Δ")
+
+# %% [markdown]
 # ### Why additive is never worse than its sequential versions
 #
 # Sequential Q→P is exactly the first pass of the additive C step (quantize, then correct): it fixes
