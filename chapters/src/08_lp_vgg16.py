@@ -464,6 +464,11 @@ for label, exp in SPECTRUM_RUNS:
         spectra[label] = stored_weights.load(exp)
     except FileNotFoundError:
         print(f"{label}: no stored spectra yet ({exp.id}); the figure shows the others")
+        continue
+    result = next((r for r in EV if r["id"] == exp.id), None)
+    if spectra[label]["command"].endswith("--force") and result:  # made by re-running the stored run
+        print(f"{label}: spectra from a re-run of the stored run with today's code ({spectra[label]['command']}): "
+              f"its LC error {spectra[label]['lc_error']:.2f}%, the stored run's {result['lc_error']:.2f}%")
 SPECTRUM_LAYERS = ["features.3.weight", "features.14.weight", "features.27.weight", "features.40.weight",
                    "classifier.1.weight"]
 
