@@ -522,10 +522,25 @@ for label, s in spectra.items():
 # %% [markdown]
 # The reference's spectra fall off slowly: a large share of every layer's energy lies past the
 # ranks the runs keep, which is why direct compression at those ranks is so costly. LC's L steps
-# train the weights until that tail is gone: at the end of each run the energy past $r$ is almost
-# nil (the caption gives the numbers), so the weights *are* rank $r$ (plus the corrections, for
-# L+P) and Δ(Θ) loses nothing more. How much accuracy the net keeps while its spectra are forced
-# down to rank $r$ is the question the error column of the table above answers.
+# train the weights until that tail is gone: at the end of each L run the energy past $r$ is
+# almost nil (the caption gives the numbers), so the weights *are* rank $r$ and Δ(Θ) loses
+# nothing more. For L+P it is $\mathbf{W} - \mathbf{S}$ that becomes rank $r$, not $\mathbf{W}$:
+# the few corrections carry what the tiny ranks of that run cannot, as the numbers over all its
+# layers show:
+
+# %%
+lp_label = "L+P at Q+P's storage"
+if lp_label in spectra:
+    rows_lp = [{"layer": l["name"].removesuffix(".weight"), "rank": l["rank"], "corrections": l["kappa"],
+                "energy past r: W̄ (%)": 100 * tail_energy(l["reference"], l["rank"]),
+                "W after LC (%)": 100 * tail_energy(l["learned"], l["rank"]),
+                "W − S after LC (%)": 100 * tail_energy(l["learned_low_rank_part"], l["rank"])}
+               for l in spectra[lp_label]["layers"]]
+    display(pd.DataFrame(rows_lp).set_index("layer").style.format(precision=3))
+
+# %% [markdown]
+# How much accuracy the net keeps while its spectra are forced down to rank $r$ is the question
+# the error column of the table above answers.
 
 # %% [markdown]
 # ## From bits to a file
