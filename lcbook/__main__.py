@@ -181,7 +181,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         try:
             exp = experiments.Experiment(args.model, args.combo, args.budget, prof, args.seed)
             path = weights.store(exp)
-        except (ValueError, FileNotFoundError) as e:
+        except (ValueError, OSError) as e:  # FileNotFoundError is an OSError
             ap.error(str(e))
         print(f"{exp.id}: weight summary -> {path}")
         return 0

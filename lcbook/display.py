@@ -54,8 +54,13 @@ def _check_value(label: str, v: Any) -> None:
     if not isinstance(v, (str, bool, numbers.Real)):
         raise TypeError(f"controls: {label!r}: values must be numbers, strings or booleans, got "
                         f"{type(v).__name__} {v!r}")
-    if _kind(v) == "number" and not math.isfinite(float(v)):
-        raise ValueError(f"controls: {label!r}: values must be finite numbers, got {v!r}")
+    if _kind(v) == "number":
+        try:
+            finite = math.isfinite(float(v))
+        except OverflowError:  # an int too large for a float
+            finite = False
+        if not finite:
+            raise ValueError(f"controls: {label!r}: values must be finite numbers (within float range), got {v!r:.40}")
 
 
 def _position(values: Sequence, v: Any) -> Optional[int]:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import html
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Callable, Iterable, List, Tuple
 
@@ -68,6 +69,9 @@ class Verdict:
     def __post_init__(self):
         if self.status not in _STATUS:
             raise ValueError(f"status must be one of {_STATUS}, got status={self.status!r}")
+        for name in ("exercise", "message"):
+            if not isinstance(getattr(self, name), str):
+                raise TypeError(f"{name} must be a string, got {name}={getattr(self, name)!r:.60}")
 
     @property
     def ok(self) -> bool:
@@ -96,9 +100,20 @@ class _Wrong(Exception):
     """Raised inside a check when the reader's output is wrong (the message says how)."""
 
 
+def _describe(e: BaseException, limit: int = 300) -> str:
+    """``Type: message`` of an exception, safe against a ``__str__`` that raises, and shortened."""
+    try:
+        text = str(e)
+    except Exception:  # noqa: BLE001 - the reader's exception may be as broken as its function
+        text = "(its message could not be printed)"
+    text = " ".join(text.split())
+    return f"{type(e).__name__}: {text[:limit]}{'…' if len(text) > limit else ''}" if text else type(e).__name__
+
+
 def _run(exercise: str, fn: Callable, cases: Iterable[Tuple[str, tuple]], judge: Callable, done: str) -> Verdict:
     """Call ``fn(*args)`` on every case and ``judge(args, output)`` (which raises :class:`_Wrong`);
-    the first failure decides the verdict."""
+    the first failure decides the verdict. Only ``KeyboardInterrupt`` (how a reader stops a slow
+    function) gets through; a bare ``raise NotImplementedError`` (the stub) is "not done"."""
     if not callable(fn):
         return Verdict(exercise, "wrong", f"expected a function, got {type(fn).__name__}")
     n = 0
@@ -106,16 +121,37 @@ def _run(exercise: str, fn: Callable, cases: Iterable[Tuple[str, tuple]], judge:
         n += 1
         try:
             out = fn(*[a.clone() if torch.is_tensor(a) else a for a in args])
-        except NotImplementedError:
-            return Verdict(exercise, "not done", "Replace the `raise NotImplementedError` with your code and run this "
-                                                 "cell again.")
-        except Exception as e:  # the reader's code crashed: say how, on which input
-            return Verdict(exercise, "wrong", f"on {label} it raised {type(e).__name__}: {e}")
+        except NotImplementedError as e:
+            if not e.args:  # the stub's own bare raise; one raised inside torch has a message
+                return Verdict(exercise, "not done", "Replace the `raise NotImplementedError` with your code and run "
+                                                     "this cell again.")
+            return Verdict(exercise, "wrong", f"on {label} it raised {_describe(e)}")
+        except (Exception, SystemExit, GeneratorExit) as e:  # the reader's code crashed or exited: say how
+            return Verdict(exercise, "wrong", f"on {label} it raised {_describe(e)}")
         try:
             judge(args, out)
         except _Wrong as e:
             return Verdict(exercise, "wrong", f"on {label}: {e}")
+        except Exception as e:  # noqa: BLE001 - an output the checks cannot even handle (a sparse or meta tensor, …)
+            return Verdict(exercise, "wrong", f"on {label}: checking your output raised {_describe(e)}; return what "
+                                              f"the docstring asks for (a dense tensor on the CPU, a plain number)")
     return Verdict(exercise, "correct", f"{done} ({n} inputs checked).")
+
+
+def _whole_number(out, what: str) -> int:
+    """``out`` as an int if it is a whole number (an int, an integral float, or a one-element
+    tensor or array holding one), else :class:`_Wrong`."""
+    if hasattr(out, "shape") and hasattr(out, "item") and not isinstance(out, numbers.Number):
+        if math.prod(out.shape) != 1:
+            raise _Wrong(f"return one number of {what}, got an array of shape {tuple(out.shape)}")
+        out = out.item()
+    if isinstance(out, bool) or not isinstance(out, numbers.Real):
+        raise _Wrong(f"return a whole number of {what} (an int), got {type(out).__name__}")
+    if isinstance(out, numbers.Integral):
+        return int(out)
+    if not (math.isfinite(float(out)) and float(out).is_integer()):
+        raise _Wrong(f"return a whole number of {what}, got {float(out)!r}")
+    return int(out)
 
 
 def _tensor(out, name: str, shape, dtype_kind: str = "float") -> torch.Tensor:
@@ -167,8 +203,10 @@ def check_penalty_gradient(fn: Callable) -> Verdict:
 
     def judge(args, out):
         w, d, lam, mu = args
-        x = w.clone().requires_grad_(True)
-        (-(lam * (x - d)).sum() + mu / 2 * ((x - d) ** 2).sum()).backward()
+        # the answer is autograd's, also when the reader's cell runs under no_grad or inference_mode
+        with torch.inference_mode(False), torch.enable_grad():
+            x, d0, l0 = w.clone().requires_grad_(True), d.clone(), lam.clone()
+            (-(l0 * (x - d0)).sum() + mu / 2 * ((x - d0) ** 2).sum()).backward()
         _close("the gradient", _tensor(out, "the gradient", w.shape), x.grad)
 
     return _run("penalty_gradient", fn, cases, judge, "Your gradient equals autograd's μ(w − Δ) − λ")
@@ -305,12 +343,7 @@ def check_gap_code_bits(fn: Callable) -> Verdict:
 
     def judge(args, out):
         (idx,) = args
-        if isinstance(out, torch.Tensor) and out.numel() == 1 and not out.is_floating_point():
-            out = int(out)
-        if isinstance(out, float) and out.is_integer():
-            out = int(out)
-        if not isinstance(out, int) or isinstance(out, bool):
-            raise _Wrong(f"return a whole number of bits (an int), got {out!r:.40}")
+        out = _whole_number(out, "bits")
         want = sparse_bits(idx)
         if out != want:
             raise _Wrong(f"got {out} bits, expected {want}")
@@ -333,12 +366,7 @@ def check_low_rank_macs(fn: Callable) -> Verdict:
 
     def judge(args, out):
         m, n, r, pos = args
-        if isinstance(out, torch.Tensor) and out.numel() == 1:
-            out = out.item()
-        if isinstance(out, float) and out.is_integer():
-            out = int(out)
-        if not isinstance(out, int) or isinstance(out, bool):
-            raise _Wrong(f"return a whole number of MACs (an int), got {out!r:.40}")
+        out = _whole_number(out, "MACs")
         want = LowRank(r).macs({"U": torch.zeros(m, r), "V": torch.zeros(r, n)}, positions=pos)
         if out != want:
             raise _Wrong(f"got {out:,} MACs, expected {want:,} (the dense layer needs {m * n * pos:,}; "

@@ -22,15 +22,20 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import numbers
 from pathlib import Path
 from typing import Any, Dict, Optional
 
 import torch
 
 from ._io import atomic_write_json
-from .experiments import Experiment, budget_text, make_tasks
-from .lc import direct_compression
-from .references import provenance, reference
+from .experiments import SCHEDULES, Experiment, budget_text, family, make_tasks
+from .lc import direct_compression, geometric_mu
+from .references import provenance, reference, reference_path
+
+#: The most histogram bins per layer (a stored file stays small).
+MAX_BINS = 10_000
 
 #: The combinations :func:`store` summarises, and how.
 KINDS = {"q": "histograms", "qp": "histograms", "qthenp": "histograms", "pthenq": "histograms",
@@ -54,41 +59,79 @@ def _codebook_and_corrections(theta: Dict[str, torch.Tensor], task: str):
 
 
 def _load(exp: Experiment, checkpoint: Optional[Path]):
-    """The reference model, its parameters (CPU), the run's tasks and its checkpoint's state."""
+    """The reference model, its parameters (CPU), the run's tasks, its checkpoint's state and
+    DC of the reference (recomputed), after checking that the checkpoint is this experiment's."""
     path = Path(checkpoint) if checkpoint is not None else exp.checkpoint_path()
     if not path.is_file():
         raise FileNotFoundError(f"no LC checkpoint for {exp.id} at {path}: run it first "
-                                f"(python -m lcbook run {exp.model} {exp.combo} {budget_text(exp.budget)} --profile {exp.profile})")
+                                f"(python -m lcbook run {exp.model} {exp.combo} {budget_text(exp.budget)} "
+                                f"--profile {exp.profile} --seed {exp.seed})")
+    if not reference_path(exp.model, exp.profile).is_file():  # never train one here: DC needs the run's own
+        raise FileNotFoundError(f"no stored {exp.profile} reference of {exp.model} at "
+                                f"{reference_path(exp.model, exp.profile)}: the run's DC cannot be recomputed")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise ValueError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__})") from None
-    model, _ = reference(exp.model, exp.profile, progress=False)
+        raise ValueError(f"checkpoint {str(path)!r} is unreadable ({type(e).__name__}: not an LC checkpoint "
+                         f"written by lcbook)") from None
+    with torch.random.fork_rng(devices=[]):  # building the model draws its initial weights: not from the caller's stream
+        model, _ = reference(exp.model, exp.profile, progress=False)
     ref_params = {n: p.detach().cpu() for n, p in model.named_parameters()}
     tasks = make_tasks(exp.model, model, exp.combo, exp.budget)
     if not (isinstance(state, dict) and isinstance(state.get("thetas"), list) and len(state["thetas"]) == len(tasks)
-            and isinstance(state.get("model"), dict)):
+            and all(isinstance(t, dict) for t in state["thetas"]) and isinstance(state.get("model"), dict)):
         raise ValueError(f"checkpoint {str(path)!r} does not hold the {len(tasks)} tasks of {exp.id}")
+    with torch.random.fork_rng(devices=[]):  # DC as run_experiment computes it, leaving the caller's RNG alone
+        torch.manual_seed(exp.seed)
+        dc = direct_compression(copy.deepcopy(model), tasks)
+    sched = SCHEDULES[(family(exp.model), exp.profile)].replace(**exp.overrides)
+    want = {"tasks": [[b.task.label, b.task.compression.describe(), b.view] for b in dc.tasks],
+            "mu_schedule": geometric_mu(sched.mu0, sched.a, sched.steps)}
+    saved = state.get("config") if isinstance(state.get("config"), dict) else {}
+    for key, value in want.items():
+        if key in saved and _plain(saved[key]) != _plain(value):
+            raise ValueError(f"checkpoint {str(path)!r} is from another run: its {key.replace('_', ' ')} differ from "
+                             f"those of {exp.id}")
     for task in tasks:
-        params = (task.params,) if isinstance(task.params, str) else tuple(task.params)
-        if len(params) != 1 or params[0] not in state["model"]:
+        name = _name(task)
+        if name not in state["model"] or not torch.is_tensor(state["model"][name]):
             raise ValueError(f"task {task.label!r}: weight summaries are per layer, and the checkpoint must hold "
-                             f"{params[0]!r}")
-        if state["model"][params[0]].shape != ref_params[params[0]].shape:
-            raise ValueError(f"checkpoint {str(path)!r}: {params[0]} has shape {tuple(state['model'][params[0]].shape)}, "
-                             f"the reference {tuple(ref_params[params[0]].shape)}")
-    return model, ref_params, tasks, state
+                             f"the tensor {name!r}")
+        if state["model"][name].shape != ref_params[name].shape:
+            raise ValueError(f"checkpoint {str(path)!r}: {name} has shape {tuple(state['model'][name].shape)}, "
+                             f"the reference {tuple(ref_params[name].shape)}")
+        if not torch.isfinite(state["model"][name]).all():
+            raise ValueError(f"checkpoint {str(path)!r}: {name} holds NaN or inf weights (a diverged run)")
+    return model, ref_params, tasks, state, dc
+
+
+def _plain(v):
+    """Lists and tuples alike, floats to 12 digits: how two configs compare."""
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    return round(float(v), 12) if isinstance(v, float) else v
 
 
 def _name(task) -> str:
-    return task.params if isinstance(task.params, str) else task.params[0]
+    """The one parameter of a per-layer task (a summary is per layer)."""
+    params = (task.params,) if isinstance(task.params, str) else tuple(task.params)
+    if len(params) != 1:
+        raise ValueError(f"task {task.label!r} spans {len(params)} tensors: weight summaries are per layer")
+    return params[0]
+
+
+def _malformed(path_or_id, name: str, e: Exception) -> ValueError:
+    return ValueError(f"{path_or_id}: the checkpoint's entry for {name} is malformed ({type(e).__name__}: {e})")
 
 
 def _header(exp: Experiment, state: Dict[str, Any], kind: str) -> Dict[str, Any]:
-    history = state.get("history") or [{}]
+    history = state.get("history")
+    last = history[-1] if isinstance(history, list) and history and isinstance(history[-1], dict) else {}
+    error, step = last.get("test_error"), state.get("step")
     return {"kind": kind, "id": exp.id, "model": exp.model, "combo": exp.combo, "budget": exp.budget,
-            "profile": exp.profile, "seed": exp.seed, "lc_step": int(state.get("step", -1)),
-            "lc_error": history[-1].get("test_error")}
+            "profile": exp.profile, "seed": exp.seed,
+            "lc_step": step if isinstance(step, (int, str)) and not isinstance(step, bool) else None,
+            "lc_error": float(error) if isinstance(error, numbers.Real) and math.isfinite(error) else None}
 
 
 def histograms(exp: Experiment, checkpoint: Optional[Path] = None, bins: int = 100) -> Dict[str, Any]:
@@ -116,18 +159,22 @@ def histograms(exp: Experiment, checkpoint: Optional[Path] = None, bins: int = 1
     """
     if KINDS.get(exp.combo) != "histograms":
         raise ValueError(f"histograms are for runs with a codebook (q, qp, qthenp, pthenq), got combo {exp.combo!r}")
-    if not isinstance(bins, int) or isinstance(bins, bool) or bins < 2:
-        raise ValueError(f"bins must be an int ≥ 2, got bins={bins!r}")
-    model, ref_params, tasks, state = _load(exp, checkpoint)
-    torch.manual_seed(exp.seed)  # as run_experiment seeds before its DC
-    dc = direct_compression(copy.deepcopy(model), tasks)
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or not 2 <= bins <= MAX_BINS:
+        raise ValueError(f"bins must be an int in 2..{MAX_BINS}, got bins={bins!r}")
+    bins = int(bins)
+    model, ref_params, tasks, state, dc = _load(exp, checkpoint)
     layers = []
     for task, bound, theta in zip(tasks, dc.tasks, state["thetas"]):
         name = _name(task)
         w_ref = ref_params[name].reshape(-1).double()
         w_lc = state["model"][name].reshape(-1).double()
         book_dc, idx_dc = _codebook_and_corrections(bound.theta, task.label)
-        book_lc, idx_lc = _codebook_and_corrections(theta, task.label)
+        try:
+            book_lc, idx_lc = _codebook_and_corrections(theta, task.label)
+            if idx_lc.numel() and not (0 <= int(idx_lc.min()) and int(idx_lc.max()) < w_lc.numel()):
+                raise IndexError(f"corrected positions outside 0..{w_lc.numel() - 1}")
+        except (AttributeError, TypeError, IndexError, RuntimeError) as e:
+            raise _malformed(exp.id, name, e) from None
         lo, hi = float(torch.minimum(w_ref.min(), w_lc.min())), float(torch.maximum(w_ref.max(), w_lc.max()))
         edges = torch.linspace(lo, hi, bins + 1, dtype=torch.float64)
 
@@ -165,9 +212,7 @@ def spectra(exp: Experiment, checkpoint: Optional[Path] = None) -> Dict[str, Any
     """
     if KINDS.get(exp.combo) != "spectra":
         raise ValueError(f"spectra are for low-rank runs (l, lp), got combo {exp.combo!r}")
-    model, ref_params, tasks, state = _load(exp, checkpoint)
-    torch.manual_seed(exp.seed)
-    dc = direct_compression(copy.deepcopy(model), tasks)
+    model, ref_params, tasks, state, dc = _load(exp, checkpoint)
     layers = []
     for task, bound, theta in zip(tasks, dc.tasks, state["thetas"]):
         name = _name(task)
@@ -175,6 +220,8 @@ def spectra(exp: Experiment, checkpoint: Optional[Path] = None) -> Dict[str, Any
         if u is None:
             raise ValueError(f"task {task.label!r}: its Θ has no low-rank factors (keys {sorted(theta)}); spectra need "
                              f"a low-rank combination (l, lp)")
+        if not torch.is_tensor(u) or u.ndim != 2:
+            raise _malformed(exp.id, name, TypeError("U is not a matrix"))
         w_ref = ref_params[name].double().reshape(ref_params[name].shape[0], -1)
         w_lc = state["model"][name].double().reshape(w_ref.shape)
 
@@ -187,10 +234,13 @@ def spectra(exp: Experiment, checkpoint: Optional[Path] = None) -> Dict[str, Any
             return out.reshape(w.shape)
 
         sv = lambda x: torch.linalg.svdvals(x).tolist()  # noqa: E731
-        layers.append({"name": name, "m": int(w_ref.shape[0]), "n": int(w_ref.shape[1]), "rank": int(u.shape[1]),
-                       "kappa": int(theta["1.indices"].numel()) if "1.indices" in theta else 0,
-                       "reference": sv(w_ref), "dc_low_rank_part": sv(without_corrections(w_ref, bound.theta)),
-                       "learned": sv(w_lc), "learned_low_rank_part": sv(without_corrections(w_lc, theta))})
+        try:
+            layers.append({"name": name, "m": int(w_ref.shape[0]), "n": int(w_ref.shape[1]), "rank": int(u.shape[1]),
+                           "kappa": int(theta["1.indices"].numel()) if "1.indices" in theta else 0,
+                           "reference": sv(w_ref), "dc_low_rank_part": sv(without_corrections(w_ref, bound.theta)),
+                           "learned": sv(w_lc), "learned_low_rank_part": sv(without_corrections(w_lc, theta))})
+        except (AttributeError, TypeError, IndexError, RuntimeError, KeyError) as e:
+            raise _malformed(exp.id, name, e) from None
     return {**_header(exp, state, "spectra"), "layers": layers}
 
 
@@ -232,17 +282,26 @@ def load(exp: Experiment) -> Dict[str, Any]:
         FileNotFoundError: none stored (the message gives the command that makes them).
         ValueError: the file is not valid JSON or lacks the layers.
     """
+    if exp.combo not in KINDS:
+        raise ValueError(f"combo {exp.combo!r} has no weight summary; those with one: {sorted(KINDS)}")
     path = path_of(exp)
     if not path.is_file():
-        raise FileNotFoundError(f"no stored weight histograms for {exp.id} at {path}; make them with "
-                                f"python -m lcbook weights {exp.model} {exp.combo} {budget_text(exp.budget)} "
-                                f"--profile {exp.profile} --seed {exp.seed}")
+        how = ("lcbook.weights.store(experiment) (a run with schedule overrides)" if exp.overrides else
+               f"python -m lcbook weights {exp.model} {exp.combo} {budget_text(exp.budget)} --profile {exp.profile} "
+               f"--seed {exp.seed}")
+        raise FileNotFoundError(f"no stored weight summary for {exp.id} at {path}; make it with {how} while the "
+                                f"run's checkpoint exists")
+    def no_constants(token):
+        raise ValueError(f"non-finite number {token}")
+
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), parse_constant=no_constants)
     except ValueError as e:
         raise ValueError(f"{path} is not valid JSON ({e})") from None
     need = set(COUNTS) if KINDS.get(exp.combo) == "histograms" else set(SPECTRA)
     if not (isinstance(data, dict) and isinstance(data.get("layers"), list)
-            and all(isinstance(l, dict) and need <= set(l) for l in data["layers"])):
-        raise ValueError(f"{path} does not hold a weight summary (a 'layers' list with {sorted(need)})")
+            and data["layers"] and all(isinstance(l, dict) and need <= set(l) for l in data["layers"])):
+        raise ValueError(f"{path} does not hold a weight summary (a non-empty 'layers' list with {sorted(need)})")
+    if data.get("id") != exp.id:
+        raise ValueError(f"{path} holds the summary of {data.get('id')!r}, not of {exp.id}")
     return data

@@ -180,3 +180,8 @@ def test_provenance_keeps_the_changes_mark_and_refuses_bad_records():
         display.provenance([{"profile": "quick"}])
     with pytest.raises(TypeError, match="title"):
         display.provenance({"run": {}}, title=3)
+
+
+def test_a_number_beyond_float_range_is_a_named_value_error():
+    with pytest.raises(ValueError, match="finite numbers"):
+        display.chooser({(10**400,): "x"}, [("n", [10**400])])

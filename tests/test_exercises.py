@@ -159,3 +159,59 @@ def test_verdict_renders_and_validates():
     assert "<script>" not in page and "&lt;script&gt;" in page
     with pytest.raises(ValueError, match="status must be one of"):
         ex.Verdict("x", "maybe", "")
+
+
+def test_outputs_the_checks_cannot_handle_are_wrong_answers_not_crashes():
+    class Weird(int):
+        def __ne__(self, other):
+            raise ZeroDivisionError
+
+    class Unprintable:
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    class BadMessage(Exception):
+        def __str__(self):
+            raise ZeroDivisionError
+
+    def raises_bad_message(*args):
+        raise BadMessage()
+
+    cases = [(ex.check_best_corrections, lambda w, q, k: torch.zeros_like(w).to_sparse()),
+             (ex.check_penalty_gradient, lambda w, *a: torch.empty_like(w, device="meta")),
+             (ex.check_gap_code_bits, lambda i: Weird(33)),
+             (ex.check_gap_code_bits, lambda i: Unprintable()),
+             (ex.check_penalty_gradient, raises_bad_message)]
+    for check, fn in cases:
+        v = check(fn)
+        assert v.status == "wrong", (check.__name__, v)
+    assert "could not be printed" in ex.check_penalty_gradient(raises_bad_message).message
+
+
+def test_whole_numbers_of_any_common_type_are_accepted_by_both_counting_checks():
+    import numpy as np
+    for wrap in (int, np.int64, float, np.float64, lambda v: torch.tensor(v), lambda v: torch.tensor(float(v)),
+                 lambda v: np.array(v), lambda v: torch.tensor([v])):
+        assert ex.check_gap_code_bits(lambda idx: wrap(gap_bits(idx))).ok, wrap
+        assert ex.check_low_rank_macs(lambda m, n, r, p: wrap(p * min(r * (m + n), m * n))).ok, wrap
+    assert "shape" in ex.check_gap_code_bits(lambda idx: torch.tensor([gap_bits(idx)] * 2)).message
+
+
+def test_checks_work_under_no_grad_and_exits_are_wrong_answers():
+    right = lambda w, d, lam, mu: mu * (w - d) - lam  # noqa: E731
+    with torch.no_grad():
+        assert ex.check_penalty_gradient(right).ok
+    with torch.inference_mode():
+        assert ex.check_penalty_gradient(right).ok
+    def exits(*args):
+        raise SystemExit(3)
+    assert ex.check_penalty_gradient(exits).status == "wrong"
+    def interrupted(*args):
+        raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):  # how a reader stops a slow function: not swallowed
+        ex.check_penalty_gradient(interrupted)
+    def torch_not_implemented(w, q, k):
+        return (w.to_sparse() != 0).float()  # torch raises NotImplementedError with a message
+    assert ex.check_best_corrections(torch_not_implemented).status == "wrong"
+    with pytest.raises(TypeError, match="message must be a string"):
+        ex.Verdict("x", "wrong", None)

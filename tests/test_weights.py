@@ -57,8 +57,9 @@ def test_histograms_count_every_weight_and_match_the_run(finished_run):
 
 def test_bad_input_is_refused_by_name(finished_run, tmp_path):
     exp, _ = finished_run
-    with pytest.raises(ValueError, match="bins must be an int ≥ 2"):
-        weights.histograms(exp, bins=1)
+    for bins in (1, True, 2.0, 10**9):
+        with pytest.raises(ValueError, match="bins must be an int in 2..10000"):
+            weights.histograms(exp, bins=bins)
     with pytest.raises(FileNotFoundError, match="no LC checkpoint"):
         weights.histograms(exp, checkpoint=tmp_path / "missing.pt")
     bad = tmp_path / "bad.pt"
@@ -75,7 +76,7 @@ def test_bad_input_is_refused_by_name(finished_run, tmp_path):
     with pytest.raises(ValueError, match="does not hold the 3 tasks"):
         weights.histograms(q4, checkpoint=small)
     other = experiments.Experiment("lenet300", "qp", {"k": 4, "fraction": 0.01}, "quick", overrides=SMOKE)
-    with pytest.raises(FileNotFoundError, match="python -m lcbook weights lenet300 qp"):
+    with pytest.raises(FileNotFoundError, match="make it with lcbook.weights.store"):  # overrides: no CLI for it
         weights.load(other)
     weights.path_of(other).parent.mkdir(parents=True, exist_ok=True)
     weights.path_of(other).write_text(json.dumps({"layers": [{}]}))
@@ -120,7 +121,7 @@ def test_spectra_of_a_low_rank_run_and_the_run_command_stores_them(tmp_path, mon
     qp = experiments.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.01}, "quick", overrides=SMOKE)
     with pytest.raises(ValueError, match="spectra are for low-rank runs"):
         weights.spectra(qp, checkpoint=exp.checkpoint_path())
-    with pytest.raises(ValueError, match="has no codebook"):  # a Q+P experiment pointed at this L+P checkpoint
+    with pytest.raises(ValueError, match="is from another run: its tasks differ"):  # Q+P pointed at this L+P run
         weights.histograms(qp, checkpoint=exp.checkpoint_path())
 
 
@@ -129,3 +130,52 @@ def test_store_refuses_a_combination_without_a_summary(finished_run):
     p = experiments.Experiment("lenet300", "p", {"fraction": 0.05}, "quick", overrides=SMOKE)
     with pytest.raises(ValueError, match="has no weight summary"):
         weights.store(p, checkpoint=exp.checkpoint_path())
+
+
+def test_a_foreign_or_malformed_checkpoint_and_a_missing_reference_are_refused(finished_run, tmp_path, monkeypatch):
+    exp, _ = finished_run
+    ckpt = exp.checkpoint_path()
+    for other in (experiments.Experiment("lenet300", "q", {"k": 2}, "quick", overrides=SMOKE),
+                  experiments.Experiment("lenet300", "qp", {"k": 4, "fraction": 0.01}, "quick", overrides=SMOKE),
+                  experiments.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.05}, "quick", overrides=SMOKE),
+                  experiments.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.01}, "quick",
+                                         overrides={**SMOKE, "steps": 3})):
+        with pytest.raises(ValueError, match="is from another run"):
+            weights.histograms(other, checkpoint=ckpt)
+    state = torch.load(ckpt, weights_only=True)
+    for name, bad in (("thetas of ints", {**state, "thetas": [1, 2, 3]}),
+                      ("a list codebook", {**state, "thetas": [{**t, "0.codebook": [0.1, 0.2]} for t in state["thetas"]]}),
+                      ("indices out of range", {**state, "thetas": [{**t, "1.indices": torch.tensor([10**7])}
+                                                                  for t in state["thetas"]]}),
+                      ("NaN weights", {**state, "model": {**state["model"],
+                                                          "fc1.weight": state["model"]["fc1.weight"] * float("nan")}}),
+                      ("a history of ints", {**state, "history": [1], "step": "x"})):
+        path = tmp_path / "bad.pt"
+        torch.save(bad, path)
+        if name == "a history of ints":  # header fields it cannot read are left empty, not fatal
+            h = weights.histograms(exp, checkpoint=path, bins=10)
+            assert h["lc_error"] is None and h["lc_step"] == "x"
+            continue
+        with pytest.raises(ValueError):
+            weights.histograms(exp, checkpoint=path, bins=10)
+    before = torch.get_rng_state()
+    weights.histograms(exp, bins=10)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's random stream is left alone
+    monkeypatch.setattr(weights, "reference_path", lambda name, prof: tmp_path / "no-reference.pt")
+    with pytest.raises(FileNotFoundError, match="no stored quick reference of lenet300"):  # never trains one
+        weights.histograms(exp, bins=10)
+
+
+def test_load_checks_the_file_belongs_to_the_run(finished_run):
+    exp, _ = finished_run
+    weights.store(exp, bins=10)
+    good = weights.path_of(exp).read_text()
+    other = experiments.Experiment("lenet300", "qp", {"k": 2, "fraction": 0.02}, "quick", overrides=SMOKE)
+    weights.path_of(other).write_text(good)
+    with pytest.raises(ValueError, match="holds the summary of"):
+        weights.load(other)
+    weights.path_of(exp).write_text(good.replace('"lc_error": ', '"lc_error": NaN, "x": ', 1))
+    with pytest.raises(ValueError, match="not valid JSON"):
+        weights.load(exp)
+    with pytest.raises(ValueError, match="has no weight summary"):
+        weights.load(experiments.Experiment("lenet300", "p", {"fraction": 0.05}, "quick"))
