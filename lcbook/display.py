@@ -144,6 +144,7 @@ class Chooser:
         parts = [f'<div class="lcbook-chooser" id="{uid}">', '<div class="lcbook-chooser-controls">']
         for i, ((label, values), v) in enumerate(zip(self.controls, self.start)):
             cid, at = f"{uid}-{i}", _position(values, v)
+            parts.append('<span class="lcbook-chooser-control">')  # label, control and readout stay on one line
             parts.append(f'<label for="{cid}">{html.escape(label)}</label>')
             if all(_kind(x) == "number" for x in values):
                 readouts = json.dumps([_text(x) for x in values])
@@ -154,6 +155,7 @@ class Chooser:
                 opts = "".join(f'<option value="{j}"{" selected" if j == at else ""}>{html.escape(_text(x))}</option>'
                                for j, x in enumerate(values))
                 parts.append(f'<select id="{cid}" data-control="{i}">{opts}</select>')
+            parts.append("</span>")
         parts.append("</div>")
         png, caption = self.frames.get(self.start, (None, self.missing))
         src = f"data:image/png;base64,{png}" if png is not None else ""

@@ -80,7 +80,8 @@ class Verdict:
 
     def __str__(self) -> str:
         mark = {"correct": "✓ correct", "wrong": "✗ not yet right", "not done": "… not done yet"}[self.status]
-        return f"{self.exercise}: {mark}. {self.message}"
+        message = self.message[:1].upper() + self.message[1:]
+        return f"{self.exercise}: {mark}. {message}"
 
     __repr__ = __str__
 
@@ -123,8 +124,9 @@ def _run(exercise: str, fn: Callable, cases: Iterable[Tuple[str, tuple]], judge:
             out = fn(*[a.clone() if torch.is_tensor(a) else a for a in args])
         except NotImplementedError as e:
             if not e.args:  # the stub's own bare raise; one raised inside torch has a message
-                return Verdict(exercise, "not done", "Replace the `raise NotImplementedError` with your code and run "
-                                                     "this cell again.")
+                return Verdict(exercise, "not done", "Replace raise NotImplementedError with your code and run the "
+                                                     "cell again (in the chapter opened as a notebook: Colab, or "
+                                                     "Jupyter on chapters/*.ipynb).")
             return Verdict(exercise, "wrong", f"on {label} it raised {_describe(e)}")
         except (Exception, SystemExit, GeneratorExit) as e:  # the reader's code crashed or exited: say how
             return Verdict(exercise, "wrong", f"on {label} it raised {_describe(e)}")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set up everything on a fresh machine (Python 3.11): a virtual environment with the pinned
-# requirements and lcbook, and the datasets as tensor caches under data/datasets/.
+# Set up everything on a fresh machine (Python 3.11): a virtual environment with requirements.txt
+# (torch and torchvision pinned, the book tools within major versions) and lcbook, and the datasets as tensor caches under data/datasets/.
 # Idempotent: a second run only checks. Data comes from ../shared/data/*.tar.gz when present
 # (offline), else from torchvision's download (needs internet).
 set -euo pipefail

@@ -199,7 +199,7 @@ pd.DataFrame([{"network family": fam, "profile": prof, "LC steps": sch.steps, "�
                "method": "augmented Lagrangian (λ)" if sch.multipliers else "quadratic penalty (λ = 0)"}
               for (fam, prof), sch in sorted(experiments.SCHEDULES.items())]).set_index(["network family", "profile"])
 
-
+# %%
 def test_error(model):
     return {"test_error": train.evaluate(model, test_batches)["error"]}
 
@@ -388,7 +388,10 @@ lcbook.display.provenance({"reference": record,
 # quadratic-penalty method's, which every stored CIFAR-10 run uses.
 #
 # Complete the function and run the check below it: it says whether the function is right and,
-# if not, on which input and by how much. A solution is folded away under the check.
+# if not, on which input and by how much. A solution is folded away under the check. To run the
+# cells, open this chapter as a notebook: the launch button at the top of the page (Colab), or
+# Jupyter on your machine (`.venv/bin/pip install jupyterlab`, then `.venv/bin/jupyter lab
+# chapters/`; see the README).
 
 # %%
 from lcbook import exercises

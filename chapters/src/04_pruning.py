@@ -633,11 +633,14 @@ lcbook.display.provenance({"reference": record, **{f"LC run: {r['id']}": r for r
 # ## In code: the ℓ0-penalty C step
 #
 # Write the C step of the ℓ0 penalty, $\min_{\boldsymbol{\theta}} \alpha\|\boldsymbol{\theta}\|_0 + \frac{\mu}{2}\|\mathbf{w}-\boldsymbol{\theta}\|^2$:
-# weight by weight, keeping $w_i$ costs α and pruning it costs $\frac{\mu}{2}w_i^2$, so keep it
-# when $|w_i| > \sqrt{2\alpha/\mu}$. The check compares your Δ with `PenaltyL0Pruning(α)`.
+# weight by weight, keeping $w_i$ costs α and pruning it costs $\frac{\mu}{2}w_i^2$: keep it
+# when that is cheaper. The check compares your Δ with `PenaltyL0Pruning(α)`.
 #
 # Complete the function and run the check below it: it says whether the function is right and,
-# if not, on which input and by how much. A solution is folded away under the check.
+# if not, on which input and by how much. A solution is folded away under the check. To run the
+# cells, open this chapter as a notebook: the launch button at the top of the page (Colab), or
+# Jupyter on your machine (`.venv/bin/pip install jupyterlab`, then `.venv/bin/jupyter lab
+# chapters/`; see the README).
 
 # %%
 from lcbook import exercises

@@ -736,7 +736,10 @@ lcbook.display.provenance({"reference": record, f"LC run: {stored['id']}": store
 # be the discarded energy $\sum_{i>r}\sigma_i^2$.
 #
 # Complete the function and run the check below it: it says whether the function is right and,
-# if not, on which input and by how much. A solution is folded away under the check.
+# if not, on which input and by how much. A solution is folded away under the check. To run the
+# cells, open this chapter as a notebook: the launch button at the top of the page (Colab), or
+# Jupyter on your machine (`.venv/bin/pip install jupyterlab`, then `.venv/bin/jupyter lab
+# chapters/`; see the README).
 
 # %%
 from lcbook import exercises

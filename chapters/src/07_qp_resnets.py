@@ -340,7 +340,7 @@ SHOWN = ["conv1.weight", "layer1.0.conv1.weight", "layer2.0.conv1.weight", "laye
 def weight_frame(layer):
     edges = torch.tensor(layer["edges"])
     centres, width = ((edges[1:] + edges[:-1]) / 2).numpy(), float(edges[1] - edges[0])
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), sharey=True)
     panels = [("DC, on the reference weights", "dc_reference", "codebook_dc"),
               ("LC, on the reference weights", "lc_reference", "codebook_lc"),
               ("LC, on the learned weights w", "lc_learned", "codebook_lc")]
@@ -352,8 +352,8 @@ def weight_frame(layer):
             ax.axvline(c, color="C3", lw=1, ls="--", zorder=0, label="codebook values" if j == 0 else None)
         ax.set(yscale="log", title=title, xlabel="weight")
     axes[0].set_ylabel("number of weights (log)")
-    axes[0].legend(fontsize=9, loc="upper left")
-    fig.tight_layout()
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=11, frameon=False)
+    fig.tight_layout(rect=(0, 0.09, 1, 1))
     caption = (f"{layer['name']}: {layer['n']:,} weights, {layer['kappa_lc']} corrected; codebook DC "
                f"{', '.join(f'{c:+.4f}' for c in layer['codebook_dc'])} → LC {', '.join(f'{c:+.4f}' for c in layer['codebook_lc'])}; "
                f"{layer['same_corrections']} of the {layer['kappa_lc']} corrected weights are the ones DC corrected")
@@ -476,7 +476,10 @@ lcbook.display.provenance({"reference": record, **{f"LC run: {r['name']}": r for
 # `lcbook.compressions.sparse_bits`, which the storage figures of this chapter use.
 #
 # Complete the function and run the check below it: it says whether the function is right and,
-# if not, on which input and by how much. A solution is folded away under the check.
+# if not, on which input and by how much. A solution is folded away under the check. To run the
+# cells, open this chapter as a notebook: the launch button at the top of the page (Colab), or
+# Jupyter on your machine (`.venv/bin/pip install jupyterlab`, then `.venv/bin/jupyter lab
+# chapters/`; see the README).
 
 # %%
 from lcbook import exercises

@@ -458,17 +458,20 @@ from lcbook import weights as stored_weights
 SPECTRUM_RUNS = [("L: rank 0.1", experiments.Experiment(MODEL, "l", {"rank": 0.1}, "cpu")),
                  ("L: rank 0.25", experiments.Experiment(MODEL, "l", {"rank": 0.25}, "cpu")),
                  ("L+P at Q+P's storage", experiments.Experiment(MODEL, "lp", {"rank": 0.02343, "fraction": 0.0124}, "cpu"))]
-spectra = {}
+spectra, notes = {}, []
 for label, exp in SPECTRUM_RUNS:
     try:
         spectra[label] = stored_weights.load(exp)
     except FileNotFoundError:
-        print(f"{label}: no stored spectra yet ({exp.id}); the figure shows the others")
+        notes.append(f"- {label}: no stored spectra yet (`{exp.id}`); the figure shows the others.")
         continue
     result = next((r for r in EV if r["id"] == exp.id), None)
     if spectra[label]["command"].endswith("--force") and result:  # made by re-running the stored run
-        print(f"{label}: spectra from a re-run of the stored run with today's code ({spectra[label]['command']}): "
-              f"its LC error {spectra[label]['lc_error']:.2f}%, the stored run's {result['lc_error']:.2f}%")
+        notes.append(f"- {label}: the spectra come from a re-run of the stored run with the same command and newer "
+                     f"code (`--force`); that re-run ended LC at {spectra[label]['lc_error']:.2f}%, the stored run "
+                     f"at {result['lc_error']:.2f}%.")
+if notes:
+    display(Markdown("\n".join(notes)))
 SPECTRUM_LAYERS = ["features.3.weight", "features.14.weight", "features.27.weight", "features.40.weight",
                    "classifier.1.weight"]
 
@@ -761,7 +764,10 @@ lcbook.display.provenance({f"reference ({PROFILE})": ref_rec, **{f"LC run ({PROF
 # count with `LowRank.macs`, which the MAC column of this chapter's tables uses.
 #
 # Complete the function and run the check below it: it says whether the function is right and,
-# if not, on which input and by how much. A solution is folded away under the check.
+# if not, on which input and by how much. A solution is folded away under the check. To run the
+# cells, open this chapter as a notebook: the launch button at the top of the page (Colab), or
+# Jupyter on your machine (`.venv/bin/pip install jupyterlab`, then `.venv/bin/jupyter lab
+# chapters/`; see the README).
 
 # %%
 from lcbook import exercises

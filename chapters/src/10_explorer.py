@@ -129,14 +129,14 @@ for model, prof in fronts:
                                     f"<code>python -m lcbook run {model} {combo} {experiments.budget_text(budget)} "
                                     f"--profile {prof}</code> makes it (if this network takes that combination).")
             continue
-        fig, ax = plt.subplots(figsize=(8.2, 4.0))
+        fig, ax = plt.subplots(figsize=(6.4, 4.6))
         plots.error_vs_bits(rows, reference_error=r["reference_error"], ax=ax,
                             title=f"{model} on {'MNIST' if model.startswith('lenet') else 'CIFAR-10'} ({prof} profile)")
         ax.scatter([r["bits_per_weight"]], [r["lc_error"]], s=260, facecolors="none", edgecolors="k", lw=2,
                    zorder=5, label="chosen run")
         ax.annotate("", xy=(r["bits_per_weight"], r["lc_error"]), xytext=(r["bits_per_weight"], r["dc_error"]),
                     arrowprops=dict(arrowstyle="->", color="0.4", lw=1))
-        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        ax.legend(fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
         fig.tight_layout()
         spread = claims.last_steps_spread(r)
         caption = (f"<b>{lab}</b> on {model} ({prof}): {r['bits_per_weight']:.3f} bits per weight "
@@ -145,9 +145,11 @@ for model, prof in fronts:
                    f"{r['hardware']}, {r['date'][:10]}, commit {r['git_commit'][:8]}. "
                    f"<code>{r['command']}</code>")
         explorer_frames[key] = (fig, caption)
-first = next(k for k, v in explorer_frames.items() if not isinstance(v, str))
+# open on the evidence: the cpu-profile ResNet-20 Q+P run if it is stored, else the first stored run
+first = next((k for k, v in explorer_frames.items() if k[0] == front_label("resnet20", "cpu") and k[1].startswith("Q+P ")
+              and not isinstance(v, str)), next(k for k, v in explorer_frames.items() if not isinstance(v, str)))
 lcbook.display.chooser(explorer_frames, [("network", [front_label(m, p) for m, p in fronts]), ("run", RUN_LABELS)],
-                       start=first, alt="error against bits per weight of the stored runs, the chosen run ringed", dpi=85)
+                       start=first, alt="error against bits per weight of the stored runs, the chosen run ringed", dpi=100)
 
 # %% tags=["nbval-check-output"]
 for prof in experiments.PROFILES:
@@ -223,7 +225,8 @@ for k in KS:
     inner.append(stack)
 outer = widgets.Stack(inner, selected_index=0)
 widgets.jslink((k_choice, "index"), (outer, "selected_index"))
-display(widgets.VBox([widgets.HBox([k_choice, f_choice]), outer]))
+wrap = widgets.Layout(display="flex", flex_flow="row wrap")  # the two menus stack on a phone
+display(widgets.VBox([widgets.Box([k_choice, f_choice], layout=wrap), outer]))
 
 # %% tags=["nbval-check-output"]
 for g in grid:
