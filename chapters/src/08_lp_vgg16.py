@@ -543,7 +543,7 @@ if lp_label in spectra:
 
 # %% [markdown]
 # How much accuracy the net keeps while its spectra are forced down to rank $r$ is the question
-# the error column of the table above answers.
+# the LC errors of the evidence section above answer.
 
 # %% [markdown]
 # ## From bits to a file

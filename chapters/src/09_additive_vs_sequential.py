@@ -492,7 +492,8 @@ for rank in (0.25, 0.10):
     for name, (dsum, bits) in acc.items():
         vgg_rows.append({"rank": rank, "scheme": name, "bits": bits, "distortion": dsum / energy})
 vgg_res = pd.DataFrame(vgg_rows)
-vgg_res.pivot(index="scheme", columns="rank", values=["bits", "distortion"]).style.format(precision=4)
+vgg_res.pivot(index="scheme", columns="rank", values=["bits", "distortion"]).style.format(
+    "{:,.0f}", subset=["bits"]).format(precision=4, subset=["distortion"])
 
 # %% tags=["hide-input"]
 vlines = []

@@ -104,7 +104,7 @@ print(f"profile: {PROFILE}, device: {references.device()}; this chapter reads th
 # %%
 STORE = {prof: experiments.load_results(prof) for prof in experiments.PROFILES}  # quick, cpu, full
 for prof, rows in STORE.items():
-    print(f"{prof}: {len(rows)} stored result(s) in {experiments.RESULTS_DIR / prof}")
+    print(f"{prof}: {len(rows)} stored result(s) in data/results/{prof}/")
 
 # %% tags=["remove-cell"]
 assert STORE["quick"], "the committed quick-profile results are missing from data/results/quick"
