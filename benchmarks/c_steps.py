@@ -40,7 +40,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _timing import sync, timed  # noqa: E402
 from lcbook import references, models  # noqa: E402
 from lcbook.compressions import (  # noqa: E402
     AdaptiveQuantization,
@@ -54,19 +56,6 @@ try:
 except ImportError:  # pragma: no cover - a clear message instead of a traceback
     sys.exit("the benchmark needs scikit-learn for the old recipe: run `bash benchmarks/run.sh` "
              "or `.venv/bin/pip install scikit-learn`")
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device):
-    sync(device)
-    t0 = time.perf_counter()
-    out = fn()
-    sync(device)
-    return out, time.perf_counter() - t0
 
 
 def sqerr(a, b) -> float:

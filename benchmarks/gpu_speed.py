@@ -33,14 +33,15 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _timing import sync, timed  # noqa: E402
 from lcbook import experiments, models, references, train  # noqa: E402
 from lcbook.lc import direct_compression  # noqa: E402
 
@@ -51,19 +52,6 @@ SETTINGS = {"float32": (False, False, False, False), "channels_last": (True, Fal
 #: The combination each network is benchmarked with (as the book compresses it).
 COMBOS = {"resnet20": ("qp", {"k": 2, "fraction": 0.01}), "vgg16": ("lp", {"rank": 0.25, "fraction": 0.01})}
 EPOCH = 50_000  # images in a CIFAR-10 training epoch
-
-
-def sync(dev: torch.device) -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
-def timed(dev, fn):
-    sync(dev)
-    t0 = time.perf_counter()
-    fn()
-    sync(dev)
-    return time.perf_counter() - t0
 
 
 def measure(model_name: str, setting: str, images: int, test_images: int, repeats: int, dev: torch.device) -> dict:
@@ -93,13 +81,13 @@ def measure(model_name: str, setting: str, images: int, test_images: int, repeat
     kw = {"autocast": torch.bfloat16 if bf16 else None, "forward": forward}
     plain_epoch = lambda: train.train_epoch(model, batches(), opt, **kw)  # noqa: E731
     lc_epoch = lambda: train.train_epoch(model, batches(), opt, after_backward=lc.add_penalty_grad_, **kw)  # noqa: E731
-    warm = timed(dev, plain_epoch) + timed(dev, lc_epoch)  # allocator, autotuning, compilation
+    warm = timed(plain_epoch, dev)[1] + timed(lc_epoch, dev)[1]  # allocator, autotuning, compilation
     plain, lstep, csteps = [], [], []
     for _ in range(repeats):
-        plain.append(timed(dev, plain_epoch))
-        lstep.append(timed(dev, lc_epoch))
+        plain.append(timed(plain_epoch, dev)[1])
+        lstep.append(timed(lc_epoch, dev)[1])
         csteps.append(lc.c_step())
-    evaluation = timed(dev, lambda: train.evaluate(model, te))
+    evaluation = timed(lambda: train.evaluate(model, te), dev)[1]
     scale = EPOCH / len(tr.y)
     out = {"model": model_name, "setting": setting, "combination": combo, "budget": budget,
            "images": len(tr.y), "test_images": len(te.y), "repeats": repeats, "warm_up_seconds": warm,
