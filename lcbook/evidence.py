@@ -148,14 +148,21 @@ def run(model_name: str, dry_run: bool = False, progress: bool = True) -> int:
         try:
             if job.result_path().is_file():  # finished by another lane since the listing
                 continue
-            r = experiments.run_experiment(job, progress=progress)
+            try:
+                r = experiments.run_experiment(job, progress=progress)
+            except Exception as e:  # noqa: BLE001 - report and go on with the next job
+                failed += 1
+                log.exception("job %s failed: %s", job.id, e)
+                continue
             print(f"done {job.id}: reference {r['reference_error']:.2f}%  DC {r['dc_error']:.2f}%  "
                   f"LC {r['lc_error']:.2f}%  {r['bits_per_weight']:.3f} bits/weight", flush=True)
             if job.combo in weights.KINDS:  # histograms or spectra of the weights, beside the result
-                print(f"weight summary -> {weights.store(job)}", flush=True)
-        except Exception as e:  # noqa: BLE001 - report and go on with the next job
-            failed += 1
-            log.exception("job %s failed: %s", job.id, e)
+                try:
+                    print(f"weight summary -> {weights.store(job)}", flush=True)
+                except (OSError, ValueError) as e:  # the result is stored: only its summary is missing
+                    print(f"{job.id}: no weight summary ({e}); make it with python -m lcbook weights "
+                          f"{job.model} {job.combo} {experiments.budget_text(job.budget)} --profile {PROFILE}",
+                          flush=True)
         finally:
             lock.close()
     return failed

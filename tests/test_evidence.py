@@ -66,3 +66,34 @@ def test_a_job_claimed_by_one_lane_is_skipped_by_another(monkeypatch, tmp_path, 
     again = evidence.claim(job)
     assert again is not None
     again.close()
+
+
+def test_a_stored_result_whose_weight_summary_fails_is_not_a_failed_job(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("LCBOOK_RUNS_DIR", str(tmp_path))
+    monkeypatch.setattr(evidence, "PROFILE", "quick")
+    jobs = [experiments.Experiment("lenet300", "q", {"k": 2}, "quick"),
+            experiments.Experiment("lenet300", "q", {"k": 4}, "quick")]
+    monkeypatch.setattr(evidence, "plan", lambda name, progress=True: jobs)
+    monkeypatch.setattr(experiments.Experiment, "result_path", lambda self: tmp_path / f"{self.id}.json")
+    done = {"reference_error": 2.0, "dc_error": 3.0, "lc_error": 2.5, "bits_per_weight": 1.0}
+    ran = []
+
+    def run_experiment(job, progress=True):
+        ran.append(job.id)
+        if job.budget["k"] == 4:
+            raise RuntimeError("diverged")
+        return done
+
+    def no_summary(job):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(experiments, "run_experiment", run_experiment)
+    monkeypatch.setattr(evidence.weights, "store", no_summary)
+    assert evidence.run("lenet300", progress=False) == 1  # only the diverged run counts as failed
+    out = capsys.readouterr().out
+    assert ran == [j.id for j in jobs]
+    assert "no weight summary (disk full)" in out and "python -m lcbook weights lenet300 q" in out
+    for job in jobs:  # both locks were let go
+        lock = evidence.claim(job)
+        assert lock is not None
+        lock.close()
