@@ -219,6 +219,32 @@ def test_site_extension_drops_a_repeated_inline_script_of_the_head_only():
     assert body.count(a) == 1 and ext.once(fixed) == fixed and ext.once("<p>no head</p>") == "<p>no head</p>"
 
 
+def test_bibliography_labels_read_as_the_text_cites_them():
+    import importlib.util
+    import re
+
+    from pybtex.database import parse_file
+    from pybtex.plugin import find_plugin
+
+    spec = importlib.util.spec_from_file_location("lcbook_site", ROOT / "_ext" / "lcbook_site.py")
+    ext = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ext)
+    ext.register_styles()
+    bib = parse_file(str(ROOT / "references.bib"))
+    style = find_plugin("pybtex.style.formatting", "lcbook")()
+    labels = {e.key: e.label for e in style.format_entries(bib.entries.values())}
+    assert set(labels) == set(bib.entries)
+    for key, entry in bib.entries.items():
+        n = len(entry.persons["author"])
+        assert "\\" not in labels[key] and "{" not in labels[key], labels[key]  # LaTeX decoded
+        assert re.search(", " + entry.fields["year"] + "[ab]?$", labels[key]), labels[key]
+        assert (" et al." in labels[key]) == (n > 2) and (" and " in labels[key]) == (n == 2), labels[key]
+    part5 = next(k for k, e in bib.entries.items() if "Part V" in e.fields["title"])
+    assert labels[part5] == "Carreira-Perpiñán and Idelbayev, 2021"
+    assert len(set(labels.values())) == len(labels)  # same authors and year: 2020a, 2020b
+    assert labels["idelbayev2020flexible"].endswith("2020a") and labels["idelbayev2020lowrank"].endswith("2020b")
+
+
 #: The teaching chapters: each has a code exercise that a check cell marks (lcbook.exercises).
 CORE = ("01", "03", "04", "05", "06", "07", "08", "09")
 
