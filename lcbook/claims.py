@@ -140,3 +140,47 @@ def verdicts(results: Sequence[Dict]) -> List[Dict]:
                          **_compare(r, mine, refuted_by_better=False,
                                     none_text=f"no {name(claimed)} run at ≤ {r['bits_per_weight']:.3f} b/w")})
     return rows
+
+
+def report(results: Sequence[Dict]) -> str:
+    """The verdicts of :func:`verdicts` as Markdown nested lists that read on a phone: a bold line
+    per profile and network, under it each claim (in italics), under each claim the runs that test
+    it, each with its storage (bits per weight), LC test error (%), verdict, evidence and the span
+    of its last :data:`CONVERGED_STEPS` LC steps' test errors (points; left out when the run has
+    fewer steps).
+
+    Args:
+        results: stored results, as for :func:`verdicts`.
+
+    Returns:
+        Markdown text; one sentence if no run is judged.
+
+    Raises:
+        ValueError: as :func:`verdicts`, for a malformed result.
+    """
+    rows = verdicts(results)
+    if not rows:
+        return "No stored run to judge (runs with schedule overrides are not judged)."
+    def span_of(r: Dict) -> float:
+        try:
+            return last_steps_spread(r)
+        except (KeyError, TypeError, ValueError):  # no usable history: the span is left out
+            return float("nan")
+
+    spans = {r["id"]: span_of(r) for r in results}
+    groups: Dict[tuple, Dict[str, List[Dict]]] = {}
+    for row in rows:
+        groups.setdefault((row["profile"], row["model"]), {}).setdefault(row["claim"], []).append(row)
+    lines = []
+    for (profile, model), by_claim in groups.items():
+        lines += [f"**{profile} profile, {model}**", ""]
+        for claim, runs in by_claim.items():
+            lines.append(f"- *{claim}*")
+            for r in runs:
+                span = spans.get(r["id"], float("nan"))
+                tail = f"; last {CONVERGED_STEPS} LC steps span {span:.2f} points" if span == span else ""
+                evidence = f"{r['evidence']}{tail}".lstrip("; ")
+                lines.append(f"  - {r['combination']} at {r['bits_per_weight']:.3f} bits/weight, LC {r['lc_error']:.2f}%: "
+                             f"**{r['verdict']}**" + (f" ({evidence})" if evidence else ""))
+        lines.append("")
+    return "\n".join(lines)

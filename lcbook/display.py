@@ -21,7 +21,7 @@ import math
 import numbers
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["Chooser", "chooser", "every", "Provenance", "provenance"]
+__all__ = ["Chooser", "chooser", "every", "Panels", "panels", "NARROW_PX", "Provenance", "provenance"]
 
 
 def _png(fig, dpi: int) -> str:
@@ -119,13 +119,20 @@ class Chooser:
 
     def _data(self) -> dict:
         images, index, frames = [], {}, {}
-        for key, (png, caption) in self.frames.items():
-            if png is not None and png not in index:
+
+        def at(png):
+            if png is None:
+                return None
+            if png not in index:
                 index[png] = len(images)
                 images.append(png)
+            return index[png]
+
+        for key, (png, caption) in self.frames.items():
+            wide, narrow = png if isinstance(png, tuple) else (png, None)
             pos = "|".join(map(str, _positions(self.controls, key)))
-            frames[pos] = {"image": None if png is None else index[png], "caption": caption}
-        return {"images": images, "frames": frames, "missing": self.missing}
+            frames[pos] = {"image": at(wide), "narrow": at(narrow), "caption": caption}
+        return {"images": images, "frames": frames, "missing": self.missing, "narrow_px": NARROW_PX}
 
     def _repr_html_(self) -> str:
         return self.html()
@@ -158,6 +165,7 @@ class Chooser:
             parts.append("</span>")
         parts.append("</div>")
         png, caption = self.frames.get(self.start, (None, self.missing))
+        png = png[0] if isinstance(png, tuple) else png  # the script swaps in the narrow layout on a phone
         src = f"data:image/png;base64,{png}" if png is not None else ""
         parts.append(f'<div class="lcbook-chooser-caption">{caption}</div>')
         parts.append(f'<img class="lcbook-chooser-image" alt="{html.escape(self.alt)}" src="{src}"'
@@ -192,13 +200,16 @@ _SCRIPT = """<script>
     }).join("|");
     var f = data.frames[key];
     caption.innerHTML = f ? f.caption : data.missing;
-    if (f && f.image !== null) {
-      img.src = "data:image/png;base64," + data.images[f.image];
+    var i = f ? ((small && small.matches && f.narrow !== null) ? f.narrow : f.image) : null;
+    if (i !== null) {
+      img.src = "data:image/png;base64," + data.images[i];
       img.hidden = false;
     } else {
       img.hidden = true;
     }
   }
+  var small = window.matchMedia ? window.matchMedia("(max-width: " + data.narrow_px + "px)") : null;
+  if (small && small.addEventListener) { small.addEventListener("change", show); }
   Array.prototype.forEach.call(inputs, function (e) { e.addEventListener("input", show); });
   show();
 })();
@@ -250,8 +261,10 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
 
     Args:
         frames: ``{key: frame}``; ``key`` is a tuple with one value per control, in the order of
-            ``controls``; ``frame`` is a matplotlib ``Figure``, an HTML caption (``str``), or a
-            ``(Figure or None, caption)`` pair. Keys need not cover every combination.
+            ``controls``; ``frame`` is a matplotlib ``Figure`` or a :class:`Panels` (whose
+            stacked layout is shown on a page narrower than :data:`NARROW_PX`), an HTML caption
+            (``str``), or a ``(figure or None, caption)`` pair. Keys need not cover every
+            combination.
         controls: ``[(label, values), ...]``: each control's label and its values in display order.
         start: the key shown first (default: the first key of ``frames``).
         missing: HTML shown for a combination that has no frame.
@@ -301,10 +314,10 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
             fig, caption = None, frame
         else:
             fig, caption = frame, ""
-        if frame is None or (fig is not None and not hasattr(fig, "savefig")) or not isinstance(caption, str) \
-                or (fig is None and not caption):
-            raise TypeError(f"frames[{key!r}]: expected a matplotlib Figure, an HTML string or a (Figure or None, "
-                            f"HTML string) pair, got {type(frame).__name__} {frame!r:.80}")
+        if frame is None or (fig is not None and not hasattr(fig, "savefig") and not isinstance(fig, Panels)) \
+                or not isinstance(caption, str) or (fig is None and not caption):
+            raise TypeError(f"frames[{key!r}]: expected a matplotlib Figure or Panels, an HTML string or a (figure "
+                            f"or None, HTML string) pair, got {type(frame).__name__} {frame!r:.80}")
         todo.append((_values_at(controls, pos), fig, caption))
     if start is None:
         start = todo[0][0]
@@ -314,8 +327,129 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
         raise ValueError(f"start: {start!r} is not a key of frames")
     start = _values_at(controls, pos)
     # Everything is checked before the first figure is rendered (and closed).
-    rendered = {key: (None if fig is None else _png(fig, dpi), caption) for key, fig, caption in todo}
+    rendered = {key: (None if fig is None else (fig.wide, fig.narrow) if isinstance(fig, Panels) else _png(fig, dpi),
+                      caption) for key, fig, caption in todo}
     return Chooser(controls, rendered, start, missing, alt)
+
+
+#: Pages narrower than this many CSS pixels (a phone) show a multi-panel figure's stacked layout.
+NARROW_PX = 640
+
+_MAX_PANELS = 16
+
+
+class Panels:
+    """A figure of several panels in two layouts (see :func:`panels`); displays itself as HTML,
+    a ``<picture>`` that shows ``narrow`` on pages narrower than :data:`NARROW_PX` and ``wide``
+    elsewhere.
+
+    Attributes:
+        wide: the panels side by side (rows of ``columns``), a base64 PNG.
+        narrow: the panels one above the other, a base64 PNG.
+        alt: the image's alternative text.
+    """
+
+    def __init__(self, wide: str, narrow: str, alt: str):
+        self.wide, self.narrow, self.alt = wide, narrow, alt
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def html(self) -> str:
+        """The ``<picture>`` element, both PNGs inline (the page needs no other file)."""
+        return (f'<picture class="lcbook-panels"><source media="(max-width: {NARROW_PX}px)" '
+                f'srcset="data:image/png;base64,{self.narrow}">'
+                f'<img alt="{html.escape(self.alt)}" src="data:image/png;base64,{self.wide}"></picture>')
+
+    def __repr__(self) -> str:
+        return f"Panels({self.alt!r})"
+
+
+def _positive(name: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{name}: expected a positive finite number, got {v!r}")
+    return float(v)
+
+
+def panels(draw, n: int, panel_size: Tuple[float, float] = (5.0, 3.6), columns: Optional[int] = None,
+           alt: str = "a figure of several panels", dpi: int = 130, sharex: bool = False, sharey: bool = False,
+           width_ratios: Optional[Sequence[float]] = None, narrow_columns: int = 1) -> Panels:
+    """Draw a figure of ``n`` panels twice: side by side for a wide page, one above the other (or
+    in rows of ``narrow_columns``) for a phone, where side-by-side panels would shrink their labels
+    to a few pixels.
+
+    Args:
+        draw: ``draw(fig, axes)``, called once per layout with the matplotlib ``Figure`` (in
+            constrained layout: a figure legend goes ``loc="outside lower center"``, and no
+            ``tight_layout`` is needed) and a list of ``n`` ``Axes`` in reading order; it plots and
+            labels them and returns nothing. Both calls get the same data.
+        n: number of panels, 1 to 16.
+        panel_size: ``(width, height)`` of one panel in inches, both > 0.
+        columns: panels per row in the wide layout (default ``n``: one row), 1 to ``n``.
+        alt: the image's alternative text.
+        dpi: resolution of both PNGs (dots per inch), a positive integer.
+        sharex, sharey: share the panels' x or y axis (as ``plt.subplots``) in both layouts.
+        width_ratios: relative panel widths in the wide layout's rows (``columns`` positive
+            numbers); the narrow layout gives its panels equal widths.
+        narrow_columns: panels per row in the narrow layout, 1 to ``columns`` (small panels such
+            as images may stand two abreast on a phone).
+
+    Returns:
+        A :class:`Panels`; display it (as a cell's last expression, or ``display(p)``), or pass it
+        as a :func:`chooser` frame.
+
+    Raises:
+        TypeError: ``draw`` is not callable; ``alt`` is not a string.
+        ValueError: ``n``, ``columns``, ``narrow_columns`` or ``dpi`` out of range or not an integer; ``panel_size`` not
+            two positive numbers; ``width_ratios`` not ``columns`` positive numbers. Whatever
+            ``draw`` raises is raised unchanged, and its figure is closed.
+    """
+    import matplotlib.pyplot as plt
+
+    if not callable(draw):
+        raise TypeError(f"draw: expected a function draw(fig, axes), got {type(draw).__name__} {draw!r:.80}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or not 1 <= n <= _MAX_PANELS:
+        raise ValueError(f"n: expected a whole number of panels from 1 to {_MAX_PANELS}, got {n!r}")
+    n = int(n)
+    if columns is None:
+        columns = n
+    if isinstance(columns, bool) or not isinstance(columns, numbers.Integral) or not 1 <= columns <= n:
+        raise ValueError(f"columns: expected a whole number from 1 to n = {n}, got {columns!r}")
+    columns = int(columns)
+    if isinstance(narrow_columns, bool) or not isinstance(narrow_columns, numbers.Integral) \
+            or not 1 <= narrow_columns <= columns:
+        raise ValueError(f"narrow_columns: expected a whole number from 1 to columns = {columns}, got {narrow_columns!r}")
+    narrow_columns = int(narrow_columns)
+    if not isinstance(panel_size, (tuple, list)) or len(panel_size) != 2:
+        raise ValueError(f"panel_size: expected (width, height) in inches, got {panel_size!r}")
+    width, height = (_positive(f"panel_size[{i}]", v) for i, v in enumerate(panel_size))
+    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Integral) or dpi <= 0:
+        raise ValueError(f"dpi: expected a positive integer (dots per inch), got {dpi!r}")
+    if not isinstance(alt, str):
+        raise TypeError(f"alt: expected a string, got {type(alt).__name__} {alt!r}")
+    ratios = None
+    if width_ratios is not None:
+        if isinstance(width_ratios, (str, bytes)) or not isinstance(width_ratios, Sequence) \
+                or len(width_ratios) != columns:
+            raise ValueError(f"width_ratios: expected {columns} positive numbers (one per column), got {width_ratios!r}")
+        ratios = [_positive(f"width_ratios[{i}]", v) for i, v in enumerate(width_ratios)]
+    rows, narrow_rows = -(-n // columns), -(-n // narrow_columns)
+    layouts = [(rows, columns, (width * columns, height * rows), ratios),
+               (narrow_rows, narrow_columns, (width * narrow_columns, height * narrow_rows), None)]
+    pngs = []
+    for nrows, ncols, size, wr in layouts:
+        fig, grid = plt.subplots(nrows, ncols, figsize=size, squeeze=False, sharex=sharex, sharey=sharey,
+                                 gridspec_kw={"width_ratios": wr} if wr else None, layout="constrained")
+        try:
+            axes = list(grid.ravel())
+            for extra in axes[n:]:
+                extra.remove()
+            draw(fig, axes[:n])
+        except BaseException:
+            plt.close(fig)
+            raise
+        pngs.append(_png(fig, dpi))
+    return Panels(pngs[0], pngs[1], alt)
 
 
 def every(*axes: Sequence) -> list:

@@ -208,3 +208,21 @@ def convergence(results: List[Dict]) -> List[Dict]:
                      "spread (points)": spread, "converged": bool(spread < CONVERGED_SPREAD),
                      "hours": r["lc_seconds"] / 3600})
     return rows
+
+
+def convergence_table(results: List[Dict]):
+    """:func:`convergence` as a pandas DataFrame for the page: indexed by the run (its
+    combination and budget, e.g. ``"Q+P k=2, fraction=0.01"``, which wraps on a phone), with the
+    short columns ``steps`` (LC steps), ``last 3 errors %`` (their test errors), ``spread``
+    (points), ``converged`` and ``hours``."""
+    import pandas as pd
+
+    from .claims import CONVERGED_STEPS
+
+    rows = convergence(results)
+    table = pd.DataFrame(rows, columns=["id", "combination", "budget", "LC steps", "last steps (test error %)",
+                                        "spread (points)", "converged", "hours"])
+    table.index = pd.Index([f"{r['combination']} {r['budget'].replace(',', ', ')}" for r in rows], name="run")
+    table = table.rename(columns={"LC steps": "steps", "last steps (test error %)": f"last {CONVERGED_STEPS} errors %",
+                                  "spread (points)": "spread"})
+    return table.drop(columns=["id", "combination", "budget"])

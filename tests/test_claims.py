@@ -97,3 +97,28 @@ def test_malformed_results_are_refused_with_the_field_named():
     with pytest.raises(ValueError, match="lc_error"):
         claims.verdicts([{**fake("qp", 1000, 10.0), "lc_error": "9"}])
     assert claims.verdicts([]) == []
+
+
+def test_the_report_lists_every_verdict_under_its_profile_network_and_claim():
+    hist = [{"step": i, "test_error": e} for i, e in enumerate([30.0, 12.5, 12.25, 12.0])]
+    runs = [fake("qp", 1400, 12.0, history=hist), fake("q", 1000, 11.0), fake("p", 1400, 30.0),
+            fake("qp", 1400, 9.0, profile="quick"), fake("l", 2000, 40.0, model="vgg16_quarter")]
+    text = claims.report(runs)
+    rows = claims.verdicts(runs)
+    heads = [line for line in text.splitlines() if line.startswith("**")]
+    assert heads == ["**cpu profile, resnet20**", "**quick profile, resnet20**", "**cpu profile, vgg16_quarter**"]
+    blocks, current = {}, None  # the text under each heading
+    for line in text.splitlines():
+        if line in heads:
+            current = line
+        elif current:
+            blocks[current] = blocks.get(current, "") + line + "\n"
+    for r in rows:
+        block = blocks[f"**{r['profile']} profile, {r['model']}**"]
+        assert block.count(f"- *{r['claim']}*") == 1  # each claim once per profile and network
+        line = f"  - {r['combination']} at {r['bits_per_weight']:.3f} bits/weight, LC {r['lc_error']:.2f}%: **{r['verdict']}**"
+        assert line in block and r["evidence"] in block
+    assert sum(line.startswith("  - ") for line in text.splitlines()) == len(rows)
+    assert "last 3 LC steps span 0.50 points" in text  # the run with a history; the others have none
+    assert text.count("span") == 2  # Q+P's two claims, both on the run with a history
+    assert claims.report([]).startswith("No stored run")

@@ -86,8 +86,8 @@ def test_true_is_not_1_and_equal_values_cannot_share_a_control():
         display.chooser({("2",): "a"}, [("x", [1, 2])])
     # booleans get a menu, and the key (False,) finds the value False, not 0
     page, data = _data(display.chooser({(False,): "off", (True,): "on"}, [("sparse", [False, True])], start=(True,)))
-    assert "<select" in page and data["frames"] == {"0": {"caption": "off", "image": None},
-                                                      "1": {"caption": "on", "image": None}}
+    assert "<select" in page and data["frames"] == {"0": {"caption": "off", "image": None, "narrow": None},
+                                                      "1": {"caption": "on", "image": None, "narrow": None}}
     assert '<option value="1" selected>True</option>' in page
 
 
@@ -185,3 +185,79 @@ def test_provenance_keeps_the_changes_mark_and_refuses_bad_records():
 def test_a_number_beyond_float_range_is_a_named_value_error():
     with pytest.raises(ValueError, match="finite numbers"):
         display.chooser({(10**400,): "x"}, [("n", [10**400])])
+
+
+def _size(png_b64):
+    from PIL import Image
+    import io
+
+    return Image.open(io.BytesIO(base64.b64decode(png_b64))).size
+
+
+def test_panels_draw_both_layouts_wide_side_by_side_and_narrow_stacked():
+    calls = []
+
+    def draw(fig, axes):
+        calls.append((fig, len(axes), [tuple(ax.get_subplotspec().get_geometry()[:2]) for ax in axes]))
+        for i, ax in enumerate(axes):
+            ax.plot([0, 1], [0, i])
+            ax.set_title(f"panel {i}")
+
+    p = display.panels(draw, 3, panel_size=(2.0, 1.5), alt="three <panels>", dpi=50)
+    assert [c[1] for c in calls] == [3, 3] and calls[0][0] is not calls[1][0]
+    assert calls[0][2] == [(1, 3)] * 3 and calls[1][2] == [(3, 1)] * 3  # one row, then one column
+    (ww, wh), (nw, nh) = _size(p.wide), _size(p.narrow)
+    assert ww > 2 * nw and nh > 2 * wh  # bbox_inches="tight" trims, so compare shapes, not exact pixels
+    page = p.html()
+    assert f'media="(max-width: {display.NARROW_PX}px)" srcset="data:image/png;base64,{p.narrow}"' in page
+    assert f'src="data:image/png;base64,{p.wide}"' in page and 'alt="three &lt;panels&gt;"' in page
+    assert plt.get_fignums() == []
+
+
+def test_panels_fill_rows_of_columns_and_drop_the_empty_slots():
+    seen = []
+    display.panels(lambda fig, axes: seen.append((len(axes), len(fig.axes))), 5, panel_size=(1, 1), columns=2, dpi=20)
+    assert seen == [(5, 5), (5, 5)]  # a 3×2 grid's sixth slot is removed
+    grids = []
+    display.panels(lambda fig, axes: grids.append(axes[0].get_subplotspec().get_geometry()[:2]), 5, panel_size=(1, 1),
+                   columns=5, narrow_columns=2, dpi=20)
+    assert grids == [(1, 5), (3, 2)]
+    with pytest.raises(ValueError, match="narrow_columns"):
+        display.panels(lambda fig, axes: None, 5, columns=2, narrow_columns=3)
+
+
+def test_a_chooser_frame_of_panels_switches_to_the_narrow_layout_on_a_phone():
+    def frame(y):
+        return display.panels(lambda fig, axes: [ax.plot([0, 1], [0, y]) for ax in axes], 2, panel_size=(1, 1), dpi=20)
+
+    one, two = frame(1), frame(2)
+    page, data = _data(display.chooser({(1,): one, (2,): (two, "two"), (3,): _fig(3)}, [("y", [1, 2, 3])]))
+    for pos, p in (("0", one), ("1", two)):
+        f = data["frames"][pos]
+        assert data["images"][f["image"]] == p.wide and data["images"][f["narrow"]] == p.narrow
+    assert data["frames"]["1"]["caption"] == "two"
+    assert data["frames"]["2"]["narrow"] is None  # a plain figure has one layout
+    assert data["narrow_px"] == display.NARROW_PX and "matchMedia" in page
+    assert f'src="data:image/png;base64,{one.wide}"' in page  # the wide layout until the script runs
+
+
+def test_panels_refuse_bad_input_by_name_and_close_the_figure_when_draw_raises():
+    def boom(fig, axes):
+        raise RuntimeError("bad data")
+
+    with pytest.raises(RuntimeError, match="bad data"):
+        display.panels(boom, 2)
+    assert plt.get_fignums() == []
+    ok = lambda fig, axes: None  # noqa: E731
+    for kwargs, err, match in (({"n": 0}, ValueError, "n: "), ({"n": 2.0}, ValueError, "n: "),
+                               ({"n": True}, ValueError, "n: "), ({"n": 17}, ValueError, "n: "),
+                               ({"columns": 3}, ValueError, "columns"), ({"panel_size": (0, 1)}, ValueError, "panel_size"),
+                               ({"panel_size": (1, math.inf)}, ValueError, "panel_size"),
+                               ({"panel_size": 3}, ValueError, "panel_size"), ({"dpi": 0}, ValueError, "dpi"),
+                               ({"alt": None}, TypeError, "alt"), ({"width_ratios": [1]}, ValueError, "width_ratios"),
+                               ({"width_ratios": [1, -1]}, ValueError, "width_ratios")):
+        with pytest.raises(err, match=match):
+            display.panels(ok, **{"n": 2, **kwargs})
+    with pytest.raises(TypeError, match="draw"):
+        display.panels("plot", 2)
+    assert plt.get_fignums() == []

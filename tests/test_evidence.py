@@ -97,3 +97,19 @@ def test_a_stored_result_whose_weight_summary_fails_is_not_a_failed_job(monkeypa
         lock = evidence.claim(job)
         assert lock is not None
         lock.close()
+
+
+def test_the_convergence_table_names_each_run_and_judges_its_last_three_steps():
+    def result(combo, budget, errors):
+        hist = [{"step": "DC", "test_error": 60.0}] + [{"step": i, "test_error": e} for i, e in enumerate(errors)]
+        return {"id": f"resnet20-{combo}", "combo": combo, "budget": budget, "history": hist, "lc_seconds": 7200.0}
+
+    runs = [result("qp", {"k": 2, "fraction": 0.01}, [30.0, 20.0, 19.9, 19.8]),
+            result("p", {"fraction": 0.03}, [40.0, 39.0, 36.0])]
+    t = evidence.convergence_table(runs)
+    assert list(t.index) == ["Q+P k=2, fraction=0.01", "P fraction=0.03"]
+    assert list(t["steps"]) == [4, 3]
+    assert list(t["last 3 errors %"]) == ["20.00, 19.90, 19.80", "40.00, 39.00, 36.00"]
+    assert abs(t["spread"].iloc[0] - 0.2) < 1e-9 and t["spread"].iloc[1] == 4.0
+    assert list(t["converged"]) == [True, False] and list(t["hours"]) == [2.0, 2.0]
+    assert evidence.convergence_table([]).empty

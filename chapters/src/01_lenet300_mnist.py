@@ -298,12 +298,13 @@ for r in results:
 # $\boldsymbol{\Delta}(\boldsymbol{\Theta})$ falls from its DC value.
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
-plots.lc_paths(histories, key="distance", ax=axes[0], ylabel="‖w − Δ(Θ)‖²")
-axes[0].set_yscale("log")
-plots.lc_paths(histories, key="test_error", ax=axes[1])
-fig.tight_layout()
-plt.show()
+def draw_paths(fig, axes):
+    plots.lc_paths(histories, key="distance", ax=axes[0], ylabel="‖w − Δ(Θ)‖²")
+    axes[0].set_yscale("log")
+    plots.lc_paths(histories, key="test_error", ax=axes[1])
+
+
+lcbook.display.panels(draw_paths, 2, panel_size=(5.5, 3.6), alt="LC paths over μ: distance and test error")
 
 # %% [markdown]
 # ## What the sparse corrections do
@@ -321,22 +322,23 @@ dc_qp = lcbook.direct_compression(ref_model, make_tasks(QP)).tasks[0]
 lc_qp = lcs[QP].tasks[0]
 w_ref = dc_qp.gather().detach()
 bins = torch.linspace(float(w_ref.min()), float(w_ref.max()), 161)
-fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), sharey=True)
-for ax, (title, bound, w_shown) in zip(axes, [("direct compression (reference weights)", dc_qp, w_ref),
-                                               ("LC (reference weights)", lc_qp, w_ref),
-                                               ("LC (learned weights w)", lc_qp, lc_qp.gather().detach())]):
-    theta = bound.theta
-    corrected = torch.zeros(w_shown.numel(), dtype=torch.bool)
-    corrected[theta["1.indices"]] = True
-    ax.hist(w_shown[~corrected].numpy(), bins=bins.numpy(), color="0.7", label="served by the codebook")
-    ax.hist(w_shown[corrected].numpy(), bins=bins.numpy(), color=plots.combo_color("p"), label="corrected (κ = 1%)")
-    for j, c in enumerate(theta["0.codebook"]):
-        ax.axvline(float(c), color="C3", lw=1.5, label="codebook values" if j == 0 else None)
-    ax.set(yscale="log", title=title, xlabel="weight")
-axes[0].set_ylabel("number of weights (log)")
-axes[0].legend(fontsize=9)
-fig.tight_layout()
-plt.show()
+def draw_corrections(fig, axes):
+    for ax, (title, bound, w_shown) in zip(axes, [("direct compression (reference weights)", dc_qp, w_ref),
+                                                   ("LC (reference weights)", lc_qp, w_ref),
+                                                   ("LC (learned weights w)", lc_qp, lc_qp.gather().detach())]):
+        theta = bound.theta
+        corrected = torch.zeros(w_shown.numel(), dtype=torch.bool)
+        corrected[theta["1.indices"]] = True
+        ax.hist(w_shown[~corrected].numpy(), bins=bins.numpy(), color="0.7", label="served by the codebook")
+        ax.hist(w_shown[corrected].numpy(), bins=bins.numpy(), color=plots.combo_color("p"), label="corrected (κ = 1%)")
+        for j, c in enumerate(theta["0.codebook"]):
+            ax.axvline(float(c), color="C3", lw=1.5, label="codebook values" if j == 0 else None)
+        ax.set(yscale="log", title=title, xlabel="weight", ylabel="number of weights (log)")
+    axes[0].legend(fontsize=9)
+
+
+display(lcbook.display.panels(draw_corrections, 3, panel_size=(4.6, 3.6), sharey=True,
+                              alt="weight histograms of Q+P: DC, LC on the reference weights, LC's learned weights"))
 same = len(set(dc_qp.theta["1.indices"].tolist()) & set(lc_qp.theta["1.indices"].tolist()))
 print(f"codebook: DC {[round(float(c), 4) for c in dc_qp.theta['0.codebook']]}, "
       f"LC {[round(float(c), 4) for c in lc_qp.theta['0.codebook']]}; "
@@ -408,7 +410,7 @@ def penalty_gradient(w, delta, lam, mu):
 
 exercises.check_penalty_gradient(penalty_gradient)
 
-# %% tags=["hide-cell"]
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show a solution", "code_prompt_hide": "Hide the solution"}
 # A solution: run it, then the check again.
 def penalty_gradient(w, delta, lam, mu):
     """∇_w of −λᵀ(w − Δ) + μ/2 ‖w − Δ‖².

@@ -77,6 +77,7 @@ import torch
 from IPython.display import Markdown, display
 
 import lcbook
+import lcbook.display
 from lcbook import references, models, experiments, train
 from lcbook import AdaptiveQuantization
 
@@ -196,20 +197,22 @@ def layer_sizes(name):
     return names, [params[n].numel() for n in names], [n in compressed for n in names]
 
 
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [20, 16]})
-for ax, name, title in zip(axes, ["resnet20", "vgg16"], ["ResNet-20", "VGG-16 (BN, CIFAR-10)"]):
-    names, sizes, comp = layer_sizes(name)
-    colors = ["C0" if name.startswith("resnet") else "C1"] * len(names)
-    ax.bar(range(len(names)), sizes, color=[c if k else "none" for c, k in zip(colors, comp)],
-           edgecolor=colors, linewidth=1.2)
-    ax.set_yscale("log")
-    ax.set_xticks(range(len(names)))
-    ax.set_xticklabels([n.removesuffix(".weight") for n in names], rotation=90, fontsize=6)
-    ax.set_ylabel("weights in the layer (count, log scale)")
-    ax.set_title(f"{title}: {sum(sizes):,} conv/linear weights")
-    ax.grid(axis="y", alpha=0.3, which="both")
-plt.tight_layout()
-plt.show()
+def draw_layers(fig, axes):
+    for ax, name, title in zip(axes, ["resnet20", "vgg16"], ["ResNet-20", "VGG-16 (BN, CIFAR-10)"]):
+        names, sizes, comp = layer_sizes(name)
+        colors = ["C0" if name.startswith("resnet") else "C1"] * len(names)
+        ax.bar(range(len(names)), sizes, color=[c if k else "none" for c, k in zip(colors, comp)],
+               edgecolor=colors, linewidth=1.2)
+        ax.set_yscale("log")
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels([n.removesuffix(".weight") for n in names], rotation=90, fontsize=8)
+        ax.set_ylabel("weights in the layer (count, log)")
+        ax.set_title(f"{title}: {sum(sizes):,} conv/linear weights")
+        ax.grid(axis="y", alpha=0.3, which="both")
+
+
+lcbook.display.panels(draw_layers, 2, panel_size=(5.6, 4.4), width_ratios=[20, 16],
+                      alt="weights per layer of ResNet-20 and VGG-16, compressed layers filled")
 
 # %%
 r20_names, r20_sizes, _ = layer_sizes("resnet20")
@@ -361,15 +364,17 @@ for name, dataset, size in [("lenet300", "mnist", None), ("vgg16_quarter", "cifa
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 y_test = test_batches.y
 wrong = [int(torch.nonzero((pred != y_test) & (y_test == c))[0]) for c in range(10) if ((pred != y_test) & (y_test == c)).any()]
-fig, axes = plt.subplots(2, 5, figsize=(9, 4.8))
-for ax, i in zip(axes.flat, wrong):
-    ax.imshow(test_batches.x[i].permute(1, 2, 0).cpu().numpy())
-    ax.set_title(f"{CIFAR10_CLASSES[y_test[i]]}\n→ {CIFAR10_CLASSES[pred[i]]}", fontsize=8)
-for ax in axes.flat:
-    ax.axis("off")
-fig.suptitle("ResNet-20 (quick reference) mistakes: true class → predicted class", fontsize=10)
-plt.tight_layout()
-plt.show()
+def draw_mistakes(fig, axes):
+    for ax, i in zip(axes, wrong):
+        ax.imshow(test_batches.x[i].permute(1, 2, 0).cpu().numpy())
+        ax.set_title(f"{CIFAR10_CLASSES[y_test[i]]}\n→ {CIFAR10_CLASSES[pred[i]]}", fontsize=10)
+    for ax in axes:
+        ax.axis("off")
+
+
+lcbook.display.panels(draw_mistakes, len(wrong), panel_size=(1.8, 2.1), columns=min(5, len(wrong)),
+                      narrow_columns=min(2, len(wrong)),
+                      alt="ResNet-20 (quick reference) mistakes: true class → predicted class")
 
 # %% [markdown]
 # ## Published reference errors, and why the quick references are weaker
@@ -514,7 +519,6 @@ assert abs(math.log(stale[-1])) > abs(math.log(stale[0]))  # the mismatch grows 
 # after LC, is shown in {doc}`07_qp_resnets`.
 
 # %%
-import lcbook.display
 
 lcbook.display.provenance({f"{name} reference (quick)": references.reference(name, "quick", progress=False)[1]
                            for name in ("lenet300", "resnet20", "vgg16_quarter")})

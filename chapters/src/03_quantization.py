@@ -429,7 +429,7 @@ assert math.isclose(sum(dist["one codebook per layer"].values()), per_layer.dist
 # %%
 for name, lc in (("one codebook per layer", per_layer), ("one codebook for all layers", shared)):
     r = lcbook.storage_report(lc)
-    print(f"{name:28s}: total distortion ‖w − Δ(Θ)‖² = {lc.distance():8.2f}, "
+    print(f"{name:28s}: total distortion {lc.distance():8.2f}, "
           f"{r['compressed_bits']:,} bits ({r['bits_per_weight']:.4f} bits per weight)")
 
 # %%
@@ -604,7 +604,7 @@ def lloyd_step(x, codebook):
 
 exercises.check_lloyd_step(lloyd_step)
 
-# %% tags=["hide-cell"]
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show a solution", "code_prompt_hide": "Hide the solution"}
 # A solution: run it, then the check again.
 def lloyd_step(x, codebook):
     """x: (N,) weights; codebook: (K,) sorted entries.

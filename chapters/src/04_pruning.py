@@ -110,6 +110,7 @@ import torch
 from IPython.display import Markdown, display
 
 import lcbook
+import lcbook.display
 from lcbook import references, models, plots, experiments, train
 from lcbook import ConstraintL0Pruning, ConstraintL1Pruning, PenaltyL0Pruning, PenaltyL1Pruning, Task
 from lcbook.compressions import project_l1_ball, sparse_bits, sparse_layout
@@ -137,19 +138,21 @@ forms = {
 }
 deltas = {name: c.compress(grid, mu=MU_DEMO)[0] for name, c in forms.items()}
 
-fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
-for ax, kind in zip(axes, ("ℓ0", "ℓ1")):
-    ax.plot(grid, grid, color="gray", lw=0.8, ls="--", label="identity (no pruning)")
-    for name, d in deltas.items():
-        if name.startswith(kind):
-            ax.plot(grid, d, lw=2, label=name)
-    ax.set_title(f"{kind}: {'hard' if kind == 'ℓ0' else 'soft'} thresholding")
-    ax.set_xlabel("weight $w_i$")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-axes[0].set_ylabel("pruned weight $\\Delta(\\mathbf{w})_i$")
-plt.tight_layout()
-plt.show()
+def draw_thresholds(fig, axes):
+    for ax, kind in zip(axes, ("ℓ0", "ℓ1")):
+        ax.plot(grid, grid, color="gray", lw=0.8, ls="--", label="identity (no pruning)")
+        for name, d in deltas.items():
+            if name.startswith(kind):
+                ax.plot(grid, d, lw=2, label=name)
+        ax.set_title(f"{kind}: {'hard' if kind == 'ℓ0' else 'soft'} thresholding")
+        ax.set_xlabel("weight $w_i$")
+        ax.set_ylabel("pruned weight $\\Delta(\\mathbf{w})_i$")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+
+
+display(lcbook.display.panels(draw_thresholds, 2, panel_size=(4.8, 3.8), sharey=True,
+                              alt="the ℓ0 and ℓ1 pruning C steps as functions of one weight"))
 
 # %% [markdown]
 # The thresholds are short enough to write by hand. The cell below does so — with the ℓ1-ball
@@ -583,7 +586,6 @@ pen.style.format(precision=3)
 # computed when the page was built, so the controls work without a kernel.
 
 # %%
-import lcbook.display
 
 A_CHOICES = [1e-4, 3e-4, 1e-3, 3e-3, 1e-2]
 MU_CHOICES = [MUS[0], MUS[len(MUS) // 2], MUS[-1]]
@@ -625,7 +627,6 @@ assert all(kept_at[(a, MU_CHOICES[j])] <= kept_at[(a, MU_CHOICES[j + 1])] for j 
 # read off the error–storage plane rather than at a preset budget.
 
 # %%
-import lcbook.display
 
 lcbook.display.provenance({"reference": record, **{f"LC run: {r['id']}": r for r in stored}})
 
@@ -657,7 +658,7 @@ def hard_threshold(w, alpha, mu):
 
 exercises.check_hard_threshold(hard_threshold)
 
-# %% tags=["hide-cell"]
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show a solution", "code_prompt_hide": "Hide the solution"}
 # A solution: run it, then the check again.
 def hard_threshold(w, alpha, mu):
     """w: (N,) weights; alpha: the price α > 0 of a kept weight; mu: the penalty μ > 0.

@@ -521,22 +521,24 @@ for cost in ("storage", "flops"):
                               "error": lc.distance()}
 
 full_rank = np.array([min(PARAMS[n].shape[0], PARAMS[n][0].numel()) for n in LAYERS])
-fig, axes = plt.subplots(1, 2, figsize=(12, 4), sharey=True)
-for ax, cost in zip(axes, ("storage", "flops")):
-    for j, alpha in enumerate(ALPHAS):
-        ax.plot(range(len(LAYERS)), np.array(sweep[cost, alpha]["ranks"]) / full_rank, marker="o",
-                color=plt.cm.plasma(j / len(ALPHAS)), label=f"α = {alpha:g}")
-    ax.set_xticks(range(len(LAYERS)), [SHORT[n] for n in LAYERS], rotation=60, fontsize=8)
-    ax.set_title(f"cost = {cost!r}")
-    ax.set_xlabel("layer")
-    ax.grid(alpha=0.3)
-axes[0].set_ylabel("chosen rank / full rank")
-handles, _ = axes[0].get_legend_handles_labels()
-fig.legend(handles, [f"α = {a:g}" for a in ALPHAS], loc="upper center", bbox_to_anchor=(0.5, 0.02), ncol=len(ALPHAS),
-           title="storage: α;  flops: α × weights/MACs")
-fig.suptitle("Rank selection on the reference weights (μ = 1)")
-fig.tight_layout()
-plt.show()
+def draw_ranks(fig, axes):
+    for ax, cost in zip(axes, ("storage", "flops")):
+        for j, alpha in enumerate(ALPHAS):
+            ax.plot(range(len(LAYERS)), np.array(sweep[cost, alpha]["ranks"]) / full_rank, marker="o",
+                    color=plt.cm.plasma(j / len(ALPHAS)), label=f"α = {alpha:g}")
+        ax.set_xticks(range(len(LAYERS)), [SHORT[n] for n in LAYERS], rotation=60, fontsize=8)
+        ax.set_title(f"cost = {cost!r}")
+        ax.set_xlabel("layer")
+        ax.set_ylabel("chosen rank / full rank")
+        ax.grid(alpha=0.3)
+    handles, _ = axes[0].get_legend_handles_labels()
+    fig.legend(handles, [f"α = {a:g}" for a in ALPHAS], loc="outside lower center", ncol=min(len(ALPHAS), 4),
+               title="storage: α;  flops: α × weights/MACs")
+    fig.suptitle("Rank selection on the reference weights (μ = 1)")
+
+
+display(lcbook.display.panels(draw_ranks, 2, panel_size=(5.6, 4.0), sharey=True,
+                              alt="the rank each layer gets under the storage and the flops cost, for several α"))
 
 # %% tags=["remove-cell"]
 # A larger α never raises a layer's rank (for either cost): ranks are non-increasing in α.
@@ -689,15 +691,17 @@ print(f"reference {stored['reference_error']:.2f}%  DC {stored['dc_error']:.2f}%
       f"MACs / {stored['reference_macs'] / stored['macs']:.2f}")
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
-plots.lc_paths({"L: rank fraction 0.25": stored["history"]}, key="test_error", ax=axes[0])
-axes[0].axhline(stored["reference_error"], ls="--", color="gray", lw=1, label="reference")
-axes[0].legend(fontsize=8)
-plots.lc_paths({"L: rank fraction 0.25": stored["history"]}, key="distance", ax=axes[1], ylabel="‖w − Δ(Θ)‖²")
-axes[1].set_yscale("log")
-fig.suptitle("Stored LC run of low-rank VGG-16/4 (× = direct compression)")
-fig.tight_layout()
-plt.show()
+def draw_stored_run(fig, axes):
+    plots.lc_paths({"L: rank fraction 0.25": stored["history"]}, key="test_error", ax=axes[0])
+    axes[0].axhline(stored["reference_error"], ls="--", color="gray", lw=1, label="reference")
+    axes[0].legend(fontsize=8)
+    plots.lc_paths({"L: rank fraction 0.25": stored["history"]}, key="distance", ax=axes[1], ylabel="‖w − Δ(Θ)‖²")
+    axes[1].set_yscale("log")
+    fig.suptitle("Stored LC run of low-rank VGG-16/4 (× = direct compression)")
+
+
+display(lcbook.display.panels(draw_stored_run, 2, panel_size=(5.5, 3.8),
+                              alt="test error and distance along the stored LC run of low-rank VGG-16/4"))
 
 # %% tags=["remove-cell"]
 assert stored["lc_error"] < stored["dc_error"], "LC did not improve on DC in the stored run"
@@ -755,7 +759,7 @@ def truncated_svd(W, r):
 
 exercises.check_truncated_svd(truncated_svd)
 
-# %% tags=["hide-cell"]
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show a solution", "code_prompt_hide": "Hide the solution"}
 # A solution: run it, then the check again.
 def truncated_svd(W, r):
     """W: (m, n) weight matrix; r: the rank.

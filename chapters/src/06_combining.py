@@ -501,42 +501,42 @@ def toy_lc(comp):
     return torch.stack(path), torch.stack(deltas)
 
 
-fig, axes = plt.subplots(1, 3, figsize=(12, 4.3), sharex=True, sharey=True)
 g1, g2_ = torch.meshgrid(torch.linspace(-2, 3, 200, dtype=torch.float64), torch.linspace(-2, 2.2, 200, dtype=torch.float64),
                          indexing="xy")
 grid = torch.stack([g1.reshape(-1), g2_.reshape(-1)], 1)
 loss_grid = (0.5 * ((grid @ X2.T - y2) ** 2).mean(1)).reshape(g1.shape)
-toy_rows = []
-for ax, (label, comp) in zip(axes, TOY_SETS.items()):
-    geom = TOY_GEOMETRY[label]
-    ax.contour(g1, g2_, loss_grid, levels=toy_loss(w_bar) + torch.tensor([0.05, 0.2, 0.5, 1, 2, 3.5]).numpy(),
-               colors="0.7", linewidths=0.8)
-    for p, e in geom["lines"]:
-        ends = torch.stack([p - 5 * e, p + 5 * e])
-        ax.plot(ends[:, 0], ends[:, 1], color="C0", lw=2, alpha=0.5)
-    if geom["points"]:
-        pts = torch.stack(geom["points"])
-        ax.plot(pts[:, 0], pts[:, 1], "s", color="C0", ms=8, alpha=0.6)
-    path, deltas = toy_lc(comp)
-    best = exact_minimum(geom)
-    ax.plot(path[:, 0], path[:, 1], ".-", color="C3", lw=1, ms=4, label="LC path of w over μ")
-    ax.plot(*w_bar, "ko", ms=6, label="reference w̄")
-    ax.plot(*deltas[0], "x", color="k", ms=10, mew=2, label="DC: projection of w̄")
-    ax.plot(*deltas[-1], "*", color="C3", ms=14, label="LC: Δ(Θ) at the end")
-    ax.plot(*best, "o", mfc="none", mec="C2", ms=16, mew=2, label="best point of the set")
-    ax.set_title(label, fontsize=11)
-    ax.set_xlabel("w₁")
-    ax.set_xlim(-2, 3)
-    ax.set_ylim(-2, 2.2)
-    ax.set_aspect("equal")
-    toy_rows.append({"set": label, "loss of w̄": toy_loss(w_bar), "DC loss": toy_loss(deltas[0]),
-                     "LC loss": toy_loss(deltas[-1]), "best loss on the set": toy_loss(best),
-                     "LC found the best point": bool(torch.allclose(deltas[-1], best, atol=1e-3))})
-axes[0].set_ylabel("w₂")
-fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=5, fontsize=9.5, frameon=False)
-fig.suptitle("A linear model with two weights: loss contours, feasible sets (blue), DC and the LC path", fontsize=12)
-fig.tight_layout(rect=(0, 0.07, 1, 1))
-plt.show()
+toy_runs = {label: (toy_lc(comp), exact_minimum(TOY_GEOMETRY[label])) for label, comp in TOY_SETS.items()}
+toy_rows = [{"set": label, "loss of w̄": toy_loss(w_bar), "DC loss": toy_loss(deltas[0]),
+             "LC loss": toy_loss(deltas[-1]), "best loss on the set": toy_loss(best),
+             "LC found the best point": bool(torch.allclose(deltas[-1], best, atol=1e-3))}
+            for label, ((path, deltas), best) in toy_runs.items()]
+
+
+def draw_toy(fig, axes):
+    for ax, (label, ((path, deltas), best)) in zip(axes, toy_runs.items()):
+        geom = TOY_GEOMETRY[label]
+        ax.contour(g1, g2_, loss_grid, levels=toy_loss(w_bar) + torch.tensor([0.05, 0.2, 0.5, 1, 2, 3.5]).numpy(),
+                   colors="0.7", linewidths=0.8)
+        for p, e in geom["lines"]:
+            ends = torch.stack([p - 5 * e, p + 5 * e])
+            ax.plot(ends[:, 0], ends[:, 1], color="C0", lw=2, alpha=0.5)
+        if geom["points"]:
+            pts = torch.stack(geom["points"])
+            ax.plot(pts[:, 0], pts[:, 1], "s", color="C0", ms=8, alpha=0.6)
+        ax.plot(path[:, 0], path[:, 1], ".-", color="C3", lw=1, ms=4, label="LC path of w over μ")
+        ax.plot(*w_bar, "ko", ms=6, label="reference w̄")
+        ax.plot(*deltas[0], "x", color="k", ms=10, mew=2, label="DC: projection of w̄")
+        ax.plot(*deltas[-1], "*", color="C3", ms=14, label="LC: Δ(Θ) at the end")
+        ax.plot(*best, "o", mfc="none", mec="C2", ms=16, mew=2, label="best point of the set")
+        ax.set_title(label, fontsize=11)
+        ax.set(xlabel="w₁", ylabel="w₂", xlim=(-2, 3), ylim=(-2, 2.2))
+        ax.set_aspect("equal")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=9.5, frameon=False)
+    fig.suptitle("A linear model with two weights: loss contours, feasible sets (blue), DC and the LC path", fontsize=11)
+
+
+display(lcbook.display.panels(draw_toy, 3, panel_size=(4.4, 4.0), sharex=True, sharey=True,
+                              alt="two-weight toy: feasible sets of Q, P and Q+P, DC and the LC path"))
 toy = pd.DataFrame(toy_rows).set_index("set")
 toy.style.format(precision=3)
 
@@ -609,7 +609,7 @@ resnet_points = (
 resnet_df = pd.DataFrame(resnet_points)
 p2 = resnet_df[(resnet_df.family == "P") & (resnet_df.setting == "κ=2.0%")].iloc[0]
 print(f"pruning to 2% costs {p2.bits / round(0.02 * w.numel()):.1f} bits per kept weight on this layer")
-resnet_df[resnet_df.family != "P"].round(3)
+resnet_df[resnet_df.family != "P"].set_index(["family", "setting"]).round(3)
 
 
 # %%
@@ -649,30 +649,32 @@ pareto_plot(resnet_df, {"Q": ("s", "-"), "P": ("", "-"), "Q+P": ("o", "-")},
 def qp_frame(f):
     comp = AdditiveCombination(qp_parts(f))
     d, th = comp.compress(w)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for fam, combo, marker in (("Q", "q", "s"), ("P", "p", ""), ("Q+P", "qp", "o")):
-        part = resnet_df[resnet_df.family == fam].sort_values("bits/weight")
-        a1.plot(part["bits/weight"], part["distortion %"], marker=marker, ms=4, alpha=0.6,
-                color=plots.combo_color(combo), label=fam)
     bits, dist = comp.bits(th) / w.numel(), rel(w, d)
-    a1.scatter([bits], [dist], s=140, facecolors="none", edgecolors="k", lw=2, zorder=5, label="this κ")
-    a1.set(xlim=(0, 5), ylim=(0, 100), xlabel="storage (bits per weight)", ylabel="relative distortion (%)",
-           title="the front, with the chosen point")
-    a1.grid(alpha=0.3)
-    a1.legend(fontsize=9)
     kept = torch.zeros(w.numel(), dtype=torch.bool)
     kept[th["1.indices"]] = True
     values = w.reshape(-1).numpy()
     bins = torch.linspace(float(w.min()), float(w.max()), 121).numpy()
-    a2.hist(values[~kept.numpy()], bins=bins, color="0.75", label="served by the codebook")
-    a2.hist(values[kept.numpy()], bins=bins, color=plots.combo_color("p"), label=f"κ = {int(kept.sum())} corrected")
-    for j, cj in enumerate(th["0.codebook"]):
-        a2.axvline(float(cj), color="C3", lw=1.6, label="codebook entries" if j == 0 else None)
-    a2.set(yscale="log", xlabel="weight w", ylabel="number of weights (log)", title=f"{R_NAME}: who serves which weight")
-    a2.legend(fontsize=9)
-    fig.tight_layout()
-    return fig, (f"K = 2 + κ = {f:.2%} of the weights: {bits:.2f} bits per weight, "
-                 f"relative distortion {dist:.2f}%")
+
+    def draw(fig, axes):
+        a1, a2 = axes
+        for fam, combo, marker in (("Q", "q", "s"), ("P", "p", ""), ("Q+P", "qp", "o")):
+            part = resnet_df[resnet_df.family == fam].sort_values("bits/weight")
+            a1.plot(part["bits/weight"], part["distortion %"], marker=marker, ms=4, alpha=0.6,
+                    color=plots.combo_color(combo), label=fam)
+        a1.scatter([bits], [dist], s=140, facecolors="none", edgecolors="k", lw=2, zorder=5, label="this κ")
+        a1.set(xlim=(0, 5), ylim=(0, 100), xlabel="storage (bits per weight)", ylabel="relative distortion (%)",
+               title="the front, with the chosen point")
+        a1.grid(alpha=0.3)
+        a1.legend(fontsize=9)
+        a2.hist(values[~kept.numpy()], bins=bins, color="0.75", label="served by the codebook")
+        a2.hist(values[kept.numpy()], bins=bins, color=plots.combo_color("p"), label=f"κ = {int(kept.sum())} corrected")
+        for j, cj in enumerate(th["0.codebook"]):
+            a2.axvline(float(cj), color="C3", lw=1.6, label="codebook entries" if j == 0 else None)
+        a2.set(yscale="log", xlabel="weight w", ylabel="number of weights (log)", title=f"{R_NAME}: who serves which weight")
+        a2.legend(fontsize=9)
+
+    return (lcbook.display.panels(draw, 2, panel_size=(5.5, 3.8), alt="the Q+P front and the weights the corrections serve"),
+            f"K = 2 + κ = {f:.2%} of the weights: {bits:.2f} bits per weight, relative distortion {dist:.2f}%")
 
 
 lcbook.display.chooser({(f"{f:.2%}",): qp_frame(f) for f in QP_FRACTIONS},
@@ -708,7 +710,7 @@ resnet_matched = matched(resnet_df, "Q+P", ["Q", "P"])
 assert resnet_matched["beats both"].any(), "no Q+P setting beats both Q and P at matched storage"
 
 # %%
-resnet_matched.round(3)
+resnet_matched.set_index("setting").round(3)
 
 # %% [markdown]
 # The table shows where the combination pays off in distortion. Past 2 bits per weight, a K = 4
@@ -765,7 +767,7 @@ vgg_matched["beats L"] = vgg_matched["L+P"] < vgg_matched["best L within the bit
 assert vgg_matched["beats L"].any(), "no L+P setting beats low-rank alone at matched storage"
 
 # %%
-vgg_matched.round(3)
+vgg_matched.set_index("setting").round(3)
 
 # %%
 beats_l = int(vgg_matched["beats L"].sum())
@@ -847,7 +849,7 @@ def best_corrections(w, q, kappa):
 
 exercises.check_best_corrections(best_corrections)
 
-# %% tags=["hide-cell"]
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show a solution", "code_prompt_hide": "Hide the solution"}
 # A solution: run it, then the check again.
 def best_corrections(w, q, kappa):
     """w: (N,) weights; q: (N,) the quantized part; kappa: corrections allowed (int ≥ 0).

@@ -273,7 +273,7 @@ if EV:
     plots.error_vs_bits(EV, reference_error=ev_ref["test_error"],
                         title="ResNet-20 after LC (cpu profile, all of CIFAR-10)")
     plt.show()
-    display(pd.DataFrame(evidence.convergence(EV)).set_index("id").style.format(precision=2))
+    display(evidence.convergence_table(EV).style.format(precision=2))
     plots.lc_paths_of(EV)
     plt.show()
 
@@ -285,10 +285,8 @@ if EV:
 # that refutes it, and is *untested* while a run it needs is missing):
 
 # %%
-ev_claims = pd.DataFrame(claims.verdicts(EV))
 if EV:
-    display(ev_claims[["combination", "bits_per_weight", "lc_error", "claim", "verdict", "evidence"]]
-            .style.format(precision=3, subset=["bits_per_weight"]).format(precision=2, subset=["lc_error"]))
+    display(Markdown(claims.report(EV)))
 by_budget = {(r["combo"], experiments.budget_text(r["budget"])): r for r in EV}
 qp1 = by_budget.get(("qp", "k=2,fraction=0.01"))
 lines = []
@@ -340,20 +338,22 @@ SHOWN = ["conv1.weight", "layer1.0.conv1.weight", "layer2.0.conv1.weight", "laye
 def weight_frame(layer):
     edges = torch.tensor(layer["edges"])
     centres, width = ((edges[1:] + edges[:-1]) / 2).numpy(), float(edges[1] - edges[0])
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.8), sharey=True)
-    panels = [("DC, on the reference weights", "dc_reference", "codebook_dc"),
-              ("LC, on the reference weights", "lc_reference", "codebook_lc"),
-              ("LC, on the learned weights w", "lc_learned", "codebook_lc")]
-    for ax, (title, key, book) in zip(axes, panels):
-        ax.bar(centres, layer[key + "_served"], width=width, color="0.7", label="served by the codebook")
-        ax.bar(centres, layer[key + "_corrected"], width=width, bottom=layer[key + "_served"],
-               color=plots.combo_color("p"), label="corrected (float)")
-        for j, c in enumerate(layer[book]):
-            ax.axvline(c, color="C3", lw=1, ls="--", zorder=0, label="codebook values" if j == 0 else None)
-        ax.set(yscale="log", title=title, xlabel="weight")
-    axes[0].set_ylabel("number of weights (log)")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=11, frameon=False)
-    fig.tight_layout(rect=(0, 0.09, 1, 1))
+    shown = [("DC, on the reference weights", "dc_reference", "codebook_dc"),
+             ("LC, on the reference weights", "lc_reference", "codebook_lc"),
+             ("LC, on the learned weights w", "lc_learned", "codebook_lc")]
+
+    def draw(fig, axes):
+        for ax, (title, key, book) in zip(axes, shown):
+            ax.bar(centres, layer[key + "_served"], width=width, color="0.7", label="served by the codebook")
+            ax.bar(centres, layer[key + "_corrected"], width=width, bottom=layer[key + "_served"],
+                   color=plots.combo_color("p"), label="corrected (float)")
+            for j, c in enumerate(layer[book]):
+                ax.axvline(c, color="C3", lw=1, ls="--", zorder=0, label="codebook values" if j == 0 else None)
+            ax.set(yscale="log", title=title, xlabel="weight", ylabel="number of weights (log)")
+        fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=3, fontsize=10, frameon=False)
+
+    fig = lcbook.display.panels(draw, 3, panel_size=(4.2, 3.6), sharey=True,
+                                alt="histograms of a layer's weights with the codebook and the corrected weights")
     caption = (f"{layer['name']}: {layer['n']:,} weights, {layer['kappa_lc']} corrected; codebook DC "
                f"{', '.join(f'{c:+.4f}' for c in layer['codebook_dc'])} → LC {', '.join(f'{c:+.4f}' for c in layer['codebook_lc'])}; "
                f"{layer['same_corrections']} of the {layer['kappa_lc']} corrected weights are the ones DC corrected")
@@ -413,7 +413,7 @@ if hist:
 # %% tags=["nbval-check-output"]
 for name, lc in dcs.items():
     nnz = sum(int((b.task.compression.decompress(b.theta) != 0).sum()) for b in lc.tasks) if name.startswith("P") else None
-    print(f"{name}: {lc.compressed_bits()} bits in Θ" + (f", {nnz} kept weights" if nnz is not None else ""))
+    print(f"{name}: {lc.compressed_bits()} bits stored" + (f", {nnz} kept weights" if nnz is not None else ""))
 
 # %% tags=["hide-input"]
 size_rows = []
@@ -495,7 +495,7 @@ def gap_code_bits(indices):
 
 exercises.check_gap_code_bits(gap_code_bits)
 
-# %% tags=["hide-cell"]
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show a solution", "code_prompt_hide": "Hide the solution"}
 # A solution: run it, then the check again.
 def gap_code_bits(indices):
     """indices: (κ,) sorted distinct int64 positions of the corrections.

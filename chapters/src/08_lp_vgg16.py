@@ -95,6 +95,7 @@ import torch.nn.functional as F
 from IPython.display import Markdown, display
 
 import lcbook
+import lcbook.display
 from lcbook import claims, evidence, references, export, layer_positions, models, plots, experiments, storage_report, train
 from lcbook.compressions import ConstraintL0Pruning, LowRank
 
@@ -342,21 +343,20 @@ EV = evidence.stored("vgg16_quarter")
 ev_ref = evidence.reference_record("vgg16_quarter")
 print(evidence.reference_line("vgg16_quarter"))
 if EV:
-    fig, axes = plt.subplots(1, 2, figsize=(12.8, 4.4))
-    plots.error_vs_bits(EV, reference_error=ev_ref["test_error"], ax=axes[0],
-                        title="VGG-16/4 after LC (cpu profile, all of CIFAR-10)")
-    plots.lc_paths_of(EV, ax=axes[1])
-    plt.tight_layout()
-    plt.show()
-    display(pd.DataFrame(evidence.convergence(EV)).set_index("id").style.format(precision=2))
-    display(pd.DataFrame(claims.verdicts(EV))[["combination", "bits_per_weight", "lc_error", "claim", "verdict",
-                                               "evidence"]].style.format(precision=3, subset=["bits_per_weight"])
-            .format(precision=2, subset=["lc_error"]))
+    def draw_evidence(fig, axes):
+        plots.error_vs_bits(EV, reference_error=ev_ref["test_error"], ax=axes[0],
+                            title="VGG-16/4 after LC (cpu profile, all of CIFAR-10)")
+        plots.lc_paths_of(EV, ax=axes[1])
+
+    display(lcbook.display.panels(draw_evidence, 2, panel_size=(6.0, 4.4),
+                                  alt="VGG-16/4 after LC: error against bits, and the LC paths"))
+    display(evidence.convergence_table(EV).style.format(precision=2))
+    display(Markdown(claims.report(EV)))
 
 # %% [markdown]
 # Left, the front after LC (● LC, × direct compression); right, the test error of
 # $\boldsymbol{\Delta}(\boldsymbol{\Theta})$ at each μ. The first table says whether each run had
-# settled (spread of the last three LC steps under 0.3 points); the second gives each run's
+# settled (spread of the last three LC steps under 0.3 points); the list gives each run's
 # verdict on Part V's VGG claim, computed by `lcbook.claims`. In words, from the same numbers:
 
 # %%
@@ -452,7 +452,6 @@ plt.show()
 # the end of the chapter).
 
 # %%
-import lcbook.display
 from lcbook import weights as stored_weights
 
 SPECTRUM_RUNS = [("L: rank 0.1", experiments.Experiment(MODEL, "l", {"rank": 0.1}, "cpu")),
@@ -748,7 +747,6 @@ tmpdir.cleanup()
 # storage *and* compute shrink, and the few floats that the low rank cannot express cost little.
 
 # %%
-import lcbook.display
 
 lcbook.display.provenance({f"reference ({PROFILE})": ref_rec, **{f"LC run ({PROFILE}): {k}": r for k, r in stored.items()},
                            **({"reference (cpu)": ev_ref} if ev_ref else {}), **{f"LC run (cpu): {r['id']}": r for r in EV},
@@ -783,7 +781,7 @@ def low_rank_macs(m, n, r, positions):
 
 exercises.check_low_rank_macs(low_rank_macs)
 
-# %% tags=["hide-cell"]
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show a solution", "code_prompt_hide": "Hide the solution"}
 # A solution: run it, then the check again.
 def low_rank_macs(m, n, r, positions):
     """m, n: the weight matrix's shape; r: the rank; positions: output positions per example.

@@ -612,7 +612,7 @@ def prune_then_quantize(w, kappa, k):
 
 exercises.check_prune_then_quantize(prune_then_quantize)
 
-# %% tags=["hide-cell"]
+# %% tags=["hide-cell"] mystnb={"code_prompt_show": "Show a solution", "code_prompt_hide": "Hide the solution"}
 # A solution: run it, then the check again.
 def prune_then_quantize(w, kappa, k):
     """w: (N,) weights; kappa: weights kept; k: codebook size K.

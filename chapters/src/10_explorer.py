@@ -90,12 +90,11 @@ def png(fig) -> bytes:
 #
 # Every LC run in the results store, of every profile: the `quick` runs that CI repeats and the
 # long `cpu`-profile runs on all of CIFAR-10 (`data/results/<profile>/`, written by `python -m
-# lcbook run` and `python -m lcbook evidence`). Choose a network (with its profile) and a
-# combination with its budget: the figure draws that network's error-vs-bits front after LC, one
-# curve per combination, the reference as a dashed line and direct compression as faint crosses,
-# and rings the chosen run; the caption gives its numbers. A choice that is not stored says the
-# command that makes it. The figures were drawn when the page was built, so this works without a
-# kernel.
+# lcbook run` and `python -m lcbook evidence`). Choose a run (network, profile, combination and
+# budget; the menu lists only what is stored): the figure draws that network's error-vs-bits front
+# after LC, one curve per combination, the reference as a dashed line and direct compression as
+# faint crosses, and rings the chosen run; the caption gives its numbers and the command that
+# made it. The figures were drawn when the page was built, so this works without a kernel.
 
 # %%
 from lcbook import claims
@@ -115,20 +114,12 @@ def front_label(model, prof):
     return f"{model} ({prof})"
 
 
-RUN_LABELS = sorted({run_label(r) for r in every})
 explorer_frames = {}
 for model, prof in fronts:
-    rows = [r for r in every if r["model"] == model and r["profile"] == prof]
-    by_label = {run_label(r): r for r in rows}
-    for lab in RUN_LABELS:
-        key = (front_label(model, prof), lab)
-        r = by_label.get(lab)
-        if r is None:
-            combo, budget = next((x["combo"], x["budget"]) for x in every if run_label(x) == lab)
-            explorer_frames[key] = (f"No stored {prof} run of {lab} on {model}. "
-                                    f"<code>python -m lcbook run {model} {combo} {experiments.budget_text(budget)} "
-                                    f"--profile {prof}</code> makes it (if this network takes that combination).")
-            continue
+    rows = sorted((r for r in every if r["model"] == model and r["profile"] == prof),
+                  key=lambda r: (r["combo"], r["bits_per_weight"]))
+    for r in rows:
+        lab = run_label(r)
         fig, ax = plt.subplots(figsize=(6.4, 4.6))
         plots.error_vs_bits(rows, reference_error=r["reference_error"], ax=ax,
                             title=f"{model} on {'MNIST' if model.startswith('lenet') else 'CIFAR-10'} ({prof} profile)")
@@ -144,12 +135,12 @@ for model, prof in fronts:
                    f"{r['reference_error']:.2f}%; {len(r['history']) - 1} LC steps, last three within {spread:.2f} points; "
                    f"{r['hardware']}, {r['date'][:10]}, commit {r['git_commit'][:8]}. "
                    f"<code>{r['command']}</code>")
-        explorer_frames[key] = (fig, caption)
+        explorer_frames[(f"{front_label(model, prof)} · {lab}",)] = (fig, caption)
 # open on the evidence: the cpu-profile ResNet-20 Q+P run if it is stored, else the first stored run
-first = next((k for k, v in explorer_frames.items() if k[0] == front_label("resnet20", "cpu") and k[1].startswith("Q+P ")
-              and not isinstance(v, str)), next(k for k, v in explorer_frames.items() if not isinstance(v, str)))
-lcbook.display.chooser(explorer_frames, [("network", [front_label(m, p) for m, p in fronts]), ("run", RUN_LABELS)],
-                       start=first, alt="error against bits per weight of the stored runs, the chosen run ringed", dpi=100)
+first = next((k for k in explorer_frames if k[0].startswith(front_label("resnet20", "cpu") + " · Q+P ")),
+             next(iter(explorer_frames)))
+lcbook.display.chooser(explorer_frames, [("stored run", [k[0] for k in explorer_frames])], start=first,
+                       alt="error against bits per weight of the stored runs, the chosen run ringed", dpi=100)
 
 # %% tags=["nbval-check-output"]
 for prof in experiments.PROFILES:
@@ -270,9 +261,12 @@ plt.show()
 # above are the precomputed part.
 
 # %%
-k_any = widgets.IntSlider(value=3, min=2, max=64, description="K")
-f_any = widgets.FloatLogSlider(value=0.003, base=10, min=-4, max=-0.7, description="sparse", readout_format=".4f")
-go = widgets.Button(description="compress and test")
+slider_box = widgets.Layout(width="100%", max_width="26em")  # a phone gets a full-width track per slider
+k_any = widgets.IntSlider(value=3, min=2, max=64, description="K", layout=slider_box,
+                          style={"description_width": "initial"})
+f_any = widgets.FloatLogSlider(value=0.003, base=10, min=-4, max=-0.7, description="sparse", readout_format=".4f",
+                               layout=slider_box, style={"description_width": "initial"})
+go = widgets.Button(description="compress and test", layout=widgets.Layout(width="auto"))  # the whole label
 out = widgets.Output()
 
 
@@ -285,7 +279,7 @@ def on_click(_):
 
 
 go.on_click(on_click)
-display(widgets.VBox([widgets.HBox([k_any, f_any, go]), out]))
+display(widgets.VBox([widgets.Box([k_any, f_any, go], layout=wrap), out]))
 
 # %%
 # What the button runs, checked here without a browser: a budget outside the precomputed grid.

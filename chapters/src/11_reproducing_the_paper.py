@@ -75,6 +75,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 import lcbook
+import lcbook.display
 from lcbook import claims, references, models, plots, experiments
 from lcbook.compressions import FLOAT_BITS
 
@@ -114,13 +115,14 @@ budget_text = experiments.budget_text  # {"k": 2, "fraction": 0.02} -> "k=2,frac
 
 
 def table(rows):
+    """One row per stored result, named by its command-line words; how each was made (date,
+    hardware, commit, command) is in the provenance box at the end of the chapter."""
     return pd.DataFrame([{
-        "network": r["model"], "combination": r["combo"], "budget": budget_text(r["budget"]),
+        "run": f"{r['model']} {r['combo']} {budget_text(r['budget'])}",
         "reference error %": r["reference_error"], "DC error %": r["dc_error"], "LC error %": r["lc_error"],
-        "ratio": r["ratio"], "bits/weight": r["bits_per_weight"],
+        "bits/weight": r["bits_per_weight"], "ratio": r["ratio"],
         "test images": r["schedule"]["test_size"] or 10_000, "LC minutes": r["lc_seconds"] / 60,
-        "profile": r["profile"], "date": r["date"][:10], "hardware": r["hardware"], "git commit": r["git_commit"][:10],
-    } for r in rows]).set_index(["network", "combination", "budget"])
+    } for r in rows]).set_index("run")
 
 
 # %% [markdown]
@@ -200,20 +202,24 @@ print(f"checked {sum(map(len, STORE.values()))} stored results")
 
 # %% tags=["hide-input"]
 quick_models = sorted({r["model"] for r in STORE["quick"]})
-fig, axes = plt.subplots(1, len(quick_models), figsize=(6.2 * len(quick_models), 4.4), squeeze=False)
-for ax, model in zip(axes[0], quick_models):
-    rows = [r for r in STORE["quick"] if r["model"] == model]
-    refs = {r["reference_error"] for r in rows}
-    assert len(refs) == 1, f"{model}: results measured against different references or test sets"
-    plots.error_vs_storage([{"name": f"{r['combo'].upper()} {budget_text(r['budget'])}", **r} for r in rows],
-                           reference_error=refs.pop(), ax=ax, title=f"{model} (quick profile, stored results)")
-    ratios = [r["ratio"] for r in rows]
-    ax.set_xlim(min(ratios) / 1.4, max(ratios) * 1.4)
-    ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-plt.tight_layout()
-plt.show()
+
+
+def draw_quick(fig, axes):
+    for ax, model in zip(axes, quick_models):
+        rows = [r for r in STORE["quick"] if r["model"] == model]
+        refs = {r["reference_error"] for r in rows}
+        assert len(refs) == 1, f"{model}: results measured against different references or test sets"
+        plots.error_vs_storage([{"name": f"{r['combo'].upper()} {budget_text(r['budget'])}", **r} for r in rows],
+                               reference_error=refs.pop(), ax=ax, title=f"{model} (quick profile, stored results)")
+        ratios = [r["ratio"] for r in rows]
+        ax.set_xlim(min(ratios) / 1.4, max(ratios) * 1.4)
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+
+
+display(lcbook.display.panels(draw_quick, len(quick_models), panel_size=(6.0, 4.4),
+                              alt="stored quick results: test error against compression ratio, DC and LC"))
 
 
 # %% tags=["hide-input"]
@@ -270,19 +276,21 @@ sweep_table.pivot(index="μ0", columns="setting", values="LC error %").style.for
     + "; ".join(f"{' '.join(s)} {rs[0]['dc_error']:.2f}%" for s, rs in sweep_runs.items()) + ")")
 
 # %%
-fig, axes = plt.subplots(1, len(sweep_runs), figsize=(6.2 * len(sweep_runs), 4.0), squeeze=False)
-for ax, (s, rs) in zip(axes[0], sweep_runs.items()):
-    for r in sorted(rs, key=lambda r: r["schedule"]["mu0"]):
-        steps = [h for h in r["history"] if h["step"] != "FT"]
-        ax.plot(range(len(steps)), [h["test_error"] for h in steps], marker="o",
-                label=f"μ0 = {r['schedule']['mu0']:g}" + ("" if r["overrides"] else " (quick schedule)"))
-    ax.set_xticks(range(len(steps)), ["DC"] + [str(h["step"]) for h in steps[1:]])
-    ax.set_xlabel("LC step")
-    ax.set_ylabel("test error of Δ(Θ) (%)")
-    ax.set_title(" ".join(s))
-    ax.legend(fontsize=8)
-plt.tight_layout()
-plt.show()
+def draw_sweeps(fig, axes):
+    for ax, (s, rs) in zip(axes, sweep_runs.items()):
+        for r in sorted(rs, key=lambda r: r["schedule"]["mu0"]):
+            steps = [h for h in r["history"] if h["step"] != "FT"]
+            ax.plot(range(len(steps)), [h["test_error"] for h in steps], marker="o",
+                    label=f"μ0 = {r['schedule']['mu0']:g}" + ("" if r["overrides"] else " (quick schedule)"))
+        ax.set_xticks(range(len(steps)), ["DC"] + [str(h["step"]) for h in steps[1:]])
+        ax.set_xlabel("LC step")
+        ax.set_ylabel("test error of Δ(Θ) (%)")
+        ax.set_title(" ".join(s))
+        ax.legend(fontsize=8)
+
+
+display(lcbook.display.panels(draw_sweeps, len(sweep_runs), panel_size=(6.0, 4.0),
+                              alt="test error along LC for each μ0 of the sweep"))
 for s, rs in sweep_runs.items():
     best = min(rs, key=lambda r: r["lc_error"])
     std = [r for r in rs if not r["overrides"]]
@@ -364,25 +372,22 @@ pd.DataFrame([{
 # to about 1 bit per weight plus a few floating-point weights without loss of accuracy; VGG nets
 # compress better as low-rank plus a few floating-point weights.
 #
-# Every stored run of every profile tests one of these statements; the table gives the statement,
-# the verdict and the numbers it rests on, all computed from the store by `lcbook.claims` (its
+# Every stored run of every profile tests one of these statements; the list below gives, per
+# profile and network, each statement, the runs that test it, the verdict and the numbers it rests on, all computed from the store by `lcbook.claims` (its
 # docstring defines each test; a claim *fails* only on a run that refutes it, and is *untested*
 # when the run it needs is missing or is much smaller and less accurate). The quick runs come
 # from short CPU runs and weak references, so they agree or disagree with the paper for reasons
-# of scale too; the cpu runs are long enough to have settled (the last column: spread of the
-# last three LC steps' test errors, points), at the scale of ResNet-20 and a quarter-width VGG-16.
+# of scale too; the cpu runs are long enough to have settled (the span of the last three LC
+# steps' test errors, in points, is given with each run), at the scale of ResNet-20 and a quarter-width VGG-16.
 
 # %%
 VERDICTS = pd.DataFrame(claims.verdicts([r for prof in experiments.PROFILES for r in STORE[prof]]))
-spread = {r["id"]: claims.last_steps_spread(r) for prof in experiments.PROFILES for r in STORE[prof]}
-VERDICTS["last 3 steps span"] = VERDICTS["id"].map(spread)
 
 # %% tags=["remove-cell"]
 assert set(VERDICTS["id"]) == {r["id"] for prof in experiments.PROFILES for r in STORE[prof] if not r["overrides"]}
 
 # %%
-(VERDICTS.drop(columns=["id", "reference_error"]).set_index(["profile", "model", "combination"])
- .style.format(precision=2).format(precision=3, subset=["bits_per_weight"]))
+display(Markdown(claims.report([r for prof in experiments.PROFILES for r in STORE[prof]])))
 
 # %%
 counts = VERDICTS.groupby(["profile", "verdict"]).size().unstack(fill_value=0)
@@ -496,7 +501,6 @@ assert all(j.profile == "full" and j.result_path().parent == experiments.RESULTS
 # committed and not read by the book).
 
 # %%
-import lcbook.display
 
 lcbook.display.provenance({f"{r['profile']} run: {r['id']}": r for prof in STORE.values() for r in prof})
 

@@ -93,7 +93,8 @@ for m in bench["models"]:
 #
 # `speedup` is old seconds / lcbook seconds; `distortion ratio` is lcbook's error over the old
 # recipe's (below 1: lcbook is closer to the weights); `× sort` is lcbook's quantization time
-# over one `torch.sort` of the same weights, the floor for any method that sorts.
+# over one `torch.sort` of the same weights, the floor for any method that sorts (— where it
+# does not apply: only quantization sorts).
 
 # %%
 tables = {}
@@ -104,7 +105,7 @@ if bench is not None:
                                 "vs_sort": "× sort"})
         tables[m["model"]] = df
         print(f"{m['model']}: {m['layers']} conv layers, {m['weights']:,} weights; {m['weights_source']}")
-        display(df[["old s", "lcbook s", "speedup", "distortion ratio", "× sort"]].round(4))
+        display(df[["old s", "lcbook s", "speedup", "distortion ratio", "× sort"]].style.format(precision=4, na_rep="—"))
 
 # %%
 if bench is not None:

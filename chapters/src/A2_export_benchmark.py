@@ -69,6 +69,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 import lcbook
+import lcbook.display
 from lcbook import references
 
 stored = sorted((references.ROOT / "data" / "results").glob("export_benchmark_*.json"))
@@ -90,6 +91,7 @@ for b in benches:
 # package's storage accounting in bytes (bits / 8). The payload rounds each section up to whole
 # bytes (`sections` of them); the header and the BatchNorm running statistics (which a deployment could fold into the
 # convolutions) come on top. `ratio` is the float32 file of the uncompressed model over this file.
+# The reference is the plain float32 file, with no sections (—).
 
 # %%
 rows = [dict(r, device=b["device"]) for b in benches for r in b["rows"]]
@@ -98,7 +100,7 @@ frame["budget"] = frame["budget"].apply(lambda b: ", ".join(f"{k}={v:g}" for k, 
 sizes = frame[frame["device"] == benches[0]["device"]][
     ["model", "case", "budget", "file_bytes", "param_payload_bytes", "accounted_bytes", "header_bytes", "buffer_bytes",
      "ratio", "sections"]]
-sizes.set_index(["model", "case"]).round(1)
+sizes.set_index(["model", "case"]).style.format(precision=1, na_rep="—")
 
 # %% tags=["nbval-check-output"]
 for model, group in sizes.groupby("model", sort=False):
@@ -131,15 +133,17 @@ speed["MACs (millions)"] = speed["macs"] / 1e6
 speed.drop(columns="macs").set_index(["model", "device", "case"]).round(2)
 
 # %%
-fig, axes = plt.subplots(1, len(speed["model"].unique()), figsize=(5.5 * len(speed["model"].unique()), 3.6), squeeze=False)
-for ax, (model, group) in zip(axes[0], speed.groupby("model", sort=False)):
-    ax.barh(group["case"] + " (" + group["device"] + ")", group["images_per_second"], color="C0")
-    ax.set_xlabel("images per second (batch 128)")
-    ax.set_title(model)
-    ax.invert_yaxis()
-    ax.grid(alpha=0.3, axis="x")
-fig.tight_layout()
-plt.show()
+def draw_speed(fig, axes):
+    for ax, (model, group) in zip(axes, speed.groupby("model", sort=False)):
+        ax.barh(group["case"] + " (" + group["device"] + ")", group["images_per_second"], color="C0")
+        ax.set_xlabel("images per second (batch 128)")
+        ax.set_title(model)
+        ax.invert_yaxis()
+        ax.grid(alpha=0.3, axis="x")
+
+
+lcbook.display.panels(draw_speed, speed["model"].nunique(), panel_size=(5.2, 3.6),
+                      alt="inference speed of each exported model, per device")
 
 # %% tags=["hide-input"]
 # Two-layer low-rank models must really do fewer multiply-accumulates than the reference.
@@ -150,7 +154,6 @@ for model, group in speed.groupby("model", sort=False):
     print(f"{model}: low-rank as two layers does {100 * two.iloc[0] / ref:.0f}% of the reference's MACs")
 
 # %%
-import lcbook.display
 
 lcbook.display.provenance({f"export benchmark: {b.get('model', i)}": b for i, b in enumerate(benches)})
 
