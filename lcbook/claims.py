@@ -23,7 +23,10 @@ values and indices included (:func:`lcbook.storage.storage_report`).
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+import math
+import numbers
+import re
+from typing import Dict, Iterable, List, Sequence
 
 from .experiments import family
 
@@ -89,37 +92,73 @@ def _peers(r: Dict, results: Sequence[Dict]) -> List[Dict]:
             and o["seed"] == r["seed"] and not o.get("overrides") and o["id"] != r["id"]]
 
 
+_NUMBERS = ("total_bits", "bits_per_weight", "lc_error", "reference_error")
+_NAME_FIELDS = ("model", "combo", "profile")
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+
+
+def _checked(results: Iterable[Dict]) -> List[Dict]:
+    """``results`` as a list, each entry checked (see :func:`verdicts`)."""
+    if results is None or isinstance(results, (dict, str, bytes)) or not hasattr(results, "__iter__"):
+        raise TypeError(f"results: expected a list of stored results (dicts), got {type(results).__name__}"
+                        + (" (one result: pass [result])" if isinstance(results, dict) else ""))
+    results = list(results)
+    ids: Dict[tuple, int] = {}  # an id names a run within its profile
+    for i, r in enumerate(results):
+        if not isinstance(r, dict):
+            raise ValueError(f"results[{i}] must be a stored result (a dict), got {type(r).__name__}")
+        missing = [k for k in ("id", *_NAME_FIELDS, "seed", *_NUMBERS) if k not in r]
+        if missing:
+            raise ValueError(f"results[{i}] lacks the result fields {missing} (see lcbook.experiments.RESULT_FIELDS)")
+        for k in _NUMBERS:
+            v = r[k]
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise ValueError(f"results[{i}][{k!r}]: expected a finite number, got {v!r}")
+        for k in _NAME_FIELDS:
+            if not isinstance(r[k], str) or not _PLAIN.fullmatch(r[k]):
+                raise ValueError(f"results[{i}][{k!r}]: expected a plain name (letters, digits, '_', '.', '-'), "
+                                 f"got {r[k]!r}")
+        if not isinstance(r["id"], str) or not r["id"]:
+            raise ValueError(f"results[{i}]['id']: expected a non-empty string, got {r['id']!r}")
+        if isinstance(r["seed"], bool) or not isinstance(r["seed"], numbers.Integral):
+            raise ValueError(f"results[{i}]['seed']: expected a whole number, got {r['seed']!r}")
+        key = (r["profile"], r["id"])
+        if key in ids:
+            raise ValueError(f"results[{i}]: id {r['id']!r} (profile {r['profile']!r}) is also results[{ids[key]}]'s; "
+                             "give each run once")
+        ids[key] = i
+    return results
+
+
 def verdicts(results: Sequence[Dict]) -> List[Dict]:
     """One row per (run, claim it tests), in the order of ``results``.
 
     Args:
-        results: stored results (:func:`lcbook.experiments.load_results`), any profiles; runs with
-            schedule overrides (sweeps) are skipped.
+        results: stored results (:func:`lcbook.experiments.load_results`), any profiles, as a list
+            or any iterable; runs with schedule overrides (sweeps) are skipped.
 
     Returns:
         dicts with ``id``, ``profile``, ``model``, ``combination``, ``bits_per_weight``,
         ``lc_error`` (%), ``reference_error`` (%), ``claim`` (text), ``verdict``
         (``"holds"``/``"fails"``/``"untested"``) and ``evidence`` (the compared numbers, text).
+
+    Raises:
+        TypeError: ``results`` is not an iterable of results (``None``, one result dict, a string).
+        ValueError: an entry is not a dict or lacks a field; ``total_bits``, ``bits_per_weight``,
+            ``lc_error`` or ``reference_error`` is not a finite number (numpy numbers count);
+            ``model``, ``combo`` or ``profile`` is not a plain name (letters, digits, ``_ . -``);
+            ``seed`` is not a whole number; two entries share a profile and an ``id``. The message names the
+            entry and the field.
     """
-    _NUMBERS = ("total_bits", "bits_per_weight", "lc_error", "reference_error")
-    for i, r in enumerate(results):
-        if not isinstance(r, dict):
-            raise ValueError(f"results[{i}] must be a stored result (a dict), got {type(r).__name__}")
-        missing = [k for k in ("id", "model", "combo", "profile", "seed", *_NUMBERS) if k not in r]
-        if missing:
-            raise ValueError(f"results[{i}] lacks the result fields {missing} (see lcbook.experiments.RESULT_FIELDS)")
-        bad = [k for k in _NUMBERS if isinstance(r[k], bool) or not isinstance(r[k], (int, float))]
-        if bad or not isinstance(r["model"], str):
-            raise ValueError(f"results[{i}]: fields {bad or ['model']} must be numbers (model a name), got "
-                             f"{ {k: r[k] for k in bad or ['model']} }")
+    results = _checked(results)
     rows = []
     for r in results:
         if r.get("overrides"):
             continue
         claimed = CLAIMED.get(family(r["model"]))
         base = {"id": r["id"], "profile": r["profile"], "model": r["model"], "combination": name(r["combo"]),
-                "bits_per_weight": r["bits_per_weight"], "lc_error": r["lc_error"],
-                "reference_error": r["reference_error"]}
+                "bits_per_weight": float(r["bits_per_weight"]), "lc_error": float(r["lc_error"]),
+                "reference_error": float(r["reference_error"])}
         peers = _peers(r, results)
         if claimed is None or (r["combo"] != claimed and r["combo"] not in RIVALS[claimed]):
             rows.append({**base, "claim": "none (no Part V claim covers this combination)", "verdict": "untested",
@@ -153,11 +192,13 @@ def report(results: Sequence[Dict]) -> str:
         results: stored results, as for :func:`verdicts`.
 
     Returns:
-        Markdown text; one sentence if no run is judged.
+        Markdown text; one sentence if no run is judged. Names are plain (checked), so nothing in
+        a result can add Markdown or HTML to the page.
 
     Raises:
-        ValueError: as :func:`verdicts`, for a malformed result.
+        TypeError, ValueError: as :func:`verdicts`, for malformed results.
     """
+    results = _checked(results)
     rows = verdicts(results)
     if not rows:
         return "No stored run to judge (runs with schedule overrides are not judged)."
@@ -167,7 +208,7 @@ def report(results: Sequence[Dict]) -> str:
         except (KeyError, TypeError, ValueError):  # no usable history: the span is left out
             return float("nan")
 
-    spans = {r["id"]: span_of(r) for r in results}
+    spans = {(r["profile"], r["id"]): span_of(r) for r in results}
     groups: Dict[tuple, Dict[str, List[Dict]]] = {}
     for row in rows:
         groups.setdefault((row["profile"], row["model"]), {}).setdefault(row["claim"], []).append(row)
@@ -177,7 +218,7 @@ def report(results: Sequence[Dict]) -> str:
         for claim, runs in by_claim.items():
             lines.append(f"- *{claim}*")
             for r in runs:
-                span = spans.get(r["id"], float("nan"))
+                span = spans.get((r["profile"], r["id"]), float("nan"))
                 tail = f"; last {CONVERGED_STEPS} LC steps span {span:.2f} points" if span == span else ""
                 evidence = f"{r['evidence']}{tail}".lstrip("; ")
                 lines.append(f"  - {r['combination']} at {r['bits_per_weight']:.3f} bits/weight, LC {r['lc_error']:.2f}%: "

@@ -21,15 +21,30 @@ import math
 import numbers
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["Chooser", "chooser", "every", "Panels", "panels", "NARROW_PX", "Provenance", "provenance"]
+__all__ = ["Chooser", "chooser", "every", "Panels", "panels", "NARROW_PX", "MAX_PX", "Provenance", "provenance"]
+
+
+#: The largest side, in pixels, of a rendered PNG (figure size in inches times dpi).
+MAX_PX = 20000
+
+
+def _check_pixels(what: str, size_in: Tuple[float, float], dpi: int) -> None:
+    w, h = size_in
+    if max(w, h) * dpi > MAX_PX:
+        raise ValueError(f"{what}: {w:g} × {h:g} inches at dpi={dpi} is {w * dpi:.0f} × {h * dpi:.0f} pixels; "
+                         f"at most {MAX_PX} pixels a side (make the figure or dpi smaller)")
 
 
 def _png(fig, dpi: int) -> str:
+    """``fig`` as a base64 PNG; the figure is closed whether or not saving works."""
     import matplotlib.pyplot as plt
 
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        _check_pixels("figure", tuple(fig.get_size_inches()), dpi)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    finally:
+        plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -109,8 +124,9 @@ class Chooser:
 
     Attributes:
         controls: ``[(label, [value, ...]), ...]`` in display order.
-        frames: ``{key: (png_base64 or None, caption_html)}`` with ``key`` a tuple of one value
-            per control.
+        frames: ``{key: (png, caption_html, alt)}`` with ``key`` a tuple of one value per
+            control; ``png`` is a base64 PNG, a ``(wide, narrow)`` pair of them (a :class:`Panels`
+            frame) or None; ``alt`` the image's alternative text.
         start: the key shown first.
     """
 
@@ -128,10 +144,10 @@ class Chooser:
                 images.append(png)
             return index[png]
 
-        for key, (png, caption) in self.frames.items():
+        for key, (png, caption, alt) in self.frames.items():
             wide, narrow = png if isinstance(png, tuple) else (png, None)
             pos = "|".join(map(str, _positions(self.controls, key)))
-            frames[pos] = {"image": at(wide), "narrow": at(narrow), "caption": caption}
+            frames[pos] = {"image": at(wide), "narrow": at(narrow), "caption": caption, "alt": alt}
         return {"images": images, "frames": frames, "missing": self.missing, "narrow_px": NARROW_PX}
 
     def _repr_html_(self) -> str:
@@ -164,11 +180,11 @@ class Chooser:
                 parts.append(f'<select id="{cid}" data-control="{i}">{opts}</select>')
             parts.append("</span>")
         parts.append("</div>")
-        png, caption = self.frames.get(self.start, (None, self.missing))
+        png, caption, alt = self.frames.get(self.start, (None, self.missing, self.alt))
         png = png[0] if isinstance(png, tuple) else png  # the script swaps in the narrow layout on a phone
         src = f"data:image/png;base64,{png}" if png is not None else ""
         parts.append(f'<div class="lcbook-chooser-caption">{caption}</div>')
-        parts.append(f'<img class="lcbook-chooser-image" alt="{html.escape(self.alt)}" src="{src}"'
+        parts.append(f'<img class="lcbook-chooser-image" alt="{html.escape(alt)}" src="{src}"'
                      f'{"" if png is not None else " hidden"}>')
         parts.append(f'<script type="application/json">{blob}</script>')
         parts.append("</div>")
@@ -203,6 +219,7 @@ _SCRIPT = """<script>
     var i = f ? ((small && small.matches && f.narrow !== null) ? f.narrow : f.image) : null;
     if (i !== null) {
       img.src = "data:image/png;base64," + data.images[i];
+      img.alt = f.alt;
       img.hidden = false;
     } else {
       img.hidden = true;
@@ -268,8 +285,9 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
         controls: ``[(label, values), ...]``: each control's label and its values in display order.
         start: the key shown first (default: the first key of ``frames``).
         missing: HTML shown for a combination that has no frame.
-        alt: the image's alternative text.
-        dpi: resolution of the rendered figures (dots per inch).
+        alt: the image's alternative text (a :class:`Panels` frame keeps its own).
+        dpi: resolution of the rendered figures (dots per inch); a :class:`Panels` frame is
+            already rendered, at the ``dpi`` given to :func:`panels`.
 
     Returns:
         A :class:`Chooser`; display it (it is the last expression of a cell, or ``display(c)``).
@@ -280,11 +298,13 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
             that read the same; a value is not finite; two controls share a label; a key has the
             wrong length, holds a value its control does not list (``True`` does not match ``1``)
             or names the same choice as another key; ``start`` is not a key; ``dpi`` is not a
-            positive integer.
+            positive integer; a figure would be more than :data:`MAX_PX` pixels a side.
         TypeError: ``controls`` is not a list of ``(label, values)`` pairs (or a dict); a label is
             not a string; a value is not a number, string or boolean; a frame is not a figure, a
             non-empty HTML string or a ``(figure or None, HTML string)`` pair; ``missing`` or
-            ``alt`` is not a string. Nothing is rendered (no figure is closed) when it raises.
+            ``alt`` is not a string. Nothing is rendered (no figure is closed) when one of these
+            is found. If saving a figure fails (matplotlib's error is raised unchanged), every
+            figure given is closed.
     """
     controls = _controls(controls)
     if not isinstance(frames, Mapping):
@@ -318,6 +338,8 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
                 or not isinstance(caption, str) or (fig is None and not caption):
             raise TypeError(f"frames[{key!r}]: expected a matplotlib Figure or Panels, an HTML string or a (figure "
                             f"or None, HTML string) pair, got {type(frame).__name__} {frame!r:.80}")
+        if fig is not None and not isinstance(fig, Panels) and hasattr(fig, "get_size_inches"):
+            _check_pixels(f"frames[{key!r}]", tuple(fig.get_size_inches()), dpi)
         todo.append((_values_at(controls, pos), fig, caption))
     if start is None:
         start = todo[0][0]
@@ -326,10 +348,30 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
     if tuple(pos) not in seen:  # also where a value has no position (None)
         raise ValueError(f"start: {start!r} is not a key of frames")
     start = _values_at(controls, pos)
-    # Everything is checked before the first figure is rendered (and closed).
-    rendered = {key: (None if fig is None else (fig.wide, fig.narrow) if isinstance(fig, Panels) else _png(fig, dpi),
-                      caption) for key, fig, caption in todo}
+    # Everything is checked before the first figure is rendered (and closed); if a figure fails
+    # to render, the ones not rendered yet are closed too, so nothing is left open.
+    rendered = {}
+    for i, (key, fig, caption) in enumerate(todo):
+        try:
+            if fig is None:
+                png, frame_alt = None, alt
+            elif isinstance(fig, Panels):
+                png, frame_alt = (fig.wide, fig.narrow), fig.alt
+            else:
+                png, frame_alt = _png(fig, dpi), alt
+        except BaseException:
+            _close_figures(f for _, f, _ in todo[i + 1:])
+            raise
+        rendered[key] = (png, caption, frame_alt)
     return Chooser(controls, rendered, start, missing, alt)
+
+
+def _close_figures(figs) -> None:
+    import matplotlib.pyplot as plt
+
+    for f in figs:
+        if f is not None and not isinstance(f, Panels):
+            plt.close(f)
 
 
 #: Pages narrower than this many CSS pixels (a phone) show a multi-panel figure's stacked layout.
@@ -365,6 +407,35 @@ class Panels:
         return f"Panels({self.alt!r})"
 
 
+def _is_sequence(v: Any) -> bool:
+    """A list, tuple, numpy array or other sized iterable that is not a string or a dict."""
+    return not isinstance(v, (str, bytes, Mapping)) and hasattr(v, "__len__") and hasattr(v, "__iter__")
+
+
+_SHARE = ("all", "row", "col", "none")
+
+
+def _share(name: str, v: Any):
+    if isinstance(v, bool) or (isinstance(v, str) and v in _SHARE):
+        return v
+    raise ValueError(f"{name}: expected True, False or one of {', '.join(map(repr, _SHARE))}, got {v!r}")
+
+
+def _close_new_figures(before: set, keep) -> None:
+    """Close the figures opened since ``before`` other than ``keep`` (figures that ``draw`` opened
+    itself would otherwise show up below the cell), with a warning."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    stray = [num for num in plt.get_fignums() if num not in before and (keep is None or num != keep.number)]
+    for num in stray:
+        plt.close(num)
+    if stray and keep is not None:
+        warnings.warn(f"panels: draw opened {len(stray)} figure(s) of its own; they were closed (draw only "
+                      "the axes it is given)", stacklevel=3)
+
+
 def _positive(name: str, v: Any) -> float:
     if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v <= 0:
         raise ValueError(f"{name}: expected a positive finite number, got {v!r}")
@@ -384,13 +455,15 @@ def panels(draw, n: int, panel_size: Tuple[float, float] = (5.0, 3.6), columns: 
             ``tight_layout`` is needed) and a list of ``n`` ``Axes`` in reading order; it plots and
             labels them and returns nothing. Both calls get the same data.
         n: number of panels, 1 to 16.
-        panel_size: ``(width, height)`` of one panel in inches, both > 0.
+        panel_size: ``(width, height)`` of one panel in inches, both > 0 (a tuple, list or array).
         columns: panels per row in the wide layout (default ``n``: one row), 1 to ``n``.
         alt: the image's alternative text.
         dpi: resolution of both PNGs (dots per inch), a positive integer.
-        sharex, sharey: share the panels' x or y axis (as ``plt.subplots``) in both layouts.
+        sharex, sharey: share the panels' x or y axis in both layouts: ``True``/``"all"``,
+            ``"row"``, ``"col"`` or ``False``/``"none"`` (as ``plt.subplots``). With a shared x
+            axis, inner panels hide their x tick labels, except those with no panel below them.
         width_ratios: relative panel widths in the wide layout's rows (``columns`` positive
-            numbers); the narrow layout gives its panels equal widths.
+            numbers: a tuple, list or array); the narrow layout gives its panels equal widths.
         narrow_columns: panels per row in the narrow layout, 1 to ``columns`` (small panels such
             as images may stand two abreast on a phone).
 
@@ -400,9 +473,12 @@ def panels(draw, n: int, panel_size: Tuple[float, float] = (5.0, 3.6), columns: 
 
     Raises:
         TypeError: ``draw`` is not callable; ``alt`` is not a string.
-        ValueError: ``n``, ``columns``, ``narrow_columns`` or ``dpi`` out of range or not an integer; ``panel_size`` not
-            two positive numbers; ``width_ratios`` not ``columns`` positive numbers. Whatever
-            ``draw`` raises is raised unchanged, and its figure is closed.
+        ValueError: ``n``, ``columns``, ``narrow_columns`` or ``dpi`` out of range or not an
+            integer; ``panel_size`` not two positive numbers; ``width_ratios`` not ``columns``
+            positive numbers; ``sharex``/``sharey`` not one of the values above; a layout more than
+            :data:`MAX_PX` pixels a side. Whatever ``draw`` or matplotlib raises (a bad mathtext
+            label, say) is raised unchanged, and every figure it opened is closed. If ``draw``
+            opens figures of its own, they are closed with a warning.
     """
     import matplotlib.pyplot as plt
 
@@ -420,34 +496,45 @@ def panels(draw, n: int, panel_size: Tuple[float, float] = (5.0, 3.6), columns: 
             or not 1 <= narrow_columns <= columns:
         raise ValueError(f"narrow_columns: expected a whole number from 1 to columns = {columns}, got {narrow_columns!r}")
     narrow_columns = int(narrow_columns)
-    if not isinstance(panel_size, (tuple, list)) or len(panel_size) != 2:
+    if not _is_sequence(panel_size) or len(panel_size) != 2:
         raise ValueError(f"panel_size: expected (width, height) in inches, got {panel_size!r}")
     width, height = (_positive(f"panel_size[{i}]", v) for i, v in enumerate(panel_size))
     if isinstance(dpi, bool) or not isinstance(dpi, numbers.Integral) or dpi <= 0:
         raise ValueError(f"dpi: expected a positive integer (dots per inch), got {dpi!r}")
     if not isinstance(alt, str):
         raise TypeError(f"alt: expected a string, got {type(alt).__name__} {alt!r}")
+    sharex, sharey = _share("sharex", sharex), _share("sharey", sharey)
     ratios = None
     if width_ratios is not None:
-        if isinstance(width_ratios, (str, bytes)) or not isinstance(width_ratios, Sequence) \
-                or len(width_ratios) != columns:
+        if not _is_sequence(width_ratios) or len(width_ratios) != columns:
             raise ValueError(f"width_ratios: expected {columns} positive numbers (one per column), got {width_ratios!r}")
         ratios = [_positive(f"width_ratios[{i}]", v) for i, v in enumerate(width_ratios)]
     rows, narrow_rows = -(-n // columns), -(-n // narrow_columns)
     layouts = [(rows, columns, (width * columns, height * rows), ratios),
                (narrow_rows, narrow_columns, (width * narrow_columns, height * narrow_rows), None)]
+    for name, (_, _, size, _) in zip(("wide layout", "narrow layout"), layouts):
+        _check_pixels(f"panels ({name})", size, dpi)
     pngs = []
     for nrows, ncols, size, wr in layouts:
-        fig, grid = plt.subplots(nrows, ncols, figsize=size, squeeze=False, sharex=sharex, sharey=sharey,
-                                 gridspec_kw={"width_ratios": wr} if wr else None, layout="constrained")
+        before = set(plt.get_fignums())
+        fig = None
         try:
+            fig, grid = plt.subplots(nrows, ncols, figsize=size, squeeze=False, sharex=sharex, sharey=sharey,
+                                     gridspec_kw={"width_ratios": wr} if wr else None, layout="constrained")
             axes = list(grid.ravel())
             for extra in axes[n:]:
                 extra.remove()
+            if sharex in (True, "all", "col"):
+                # a panel with no panel below it (the last row is not full) keeps its x tick labels
+                for i in range(max(0, n - ncols), n):
+                    axes[i].xaxis.set_tick_params(which="both", labelbottom=True)
             draw(fig, axes[:n])
         except BaseException:
-            plt.close(fig)
+            if fig is not None:
+                plt.close(fig)
+            _close_new_figures(before, keep=None)
             raise
+        _close_new_figures(before, keep=fig)
         pngs.append(_png(fig, dpi))
     return Panels(pngs[0], pngs[1], alt)
 

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Dict, List, Optional
+import numbers
+from typing import Dict, Iterable, List, Optional
 
 from . import experiments, weights
 from .references import reference
@@ -194,35 +195,99 @@ def reference_line(model_name: str) -> str:
             f"epochs, {rec['train_seconds'] / 3600:.1f} h on {rec['hardware']}); {len(stored(model_name))} LC runs stored")
 
 
-def convergence(results: List[Dict]) -> List[Dict]:
+def _checked_runs(results: Iterable[Dict]) -> List[Dict]:
+    """``results`` as a list of stored results whose convergence can be read (see :func:`convergence`)."""
+    if results is None or isinstance(results, (dict, str, bytes)) or not hasattr(results, "__iter__"):
+        raise TypeError(f"results: expected a list of stored results (dicts), got {type(results).__name__}"
+                        + (" (one result: pass [result])" if isinstance(results, dict) else ""))
+    results = list(results)
+    for i, r in enumerate(results):
+        if not isinstance(r, dict):
+            raise ValueError(f"results[{i}] must be a stored result (a dict), got {type(r).__name__}")
+        missing = [k for k in ("id", "combo", "budget", "history", "lc_seconds") if k not in r]
+        if missing:
+            raise ValueError(f"results[{i}] lacks the result fields {missing} (see lcbook.experiments.RESULT_FIELDS)")
+        for k in ("id", "combo"):
+            if not isinstance(r[k], str) or not r[k]:
+                raise ValueError(f"results[{i}][{k!r}]: expected a non-empty string, got {r[k]!r}")
+        if not isinstance(r["budget"], dict):
+            raise ValueError(f"results[{i}]['budget']: expected a dict such as {{'k': 2}}, got {r['budget']!r:.80}")
+        v = r["lc_seconds"]
+        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"results[{i}]['lc_seconds']: expected seconds (a finite number ≥ 0), got {v!r}")
+        if not isinstance(r["history"], list):
+            raise ValueError(f"results[{i}]['history']: expected a list of steps, got {type(r['history']).__name__}")
+        for j, h in enumerate(r["history"]):
+            if not isinstance(h, dict) or "step" not in h or "test_error" not in h:
+                raise ValueError(f"results[{i}]['history'][{j}]: expected a dict with 'step' and 'test_error', "
+                                 f"got {h!r:.80}")
+            e = h["test_error"]
+            if isinstance(e, bool) or not isinstance(e, numbers.Real) or not math.isfinite(e):
+                raise ValueError(f"results[{i}]['history'][{j}]['test_error']: expected a finite number (percent), "
+                                 f"got {e!r}")
+    return results
+
+
+def convergence(results: Iterable[Dict]) -> List[Dict]:
     """Per run: the test errors (%) of its last three LC steps and their spread (points), and
-    whether the spread is under :data:`lcbook.claims.CONVERGED_SPREAD` (issue 12's criterion)."""
+    whether the spread is under :data:`lcbook.claims.CONVERGED_SPREAD` (issue 12's criterion).
+
+    Args:
+        results: stored results (a list or any iterable of dicts), each with ``id``, ``combo``,
+            ``budget`` (dict), ``history`` (list of ``{"step", "test_error"}``; the LC steps are
+            those with a whole-number ``step``) and ``lc_seconds``.
+
+    Returns:
+        One dict per run, in order: ``id``, ``model``, ``seed``, ``combination``, ``budget`` (text),
+        ``LC steps``, ``last steps (test error %)`` (text), ``spread (points)`` (NaN with fewer than
+        three LC steps), ``converged`` and ``hours``.
+
+    Raises:
+        TypeError: ``results`` is ``None``, one result dict, a string or not iterable.
+        ValueError: an entry is not a dict, lacks a field or holds a malformed one (named, with
+            the entry's index).
+    """
     from .claims import CONVERGED_SPREAD, CONVERGED_STEPS, last_steps_spread, name
 
     rows = []
-    for r in results:
-        errs = [h["test_error"] for h in r["history"] if isinstance(h["step"], int)]
+    for r in _checked_runs(results):
+        errs = [float(h["test_error"]) for h in r["history"] if isinstance(h["step"], int)]
         spread = last_steps_spread(r)
-        rows.append({"id": r["id"], "combination": name(r["combo"]), "budget": experiments.budget_text(r["budget"]),
+        rows.append({"id": r["id"], "model": r.get("model"), "seed": r.get("seed"), "combination": name(r["combo"]),
+                     "budget": experiments.budget_text(r["budget"]),
                      "LC steps": len(errs), "last steps (test error %)": ", ".join(f"{e:.2f}" for e in errs[-CONVERGED_STEPS:]),
                      "spread (points)": spread, "converged": bool(spread < CONVERGED_SPREAD),
                      "hours": r["lc_seconds"] / 3600})
     return rows
 
 
-def convergence_table(results: List[Dict]):
+def convergence_table(results: Iterable[Dict]):
     """:func:`convergence` as a pandas DataFrame for the page: indexed by the run (its
-    combination and budget, e.g. ``"Q+P k=2, fraction=0.01"``, which wraps on a phone), with the
-    short columns ``steps`` (LC steps), ``last 3 errors %`` (their test errors), ``spread``
-    (points), ``converged`` and ``hours``."""
+    combination and budget, e.g. ``"Q+P k=2, fraction=0.01"``, which wraps on a phone; with the
+    network in front when the runs are of several networks, the seed after when they have several
+    seeds, and the run's id after a label that would still repeat), with the short columns
+    ``steps`` (LC steps), ``last 3 errors %`` (their test errors), ``spread`` (points),
+    ``converged`` and ``hours``.
+
+    Raises:
+        TypeError, ValueError: as :func:`convergence`.
+    """
     import pandas as pd
 
     from .claims import CONVERGED_STEPS
 
     rows = convergence(results)
-    table = pd.DataFrame(rows, columns=["id", "combination", "budget", "LC steps", "last steps (test error %)",
-                                        "spread (points)", "converged", "hours"])
-    table.index = pd.Index([f"{r['combination']} {r['budget'].replace(',', ', ')}" for r in rows], name="run")
+    table = pd.DataFrame(rows, columns=["id", "model", "seed", "combination", "budget", "LC steps",
+                                        "last steps (test error %)", "spread (points)", "converged", "hours"])
+    many_models = len({repr(r["model"]) for r in rows}) > 1
+    many_seeds = len({repr(r["seed"]) for r in rows}) > 1
+    labels = []
+    for r in rows:
+        label = " ".join(x for x in (str(r["model"]) if many_models else None, r["combination"],
+                                     r["budget"].replace(",", ", ")) if x)
+        labels.append(label + (f", seed {r['seed']}" if many_seeds else ""))
+    labels = [f"{lab} ({r['id']})" if labels.count(lab) > 1 else lab for lab, r in zip(labels, rows)]
+    table.index = pd.Index(labels, name="run")
     table = table.rename(columns={"LC steps": "steps", "last steps (test error %)": f"last {CONVERGED_STEPS} errors %",
                                   "spread (points)": "spread"})
-    return table.drop(columns=["id", "combination", "budget"])
+    return table.drop(columns=["id", "model", "seed", "combination", "budget"])

@@ -122,3 +122,41 @@ def test_the_report_lists_every_verdict_under_its_profile_network_and_claim():
     assert "last 3 LC steps span 0.50 points" in text  # the run with a history; the others have none
     assert text.count("span") == 2  # Q+P's two claims, both on the run with a history
     assert claims.report([]).startswith("No stored run")
+
+
+def test_bad_numbers_names_ids_and_containers_are_refused_by_name():
+    import numpy as np
+    import pytest
+
+    good = fake("qp", 1000, 10.0)
+    for field, value in (("lc_error", float("nan")), ("bits_per_weight", float("inf")), ("total_bits", True),
+                         ("reference_error", None)):
+        with pytest.raises(ValueError, match=rf"results\[0\]\['{field}'\].*finite number"):
+            claims.verdicts([{**good, field: value}])
+    for field, value in (("profile", "**cpu**"), ("model", "<b>x</b>"), ("combo", ["qp"]), ("model", "")):
+        with pytest.raises(ValueError, match=rf"results\[0\]\['{field}'\].*plain name"):
+            claims.report([{**good, field: value}])
+    with pytest.raises(ValueError, match=r"seed"):
+        claims.verdicts([{**good, "seed": [0]}])
+    with pytest.raises(ValueError, match=r"results\[1\]: id .* results\[0\]"):
+        claims.verdicts([good, dict(good)])
+    for bad in (None, good, "runs", 3):
+        with pytest.raises(TypeError, match="results"):
+            claims.report(bad)
+
+
+def test_numpy_numbers_and_generators_are_read_like_floats_and_lists():
+    import numpy as np
+
+    runs = [fake("qp", 1400, 12.0), fake("q", 1000, 11.0)]
+    as_numpy = [{**r, "lc_error": np.float32(r["lc_error"]), "total_bits": np.int64(r["total_bits"])} for r in runs]
+    assert claims.verdicts(iter(as_numpy)) == claims.verdicts(runs)
+    assert claims.report(r for r in as_numpy) == claims.report(runs)
+
+
+def test_the_same_id_in_two_profiles_is_two_runs_with_their_own_spans():
+    hist = lambda errs: [{"step": i, "test_error": e} for i, e in enumerate(errs)]  # noqa: E731
+    cpu = fake("qp", 1400, 12.0, history=hist([13.0, 12.5, 12.0]))
+    quick = {**fake("qp", 1400, 12.0, profile="quick", history=hist([20.0, 15.0, 12.0])), "id": cpu["id"]}
+    text = claims.report([cpu, quick])
+    assert "span 1.00 points" in text and "span 8.00 points" in text

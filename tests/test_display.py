@@ -10,6 +10,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from lcbook import display  # noqa: E402
@@ -86,8 +87,9 @@ def test_true_is_not_1_and_equal_values_cannot_share_a_control():
         display.chooser({("2",): "a"}, [("x", [1, 2])])
     # booleans get a menu, and the key (False,) finds the value False, not 0
     page, data = _data(display.chooser({(False,): "off", (True,): "on"}, [("sparse", [False, True])], start=(True,)))
-    assert "<select" in page and data["frames"] == {"0": {"caption": "off", "image": None, "narrow": None},
-                                                      "1": {"caption": "on", "image": None, "narrow": None}}
+    alt = "figure for the chosen values"
+    assert "<select" in page and data["frames"] == {"0": {"caption": "off", "image": None, "narrow": None, "alt": alt},
+                                                      "1": {"caption": "on", "image": None, "narrow": None, "alt": alt}}
     assert '<option value="1" selected>True</option>' in page
 
 
@@ -261,3 +263,75 @@ def test_panels_refuse_bad_input_by_name_and_close_the_figure_when_draw_raises()
     with pytest.raises(TypeError, match="draw"):
         display.panels("plot", 2)
     assert plt.get_fignums() == []
+
+
+def test_panels_and_chooser_leave_no_figure_open_when_matplotlib_fails():
+    def bad_title(fig, axes):
+        axes[0].set_title(r"$\frac{1$")  # mathtext that fails when the figure is saved
+
+    with pytest.raises(ValueError):
+        display.panels(bad_title, 2, panel_size=(1, 1), dpi=20)
+    assert plt.get_fignums() == []
+    good, bad, later = _fig(1), _fig(2), _fig(3)
+    bad.axes[0].set_title(r"$\frac{1$")
+    with pytest.raises(ValueError):
+        display.chooser({(1,): good, (2,): bad, (3,): later}, [("x", [1, 2, 3])])
+    assert plt.get_fignums() == []
+
+
+def test_panels_and_chooser_refuse_images_too_large_before_drawing():
+    drawn = []
+    with pytest.raises(ValueError, match="pixels"):
+        display.panels(lambda fig, axes: drawn.append(1), 2, panel_size=(100, 1), dpi=200)
+    assert drawn == [] and plt.get_fignums() == []
+    big = plt.figure(figsize=(300, 1))
+    with pytest.raises(ValueError, match=r"frames\[\(1,\)\].*pixels"):
+        display.chooser({(1,): big}, [("x", [1])], dpi=100)
+    assert plt.get_fignums() == [big.number]  # refused before rendering: the caller's figure is untouched
+    plt.close(big)
+
+
+@pytest.mark.parametrize("share", ["bogus", 1, None, [True]])
+def test_panels_refuse_an_unknown_share_value(share):
+    for name in ("sharex", "sharey"):
+        with pytest.raises(ValueError, match=name):
+            display.panels(lambda fig, axes: None, 2, **{name: share})
+    assert plt.get_fignums() == []
+
+
+def test_panels_with_a_shared_x_axis_label_every_panel_that_has_none_below():
+    shown = {}
+
+    def draw(fig, axes):
+        for ax in axes:
+            ax.plot([0, 10], [0, 1])
+        fig.canvas.draw()
+        shown[len(fig.get_axes()), axes[0].get_subplotspec().get_geometry()[:2]] = [
+            any(t.get_visible() and t.get_text() for t in ax.get_xticklabels()) for ax in axes]
+
+    display.panels(draw, 5, panel_size=(1.5, 1), columns=3, sharex=True, narrow_columns=2, dpi=20)
+    # wide: 2 rows of 3, panels 0-4; panel 2 has nothing below it. Narrow: 3 rows of 2; panel 3 neither.
+    assert shown[5, (2, 3)] == [False, False, True, True, True]
+    assert shown[5, (3, 2)] == [False, False, False, True, True]
+
+
+def test_panels_accept_numpy_sizes_and_ratios():
+    p = display.panels(lambda fig, axes: None, 2, panel_size=np.array([1.0, 1.0]),
+                       width_ratios=np.array([1, 2]), dpi=20)
+    assert _size(p.wide)[0] > _size(p.narrow)[0]
+
+
+def test_panels_close_figures_that_draw_opens_itself_with_a_warning():
+    def draw(fig, axes):
+        plt.figure()
+
+    with pytest.warns(UserWarning, match="figure"):
+        display.panels(draw, 1, panel_size=(1, 1), dpi=20)
+    assert plt.get_fignums() == []
+
+
+def test_a_chooser_frame_of_panels_keeps_its_own_alt_text():
+    p = display.panels(lambda fig, axes: None, 2, panel_size=(1, 1), dpi=20, alt="two <spectra>")
+    page, data = _data(display.chooser({(1,): p, (2,): _fig(2)}, [("x", [1, 2])], alt="one figure"))
+    assert data["frames"]["0"]["alt"] == "two <spectra>" and data["frames"]["1"]["alt"] == "one figure"
+    assert 'alt="two &lt;spectra&gt;"' in page and "img.alt = f.alt" in page

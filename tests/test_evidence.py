@@ -113,3 +113,38 @@ def test_the_convergence_table_names_each_run_and_judges_its_last_three_steps():
     assert abs(t["spread"].iloc[0] - 0.2) < 1e-9 and t["spread"].iloc[1] == 4.0
     assert list(t["converged"]) == [True, False] and list(t["hours"]) == [2.0, 2.0]
     assert evidence.convergence_table([]).empty
+
+
+def test_the_convergence_table_labels_stay_unique_when_networks_or_seeds_mix():
+    def result(model, combo, budget, seed=0):
+        hist = [{"step": i, "test_error": 20.0 - i} for i in range(3)]
+        return {"id": f"{model}-{combo}-{seed}", "model": model, "seed": seed, "combo": combo, "budget": budget,
+                "history": hist, "lc_seconds": 60.0}
+
+    mixed = [result("resnet20", "q", {"k": 2}), result("vgg16_quarter", "q", {"k": 2}),
+             result("resnet20", "q", {"k": 2}, seed=1), result("resnet20", "l", {})]
+    t = evidence.convergence_table(mixed)
+    assert list(t.index) == ["resnet20 Q k=2, seed 0", "vgg16_quarter Q k=2, seed 0", "resnet20 Q k=2, seed 1",
+                             "resnet20 L, seed 0"]
+    twins = [result("resnet20", "q", {"k": 2}), {**result("resnet20", "q", {"k": 2}), "id": "other"}]
+    assert list(evidence.convergence_table(twins).index) == ["Q k=2 (resnet20-q-0)", "Q k=2 (other)"]
+    assert list(evidence.convergence_table(iter(mixed[:1])).index) == ["Q k=2"]  # any iterable; no trailing space
+
+
+def test_convergence_refuses_malformed_results_by_entry_and_field():
+    good = {"id": "r", "combo": "q", "budget": {"k": 2}, "history": [{"step": 0, "test_error": 9.0}],
+            "lc_seconds": 1.0}
+    for bad in (None, good, "runs"):
+        with pytest.raises(TypeError, match="results"):
+            evidence.convergence(bad)
+    for change, match in (({"history": None}, r"results\[1\]\['history'\]"),
+                          ({"history": [3]}, r"results\[1\]\['history'\]\[0\]"),
+                          ({"history": [{"step": 0, "test_error": "9"}]}, r"\['test_error'\]"),
+                          ({"history": [{"step": 0, "test_error": float("nan")}]}, r"\['test_error'\]"),
+                          ({"budget": "k=2"}, r"results\[1\]\['budget'\]"),
+                          ({"lc_seconds": None}, r"results\[1\]\['lc_seconds'\]"),
+                          ({"combo": 3}, r"results\[1\]\['combo'\]")):
+        with pytest.raises(ValueError, match=match):
+            evidence.convergence_table([good, {**good, **change}])
+    with pytest.raises(ValueError, match=r"results\[0\] lacks"):
+        evidence.convergence([{"id": "r"}])

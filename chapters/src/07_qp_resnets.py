@@ -273,7 +273,7 @@ if EV:
     plots.error_vs_bits(EV, reference_error=ev_ref["test_error"],
                         title="ResNet-20 after LC (cpu profile, all of CIFAR-10)")
     plt.show()
-    display(evidence.convergence_table(EV).style.format(precision=2))
+    display(evidence.convergence_table(EV).style.format(precision=2, escape="html").format_index(escape="html"))
     plots.lc_paths_of(EV)
     plt.show()
 

@@ -350,7 +350,7 @@ if EV:
 
     display(lcbook.display.panels(draw_evidence, 2, panel_size=(6.0, 4.4),
                                   alt="VGG-16/4 after LC: error against bits, and the LC paths"))
-    display(evidence.convergence_table(EV).style.format(precision=2))
+    display(evidence.convergence_table(EV).style.format(precision=2, escape="html").format_index(escape="html"))
     display(Markdown(claims.report(EV)))
 
 # %% [markdown]
