@@ -315,7 +315,7 @@ display(Markdown("\n".join(lines)))
 # %% [markdown]
 # ## What the corrections do on ResNet-20
 #
-# Why does Q+P win? The stored run's weights show the mechanism. For a few layers of the cpu-profile
+# How do the corrections and the codebook share the work? The stored run's weights show it. For a few layers of the cpu-profile
 # run (K = 2 + 1%), the reference weights (grey) with the two codebook values (red lines) and the
 # weights that get a float correction (orange): at direct compression, on the reference weights,
 # and at the end of LC on the weights the L steps learned. Choose the layer; the histograms were
