@@ -53,10 +53,49 @@ def name(combo: str) -> str:
     return _NAMES.get(combo, combo)
 
 
+def finite_number(v) -> bool:
+    """``v`` is a real number (numpy numbers too, not a bool) that is finite as a float."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def lc_step_errors(history, where: str = "history") -> List[float]:
+    """The test errors (%) of the LC steps in a stored run's ``history``, in the stored order (the
+    steps whose ``step`` is a whole number, numpy integers included; the ``"DC"`` entry and others
+    are skipped).
+
+    Raises:
+        ValueError: ``history`` is not a list of dicts with ``step`` and ``test_error``, or an LC
+            step's ``test_error`` is not a finite number; the message names ``where`` and the entry.
+    """
+    if not isinstance(history, list):
+        raise ValueError(f"{where}: expected a list of steps, got {type(history).__name__}")
+    errs = []
+    for j, h in enumerate(history):
+        if not isinstance(h, dict) or "step" not in h or "test_error" not in h:
+            raise ValueError(f"{where}[{j}]: expected a dict with 'step' and 'test_error', got {h!r:.80}")
+        step = h["step"]
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+            continue
+        if not finite_number(h["test_error"]):
+            raise ValueError(f"{where}[{j}]['test_error']: expected a finite number (percent), got {h['test_error']!r}")
+        errs.append(float(h["test_error"]))
+    return errs
+
+
 def last_steps_spread(result: Dict, steps: int = CONVERGED_STEPS) -> float:
     """Max − min test error (points) over the last ``steps`` LC steps of a stored run (NaN if
-    it has fewer steps)."""
-    errs = [h["test_error"] for h in result["history"] if isinstance(h["step"], int)]
+    it has fewer steps).
+
+    Raises:
+        KeyError: ``result`` has no ``history``.
+        ValueError: a malformed history (see :func:`lc_step_errors`).
+    """
+    errs = lc_step_errors(result["history"], "result['history']")
     return round(max(errs[-steps:]) - min(errs[-steps:]), 6) if len(errs) >= steps else float("nan")
 
 
@@ -112,8 +151,11 @@ def _checked(results: Iterable[Dict]) -> List[Dict]:
             raise ValueError(f"results[{i}] lacks the result fields {missing} (see lcbook.experiments.RESULT_FIELDS)")
         for k in _NUMBERS:
             v = r[k]
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
-                raise ValueError(f"results[{i}][{k!r}]: expected a finite number, got {v!r}")
+            if not finite_number(v) or v < 0 or (k in ("lc_error", "reference_error") and v > 100):
+                allowed = "a finite percentage, 0 to 100" if k in ("lc_error", "reference_error") else "a finite number ≥ 0"
+                raise ValueError(f"results[{i}][{k!r}]: expected {allowed}, got {v!r:.60}")
+        if "history" in r:
+            lc_step_errors(r["history"], f"results[{i}]['history']")
         for k in _NAME_FIELDS:
             if not isinstance(r[k], str) or not _PLAIN.fullmatch(r[k]):
                 raise ValueError(f"results[{i}][{k!r}]: expected a plain name (letters, digits, '_', '.', '-'), "
@@ -144,8 +186,9 @@ def verdicts(results: Sequence[Dict]) -> List[Dict]:
 
     Raises:
         TypeError: ``results`` is not an iterable of results (``None``, one result dict, a string).
-        ValueError: an entry is not a dict or lacks a field; ``total_bits``, ``bits_per_weight``,
-            ``lc_error`` or ``reference_error`` is not a finite number (numpy numbers count);
+        ValueError: an entry is not a dict or lacks a field; ``total_bits`` or ``bits_per_weight``
+            is not a finite number ≥ 0, ``lc_error`` or ``reference_error`` not one from 0 to 100
+            (numpy numbers count); a ``history`` is malformed (:func:`lc_step_errors`);
             ``model``, ``combo`` or ``profile`` is not a plain name (letters, digits, ``_ . -``);
             ``seed`` is not a whole number; two entries share a profile and an ``id``. The message names the
             entry and the field.
@@ -186,7 +229,7 @@ def report(results: Sequence[Dict]) -> str:
     per profile and network, under it each claim (in italics), under each claim the runs that test
     it, each with its storage (bits per weight), LC test error (%), verdict, evidence and the span
     of its last :data:`CONVERGED_STEPS` LC steps' test errors (points; left out when the run has
-    fewer steps).
+    no ``history`` or fewer steps).
 
     Args:
         results: stored results, as for :func:`verdicts`.
@@ -202,13 +245,7 @@ def report(results: Sequence[Dict]) -> str:
     rows = verdicts(results)
     if not rows:
         return "No stored run to judge (runs with schedule overrides are not judged)."
-    def span_of(r: Dict) -> float:
-        try:
-            return last_steps_spread(r)
-        except (KeyError, TypeError, ValueError):  # no usable history: the span is left out
-            return float("nan")
-
-    spans = {(r["profile"], r["id"]): span_of(r) for r in results}
+    spans = {(r["profile"], r["id"]): last_steps_spread(r) if "history" in r else float("nan") for r in results}
     groups: Dict[tuple, Dict[str, List[Dict]]] = {}
     for row in rows:
         groups.setdefault((row["profile"], row["model"]), {}).setdefault(row["claim"], []).append(row)

@@ -21,22 +21,39 @@ import math
 import numbers
 from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["Chooser", "chooser", "every", "Panels", "panels", "NARROW_PX", "MAX_PX", "Provenance", "provenance"]
+__all__ = ["Chooser", "chooser", "every", "Panels", "panels", "NARROW_PX", "MAX_PX", "MAX_PIXELS", "MIN_DPI",
+           "Provenance", "provenance"]
 
 
-#: The largest side, in pixels, of a rendered PNG (figure size in inches times dpi).
-MAX_PX = 20000
+#: The largest side, in pixels, of a rendered PNG (its size in inches, after the tight bounding
+#: box, times dpi), and the largest number of pixels in one.
+MAX_PX, MAX_PIXELS = 20000, 40_000_000
+
+#: The smallest dpi that draws text (matplotlib's font renderer fails below a few dots per inch).
+MIN_DPI = 10
 
 
 def _check_pixels(what: str, size_in: Tuple[float, float], dpi: int) -> None:
     w, h = size_in
-    if max(w, h) * dpi > MAX_PX:
+    if max(w, h) * dpi > MAX_PX or w * h * dpi * dpi > MAX_PIXELS:
         raise ValueError(f"{what}: {w:g} × {h:g} inches at dpi={dpi} is {w * dpi:.0f} × {h * dpi:.0f} pixels; "
-                         f"at most {MAX_PX} pixels a side (make the figure or dpi smaller)")
+                         f"at most {MAX_PX} pixels a side and {MAX_PIXELS:,} in all (make the figure or dpi "
+                         "smaller, or keep artists inside the axes)")
+
+
+def _check_dpi(dpi: Any) -> int:
+    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Integral) or dpi < MIN_DPI:
+        raise ValueError(f"dpi: expected a whole number of dots per inch, at least {MIN_DPI}, got {dpi!r}")
+    return int(dpi)
 
 
 def _png(fig, dpi: int) -> str:
-    """``fig`` as a base64 PNG; the figure is closed whether or not saving works."""
+    """``fig`` as a base64 PNG; the figure is closed whether or not saving works.
+
+    The figure's size is checked before saving; the tight bounding box that saving uses can grow
+    it (an artist placed far outside the axes), so the saved image's size is checked too, from its
+    header. (Measuring the tight box before saving costs about a third more time per figure;
+    while saving, matplotlib itself refuses images over 2**16 pixels a side.)"""
     import matplotlib.pyplot as plt
 
     try:
@@ -45,7 +62,10 @@ def _png(fig, dpi: int) -> str:
         fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     finally:
         plt.close(fig)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+    data = buf.getvalue()
+    width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")  # the IHDR chunk
+    _check_pixels("figure (its tight bounding box)", (width / dpi, height / dpi), dpi)
+    return base64.b64encode(data).decode("ascii")
 
 
 def _text(v: Any) -> str:
@@ -65,10 +85,15 @@ def _kind(v: Any) -> str:
     return "bool" if isinstance(v, bool) else "str" if isinstance(v, str) else "number"
 
 
+def _plain(v: Any) -> Any:
+    """A numpy boolean as Python's ``bool`` (numpy numbers are already ``numbers.Real``)."""
+    return bool(v) if type(v).__name__ in ("bool_", "bool") and type(v).__module__ == "numpy" else v
+
+
 def _check_value(label: str, v: Any) -> None:
     if not isinstance(v, (str, bool, numbers.Real)):
         raise TypeError(f"controls: {label!r}: values must be numbers, strings or booleans, got "
-                        f"{type(v).__name__} {v!r}")
+                        f"{type(v).__module__}.{type(v).__qualname__} {v!r}")
     if _kind(v) == "number":
         try:
             finite = math.isfinite(float(v))
@@ -99,7 +124,9 @@ def _values_at(controls: Sequence, pos: Sequence[int]) -> Tuple:
 def _key(k: Any, n: int, what: str) -> Tuple:
     """A frame key or ``start`` as a tuple: a tuple (or list) of ``n`` values, or one value if n == 1."""
     if isinstance(k, (tuple, list)):
-        k = tuple(k)
+        k = tuple(_plain(v) for v in k)
+    elif _plain(k) is not k:
+        k = (_plain(k),)
     elif isinstance(k, (str, bool, numbers.Real)):
         k = (k,)
     else:
@@ -248,9 +275,11 @@ def _controls(controls: Any) -> list:
         label, values = c
         if not isinstance(label, str):
             raise TypeError(f"controls: a label must be a string, got {type(label).__name__} {label!r}")
-        if isinstance(values, (str, bytes, Mapping)) or not (hasattr(values, "__len__") and hasattr(values, "__iter__")):
-            raise TypeError(f"controls: {label!r}: values must be a list, got {type(values).__name__} {values!r:.80}")
-        values = list(values)
+        if isinstance(values, (str, bytes, Mapping, set, frozenset)) \
+                or not (hasattr(values, "__len__") and hasattr(values, "__iter__")):
+            raise TypeError(f"controls: {label!r}: values must be a list in display order, got "
+                            f"{type(values).__name__} {values!r:.80}")
+        values = [_plain(v) for v in values]
         if not values:
             raise ValueError(f"controls: {label!r} has no values")
         seen, texts = set(), set()  # a set compares by ==, so 1, 1.0 and True are one value
@@ -281,7 +310,9 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
             ``controls``; ``frame`` is a matplotlib ``Figure`` or a :class:`Panels` (whose
             stacked layout is shown on a page narrower than :data:`NARROW_PX`), an HTML caption
             (``str``), or a ``(figure or None, caption)`` pair. Keys need not cover every
-            combination.
+            combination. A caption is an HTML fragment and must be well formed: the first one
+            shown is written into the page as it is (one that opens a comment or a ``<script>``
+            would swallow the rest of the chooser); escape text with ``html.escape``.
         controls: ``[(label, values), ...]``: each control's label and its values in display order.
         start: the key shown first (default: the first key of ``frames``).
         missing: HTML shown for a combination that has no frame.
@@ -298,7 +329,9 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
             that read the same; a value is not finite; two controls share a label; a key has the
             wrong length, holds a value its control does not list (``True`` does not match ``1``)
             or names the same choice as another key; ``start`` is not a key; ``dpi`` is not a
-            positive integer; a figure would be more than :data:`MAX_PX` pixels a side.
+            whole number of at least :data:`MIN_DPI`; a figure would be more than :data:`MAX_PX`
+            pixels a side or :data:`MAX_PIXELS` in all (checked on its size before rendering and
+            on the saved image, whose tight bounding box can be larger).
         TypeError: ``controls`` is not a list of ``(label, values)`` pairs (or a dict); a label is
             not a string; a value is not a number, string or boolean; a frame is not a figure, a
             non-empty HTML string or a ``(figure or None, HTML string)`` pair; ``missing`` or
@@ -314,8 +347,7 @@ def chooser(frames: Mapping[Tuple, Any], controls: Sequence[Tuple[str, Sequence]
     for name, text in (("missing", missing), ("alt", alt)):
         if not isinstance(text, str):
             raise TypeError(f"{name}: expected a string, got {type(text).__name__} {text!r}")
-    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Integral) or dpi <= 0:
-        raise ValueError(f"dpi: expected a positive integer (dots per inch), got {dpi!r}")
+    dpi = _check_dpi(dpi)
     todo = []
     seen: Dict[Tuple, Any] = {}
     for key, frame in frames.items():
@@ -392,6 +424,11 @@ class Panels:
     """
 
     def __init__(self, wide: str, narrow: str, alt: str):
+        for name, v in (("wide", wide), ("narrow", narrow)):
+            if not isinstance(v, str) or not v:
+                raise TypeError(f"Panels: {name}: expected a base64 PNG (a non-empty string), got {type(v).__name__}")
+        if not isinstance(alt, str):
+            raise TypeError(f"Panels: alt: expected a string, got {type(alt).__name__} {alt!r}")
         self.wide, self.narrow, self.alt = wide, narrow, alt
 
     def _repr_html_(self) -> str:
@@ -416,6 +453,7 @@ _SHARE = ("all", "row", "col", "none")
 
 
 def _share(name: str, v: Any):
+    v = _plain(v)
     if isinstance(v, bool) or (isinstance(v, str) and v in _SHARE):
         return v
     raise ValueError(f"{name}: expected True, False or one of {', '.join(map(repr, _SHARE))}, got {v!r}")
@@ -458,7 +496,7 @@ def panels(draw, n: int, panel_size: Tuple[float, float] = (5.0, 3.6), columns: 
         panel_size: ``(width, height)`` of one panel in inches, both > 0 (a tuple, list or array).
         columns: panels per row in the wide layout (default ``n``: one row), 1 to ``n``.
         alt: the image's alternative text.
-        dpi: resolution of both PNGs (dots per inch), a positive integer.
+        dpi: resolution of both PNGs (dots per inch), a whole number of at least :data:`MIN_DPI`.
         sharex, sharey: share the panels' x or y axis in both layouts: ``True``/``"all"``,
             ``"row"``, ``"col"`` or ``False``/``"none"`` (as ``plt.subplots``). With a shared x
             axis, inner panels hide their x tick labels, except those with no panel below them.
@@ -476,9 +514,10 @@ def panels(draw, n: int, panel_size: Tuple[float, float] = (5.0, 3.6), columns: 
         ValueError: ``n``, ``columns``, ``narrow_columns`` or ``dpi`` out of range or not an
             integer; ``panel_size`` not two positive numbers; ``width_ratios`` not ``columns``
             positive numbers; ``sharex``/``sharey`` not one of the values above; a layout more than
-            :data:`MAX_PX` pixels a side. Whatever ``draw`` or matplotlib raises (a bad mathtext
-            label, say) is raised unchanged, and every figure it opened is closed. If ``draw``
-            opens figures of its own, they are closed with a warning.
+            :data:`MAX_PX` pixels a side or :data:`MAX_PIXELS` in all (before drawing, and on the
+            saved image, whose tight bounding box can be larger). Whatever ``draw`` or matplotlib
+            raises (a bad mathtext label, say) is raised unchanged, and every figure it opened is
+            closed. If ``draw`` opens figures of its own, they are closed with a warning.
     """
     import matplotlib.pyplot as plt
 
@@ -499,8 +538,7 @@ def panels(draw, n: int, panel_size: Tuple[float, float] = (5.0, 3.6), columns: 
     if not _is_sequence(panel_size) or len(panel_size) != 2:
         raise ValueError(f"panel_size: expected (width, height) in inches, got {panel_size!r}")
     width, height = (_positive(f"panel_size[{i}]", v) for i, v in enumerate(panel_size))
-    if isinstance(dpi, bool) or not isinstance(dpi, numbers.Integral) or dpi <= 0:
-        raise ValueError(f"dpi: expected a positive integer (dots per inch), got {dpi!r}")
+    dpi = _check_dpi(dpi)
     if not isinstance(alt, str):
         raise TypeError(f"alt: expected a string, got {type(alt).__name__} {alt!r}")
     sharex, sharey = _share("sharex", sharex), _share("sharey", sharey)

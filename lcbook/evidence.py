@@ -200,7 +200,10 @@ def _checked_runs(results: Iterable[Dict]) -> List[Dict]:
     if results is None or isinstance(results, (dict, str, bytes)) or not hasattr(results, "__iter__"):
         raise TypeError(f"results: expected a list of stored results (dicts), got {type(results).__name__}"
                         + (" (one result: pass [result])" if isinstance(results, dict) else ""))
+    from .claims import finite_number, lc_step_errors
+
     results = list(results)
+    ids: Dict[tuple, int] = {}
     for i, r in enumerate(results):
         if not isinstance(r, dict):
             raise ValueError(f"results[{i}] must be a stored result (a dict), got {type(r).__name__}")
@@ -212,19 +215,18 @@ def _checked_runs(results: Iterable[Dict]) -> List[Dict]:
                 raise ValueError(f"results[{i}][{k!r}]: expected a non-empty string, got {r[k]!r}")
         if not isinstance(r["budget"], dict):
             raise ValueError(f"results[{i}]['budget']: expected a dict such as {{'k': 2}}, got {r['budget']!r:.80}")
+        for k, b in r["budget"].items():
+            if not isinstance(k, str) or not finite_number(b) or b < 0:
+                raise ValueError(f"results[{i}]['budget']: {k!r}: expected a finite number ≥ 0, got {b!r:.60}")
         v = r["lc_seconds"]
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"results[{i}]['lc_seconds']: expected seconds (a finite number ≥ 0), got {v!r}")
-        if not isinstance(r["history"], list):
-            raise ValueError(f"results[{i}]['history']: expected a list of steps, got {type(r['history']).__name__}")
-        for j, h in enumerate(r["history"]):
-            if not isinstance(h, dict) or "step" not in h or "test_error" not in h:
-                raise ValueError(f"results[{i}]['history'][{j}]: expected a dict with 'step' and 'test_error', "
-                                 f"got {h!r:.80}")
-            e = h["test_error"]
-            if isinstance(e, bool) or not isinstance(e, numbers.Real) or not math.isfinite(e):
-                raise ValueError(f"results[{i}]['history'][{j}]['test_error']: expected a finite number (percent), "
-                                 f"got {e!r}")
+        if not finite_number(v) or v < 0:
+            raise ValueError(f"results[{i}]['lc_seconds']: expected seconds (a finite number ≥ 0), got {v!r:.60}")
+        lc_step_errors(r["history"], f"results[{i}]['history']")
+        key = (r.get("profile"), r["id"])
+        if key in ids:
+            raise ValueError(f"results[{i}]: id {r['id']!r} (profile {key[0]!r}) is also results[{ids[key]}]'s; "
+                             "give each run once")
+        ids[key] = i
     return results
 
 
@@ -238,22 +240,26 @@ def convergence(results: Iterable[Dict]) -> List[Dict]:
             those with a whole-number ``step``) and ``lc_seconds``.
 
     Returns:
-        One dict per run, in order: ``id``, ``model``, ``seed``, ``combination``, ``budget`` (text),
+        One dict per run, in order: ``id``, ``profile``, ``model``, ``seed`` (None where the
+        result has none), ``combination``, ``budget`` (text),
         ``LC steps``, ``last steps (test error %)`` (text), ``spread (points)`` (NaN with fewer than
         three LC steps), ``converged`` and ``hours``.
 
     Raises:
         TypeError: ``results`` is ``None``, one result dict, a string or not iterable.
-        ValueError: an entry is not a dict, lacks a field or holds a malformed one (named, with
-            the entry's index).
+        ValueError: an entry is not a dict, lacks a field or holds a malformed one (a budget value
+            or ``lc_seconds`` that is not a finite number ≥ 0, a malformed history: see
+            :func:`lcbook.claims.lc_step_errors`), named with the entry's index; two entries share
+            a profile and an ``id``.
     """
-    from .claims import CONVERGED_SPREAD, CONVERGED_STEPS, last_steps_spread, name
+    from .claims import CONVERGED_SPREAD, CONVERGED_STEPS, last_steps_spread, lc_step_errors, name
 
     rows = []
     for r in _checked_runs(results):
-        errs = [float(h["test_error"]) for h in r["history"] if isinstance(h["step"], int)]
+        errs = lc_step_errors(r["history"])
         spread = last_steps_spread(r)
-        rows.append({"id": r["id"], "model": r.get("model"), "seed": r.get("seed"), "combination": name(r["combo"]),
+        rows.append({"id": r["id"], "profile": r.get("profile"), "model": r.get("model"), "seed": r.get("seed"),
+                     "combination": name(r["combo"]),
                      "budget": experiments.budget_text(r["budget"]),
                      "LC steps": len(errs), "last steps (test error %)": ", ".join(f"{e:.2f}" for e in errs[-CONVERGED_STEPS:]),
                      "spread (points)": spread, "converged": bool(spread < CONVERGED_SPREAD),
@@ -265,7 +271,8 @@ def convergence_table(results: Iterable[Dict]):
     """:func:`convergence` as a pandas DataFrame for the page: indexed by the run (its
     combination and budget, e.g. ``"Q+P k=2, fraction=0.01"``, which wraps on a phone; with the
     network in front when the runs are of several networks, the seed after when they have several
-    seeds, and the run's id after a label that would still repeat), with the short columns
+    seeds, the profile first (``"quick: ..."``) when they are of several profiles, and the run's
+    id after a label that would still repeat), with the short columns
     ``steps`` (LC steps), ``last 3 errors %`` (their test errors), ``spread`` (points),
     ``converged`` and ``hours``.
 
@@ -277,17 +284,23 @@ def convergence_table(results: Iterable[Dict]):
     from .claims import CONVERGED_STEPS
 
     rows = convergence(results)
-    table = pd.DataFrame(rows, columns=["id", "model", "seed", "combination", "budget", "LC steps",
+    table = pd.DataFrame(rows, columns=["id", "profile", "model", "seed", "combination", "budget", "LC steps",
                                         "last steps (test error %)", "spread (points)", "converged", "hours"])
-    many_models = len({repr(r["model"]) for r in rows}) > 1
-    many_seeds = len({repr(r["seed"]) for r in rows}) > 1
+
+    def several(field):  # compared by value, so 0 and numpy's 0 are one seed
+        values = [r[field] for r in rows if r[field] is not None]
+        return len({v if isinstance(v, (str, numbers.Number)) else repr(v) for v in values}) > 1
+
+    many_profiles, many_models, many_seeds = several("profile"), several("model"), several("seed")
     labels = []
     for r in rows:
-        label = " ".join(x for x in (str(r["model"]) if many_models else None, r["combination"],
-                                     r["budget"].replace(",", ", ")) if x)
-        labels.append(label + (f", seed {r['seed']}" if many_seeds else ""))
+        words = [f"{r['profile']}:" if many_profiles and r["profile"] is not None else None,
+                 str(r["model"]) if many_models and r["model"] is not None else None,
+                 r["combination"], r["budget"].replace(",", ", ")]
+        label = " ".join(x for x in words if x)
+        labels.append(label + (f", seed {r['seed']}" if many_seeds and r["seed"] is not None else ""))
     labels = [f"{lab} ({r['id']})" if labels.count(lab) > 1 else lab for lab, r in zip(labels, rows)]
     table.index = pd.Index(labels, name="run")
     table = table.rename(columns={"LC steps": "steps", "last steps (test error %)": f"last {CONVERGED_STEPS} errors %",
                                   "spread (points)": "spread"})
-    return table.drop(columns=["id", "model", "seed", "combination", "budget"])
+    return table.drop(columns=["id", "profile", "model", "seed", "combination", "budget"])

@@ -131,7 +131,7 @@ def test_bad_numbers_names_ids_and_containers_are_refused_by_name():
     good = fake("qp", 1000, 10.0)
     for field, value in (("lc_error", float("nan")), ("bits_per_weight", float("inf")), ("total_bits", True),
                          ("reference_error", None)):
-        with pytest.raises(ValueError, match=rf"results\[0\]\['{field}'\].*finite number"):
+        with pytest.raises(ValueError, match=rf"results\[0\]\['{field}'\].*finite"):
             claims.verdicts([{**good, field: value}])
     for field, value in (("profile", "**cpu**"), ("model", "<b>x</b>"), ("combo", ["qp"]), ("model", "")):
         with pytest.raises(ValueError, match=rf"results\[0\]\['{field}'\].*plain name"):
@@ -160,3 +160,23 @@ def test_the_same_id_in_two_profiles_is_two_runs_with_their_own_spans():
     quick = {**fake("qp", 1400, 12.0, profile="quick", history=hist([20.0, 15.0, 12.0])), "id": cpu["id"]}
     text = claims.report([cpu, quick])
     assert "span 1.00 points" in text and "span 8.00 points" in text
+
+
+def test_histories_and_huge_or_negative_numbers_are_checked_by_field():
+    import numpy as np
+    import pytest
+
+    hist = [{"step": "DC", "test_error": 50.0}, {"step": 0, "test_error": 13.0}, {"step": 1, "test_error": 12.5},
+            {"step": 2, "test_error": 12.0}]
+    good = fake("qp", 1400, 12.0, history=hist)
+    for history, match in ((None, r"\['history'\]: expected a list"), ([3], r"\['history'\]\[0\]"),
+                           (hist[:3] + [{"step": 2, "test_error": float("nan")}], r"\['history'\]\[3\]\['test_error'\]"),
+                           (hist[:3] + [{"step": 2, "test_error": float("inf")}], r"\['test_error'\]")):
+        with pytest.raises(ValueError, match=match):
+            claims.report([{**good, "history": history}])
+    numpy_steps = [{**h, "step": np.int64(h["step"])} if isinstance(h["step"], int) else h for h in hist]
+    assert claims.lc_step_errors(numpy_steps) == [13.0, 12.5, 12.0]
+    assert claims.lc_step_errors([{"step": True, "test_error": 1.0}]) == []  # a bool is not a step number
+    for field, value in (("total_bits", 10**400), ("lc_error", -5.0), ("reference_error", 101.0), ("bits_per_weight", -1)):
+        with pytest.raises(ValueError, match=rf"results\[0\]\['{field}'\]"):
+            claims.verdicts([{**good, field: value}])

@@ -335,3 +335,43 @@ def test_a_chooser_frame_of_panels_keeps_its_own_alt_text():
     page, data = _data(display.chooser({(1,): p, (2,): _fig(2)}, [("x", [1, 2])], alt="one figure"))
     assert data["frames"]["0"]["alt"] == "two <spectra>" and data["frames"]["1"]["alt"] == "one figure"
     assert 'alt="two &lt;spectra&gt;"' in page and "img.alt = f.alt" in page
+
+
+@pytest.mark.filterwarnings("ignore:constrained_layout not applied")
+def test_the_pixel_cap_holds_on_the_tight_bounding_box_and_on_the_area():
+    far = lambda fig, axes: axes[0].text(3000, 0.5, "far", transform=axes[0].transAxes)  # noqa: E731
+    with pytest.raises(ValueError, match="tight bounding box"):
+        display.panels(far, 1, panel_size=(1, 1), dpi=20)
+    assert plt.get_fignums() == []
+    with pytest.raises(ValueError, match="in all"):
+        display.panels(lambda fig, axes: None, 1, panel_size=(150, 150), dpi=100)
+    fig = _fig(1)
+    fig.axes[0].text(0, 40000, "far", transform=fig.axes[0].transAxes)
+    with pytest.raises(ValueError, match="tight bounding box"):
+        display.chooser({(1,): fig}, [("x", [1])])
+    assert plt.get_fignums() == []
+
+
+def test_a_dpi_too_small_for_text_is_refused_by_name():
+    for dpi in (1, 3, display.MIN_DPI - 1):
+        with pytest.raises(ValueError, match="dpi.*at least"):
+            display.panels(lambda fig, axes: None, 1, dpi=dpi)
+        with pytest.raises(ValueError, match="dpi.*at least"):
+            display.chooser({(1,): "a"}, [("x", [1])], dpi=dpi)
+    display.panels(lambda fig, axes: axes[0].set_title("t"), 1, panel_size=(1, 1), dpi=display.MIN_DPI)
+
+
+def test_numpy_booleans_read_as_booleans_and_sets_are_refused_as_unordered():
+    page, data = _data(display.chooser({(np.True_,): "on", (False,): "off"}, {"sparse": [np.False_, np.True_]}))
+    assert data["frames"]["1"]["caption"] == "on" and "<select" in page
+    display.panels(lambda fig, axes: None, 2, panel_size=(1, 1), dpi=20, sharex=np.True_)
+    with pytest.raises(TypeError, match="display order"):
+        display.chooser({("a",): "x"}, {"m": {"a", "b"}})
+    with pytest.raises(TypeError, match="numpy.ndarray"):
+        display.chooser({("a",): "x"}, {"m": ["a", np.zeros(2)]})
+
+
+def test_a_hand_made_panels_is_checked():
+    for args in (("a", "b", None), ("", "b", "alt"), ("a", None, "alt")):
+        with pytest.raises(TypeError, match="Panels"):
+            display.Panels(*args)

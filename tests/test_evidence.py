@@ -148,3 +148,22 @@ def test_convergence_refuses_malformed_results_by_entry_and_field():
             evidence.convergence_table([good, {**good, **change}])
     with pytest.raises(ValueError, match=r"results\[0\] lacks"):
         evidence.convergence([{"id": "r"}])
+
+
+def test_convergence_labels_name_the_profile_and_refuse_a_run_given_twice():
+    import numpy as np
+
+    def result(profile, seed=0):
+        return {"id": "resnet20-q-k2-seed0", "profile": profile, "model": "resnet20", "seed": seed, "combo": "q",
+                "budget": {"k": 2}, "history": [{"step": i, "test_error": 20.0 - i} for i in range(3)],
+                "lc_seconds": 60.0}
+
+    assert list(evidence.convergence_table([result("cpu"), result("quick", seed=np.int64(0))]).index) == \
+        ["cpu: Q k=2", "quick: Q k=2"]  # numpy's 0 is the same seed
+    with pytest.raises(ValueError, match=r"results\[1\]: id .*results\[0\]"):
+        evidence.convergence([result("cpu"), result("cpu")])
+    for budget in ({"k": None}, {"k": [1]}, {"k": float("nan")}, {"k": "2"}, {"k": True}):
+        with pytest.raises(ValueError, match=r"results\[0\]\['budget'\]"):
+            evidence.convergence([{**result("cpu"), "budget": budget}])
+    with pytest.raises(ValueError, match=r"lc_seconds"):
+        evidence.convergence([{**result("cpu"), "lc_seconds": 10**400}])
