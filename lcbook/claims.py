@@ -95,7 +95,11 @@ def last_steps_spread(result: Dict, steps: int = CONVERGED_STEPS) -> float:
         KeyError: ``result`` has no ``history``.
         ValueError: a malformed history (see :func:`lc_step_errors`).
     """
-    errs = lc_step_errors(result["history"], "result['history']")
+    return spread_of(lc_step_errors(result["history"], "result['history']"), steps)
+
+
+def spread_of(errs: Sequence[float], steps: int = CONVERGED_STEPS) -> float:
+    """Max − min of the last ``steps`` of the test errors ``errs`` (points; NaN if there are fewer)."""
     return round(max(errs[-steps:]) - min(errs[-steps:]), 6) if len(errs) >= steps else float("nan")
 
 
@@ -136,19 +140,47 @@ _NAME_FIELDS = ("model", "combo", "profile")
 _PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 
 
-def _checked(results: Iterable[Dict]) -> List[Dict]:
-    """``results`` as a list, each entry checked (see :func:`verdicts`)."""
+def result_list(results: Iterable[Dict], fields: Sequence[str]) -> List[Dict]:
+    """``results`` (a list or any iterable) as a list of dicts that each have ``fields``; the
+    first check of :func:`verdicts` and :func:`lcbook.evidence.convergence`.
+
+    Raises:
+        TypeError: ``results`` is ``None``, one result dict, a string or not iterable.
+        ValueError: an entry is not a dict or lacks one of ``fields``.
+    """
     if results is None or isinstance(results, (dict, str, bytes)) or not hasattr(results, "__iter__"):
         raise TypeError(f"results: expected a list of stored results (dicts), got {type(results).__name__}"
                         + (" (one result: pass [result])" if isinstance(results, dict) else ""))
     results = list(results)
-    ids: Dict[tuple, int] = {}  # an id names a run within its profile
     for i, r in enumerate(results):
         if not isinstance(r, dict):
             raise ValueError(f"results[{i}] must be a stored result (a dict), got {type(r).__name__}")
-        missing = [k for k in ("id", *_NAME_FIELDS, "seed", *_NUMBERS) if k not in r]
+        missing = [k for k in fields if k not in r]
         if missing:
             raise ValueError(f"results[{i}] lacks the result fields {missing} (see lcbook.experiments.RESULT_FIELDS)")
+    return results
+
+
+def refuse_repeats(results: Sequence[Dict]) -> None:
+    """Refuse two entries of ``results`` that share a profile and an ``id`` (an id names a run
+    within its profile); check first that each ``id`` is a string.
+
+    Raises:
+        ValueError: naming both entries by index.
+    """
+    ids: Dict[tuple, int] = {}
+    for i, r in enumerate(results):
+        key = (r.get("profile"), r["id"])
+        if key in ids:
+            raise ValueError(f"results[{i}]: id {r['id']!r} (profile {key[0]!r}) is also results[{ids[key]}]'s; "
+                             "give each run once")
+        ids[key] = i
+
+
+def _checked(results: Iterable[Dict]) -> List[Dict]:
+    """``results`` as a list, each entry checked (see :func:`verdicts`)."""
+    results = result_list(results, ("id", *_NAME_FIELDS, "seed", *_NUMBERS))
+    for i, r in enumerate(results):
         for k in _NUMBERS:
             v = r[k]
             if not finite_number(v) or v < 0 or (k in ("lc_error", "reference_error") and v > 100):
@@ -164,11 +196,7 @@ def _checked(results: Iterable[Dict]) -> List[Dict]:
             raise ValueError(f"results[{i}]['id']: expected a non-empty string, got {r['id']!r}")
         if isinstance(r["seed"], bool) or not isinstance(r["seed"], numbers.Integral):
             raise ValueError(f"results[{i}]['seed']: expected a whole number, got {r['seed']!r}")
-        key = (r["profile"], r["id"])
-        if key in ids:
-            raise ValueError(f"results[{i}]: id {r['id']!r} (profile {r['profile']!r}) is also results[{ids[key]}]'s; "
-                             "give each run once")
-        ids[key] = i
+    refuse_repeats(results)
     return results
 
 
@@ -193,7 +221,11 @@ def verdicts(results: Sequence[Dict]) -> List[Dict]:
             ``seed`` is not a whole number; two entries share a profile and an ``id``. The message names the
             entry and the field.
     """
-    results = _checked(results)
+    return _verdicts(_checked(results))
+
+
+def _verdicts(results: List[Dict]) -> List[Dict]:
+    """:func:`verdicts` of results already checked by :func:`_checked`."""
     rows = []
     for r in results:
         if r.get("overrides"):
@@ -242,7 +274,7 @@ def report(results: Sequence[Dict]) -> str:
         TypeError, ValueError: as :func:`verdicts`, for malformed results.
     """
     results = _checked(results)
-    rows = verdicts(results)
+    rows = _verdicts(results)
     if not rows:
         return "No stored run to judge (runs with schedule overrides are not judged)."
     spans = {(r["profile"], r["id"]): last_steps_spread(r) if "history" in r else float("nan") for r in results}

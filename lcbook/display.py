@@ -275,8 +275,7 @@ def _controls(controls: Any) -> list:
         label, values = c
         if not isinstance(label, str):
             raise TypeError(f"controls: a label must be a string, got {type(label).__name__} {label!r}")
-        if isinstance(values, (str, bytes, Mapping, set, frozenset)) \
-                or not (hasattr(values, "__len__") and hasattr(values, "__iter__")):
+        if not _is_sequence(values):
             raise TypeError(f"controls: {label!r}: values must be a list in display order, got "
                             f"{type(values).__name__} {values!r:.80}")
         values = [_plain(v) for v in values]
@@ -445,8 +444,10 @@ class Panels:
 
 
 def _is_sequence(v: Any) -> bool:
-    """A list, tuple, numpy array or other sized iterable that is not a string or a dict."""
-    return not isinstance(v, (str, bytes, Mapping)) and hasattr(v, "__len__") and hasattr(v, "__iter__")
+    """A list, tuple, numpy array or other sized iterable with an order: not a string, a dict or
+    a set."""
+    return not isinstance(v, (str, bytes, Mapping, set, frozenset)) and hasattr(v, "__len__") \
+        and hasattr(v, "__iter__")
 
 
 _SHARE = ("all", "row", "col", "none")

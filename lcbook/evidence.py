@@ -195,21 +195,13 @@ def reference_line(model_name: str) -> str:
             f"epochs, {rec['train_seconds'] / 3600:.1f} h on {rec['hardware']}); {len(stored(model_name))} LC runs stored")
 
 
-def _checked_runs(results: Iterable[Dict]) -> List[Dict]:
-    """``results`` as a list of stored results whose convergence can be read (see :func:`convergence`)."""
-    if results is None or isinstance(results, (dict, str, bytes)) or not hasattr(results, "__iter__"):
-        raise TypeError(f"results: expected a list of stored results (dicts), got {type(results).__name__}"
-                        + (" (one result: pass [result])" if isinstance(results, dict) else ""))
-    from .claims import finite_number, lc_step_errors
+def _checked_runs(results: Iterable[Dict]) -> List[tuple]:
+    """``results`` checked (see :func:`convergence`), as ``(result, LC step test errors)`` pairs."""
+    from .claims import finite_number, lc_step_errors, refuse_repeats, result_list
 
-    results = list(results)
-    ids: Dict[tuple, int] = {}
+    results = result_list(results, ("id", "combo", "budget", "history", "lc_seconds"))
+    errors = []
     for i, r in enumerate(results):
-        if not isinstance(r, dict):
-            raise ValueError(f"results[{i}] must be a stored result (a dict), got {type(r).__name__}")
-        missing = [k for k in ("id", "combo", "budget", "history", "lc_seconds") if k not in r]
-        if missing:
-            raise ValueError(f"results[{i}] lacks the result fields {missing} (see lcbook.experiments.RESULT_FIELDS)")
         for k in ("id", "combo"):
             if not isinstance(r[k], str) or not r[k]:
                 raise ValueError(f"results[{i}][{k!r}]: expected a non-empty string, got {r[k]!r}")
@@ -221,13 +213,9 @@ def _checked_runs(results: Iterable[Dict]) -> List[Dict]:
         v = r["lc_seconds"]
         if not finite_number(v) or v < 0:
             raise ValueError(f"results[{i}]['lc_seconds']: expected seconds (a finite number ≥ 0), got {v!r:.60}")
-        lc_step_errors(r["history"], f"results[{i}]['history']")
-        key = (r.get("profile"), r["id"])
-        if key in ids:
-            raise ValueError(f"results[{i}]: id {r['id']!r} (profile {key[0]!r}) is also results[{ids[key]}]'s; "
-                             "give each run once")
-        ids[key] = i
-    return results
+        errors.append(lc_step_errors(r["history"], f"results[{i}]['history']"))
+    refuse_repeats(results)
+    return list(zip(results, errors))
 
 
 def convergence(results: Iterable[Dict]) -> List[Dict]:
@@ -252,12 +240,11 @@ def convergence(results: Iterable[Dict]) -> List[Dict]:
             :func:`lcbook.claims.lc_step_errors`), named with the entry's index; two entries share
             a profile and an ``id``.
     """
-    from .claims import CONVERGED_SPREAD, CONVERGED_STEPS, last_steps_spread, lc_step_errors, name
+    from .claims import CONVERGED_SPREAD, CONVERGED_STEPS, name, spread_of
 
     rows = []
-    for r in _checked_runs(results):
-        errs = lc_step_errors(r["history"])
-        spread = last_steps_spread(r)
+    for r, errs in _checked_runs(results):
+        spread = spread_of(errs, CONVERGED_STEPS)
         rows.append({"id": r["id"], "profile": r.get("profile"), "model": r.get("model"), "seed": r.get("seed"),
                      "combination": name(r["combo"]),
                      "budget": experiments.budget_text(r["budget"]),
